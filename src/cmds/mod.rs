@@ -1,0 +1,73 @@
+//! Subcommands of the `streampulse` binary. Each module has an `Args` struct
+//! and a `run(args) -> anyhow::Result<u8>` returning the exit code.
+
+pub mod check_config;
+pub mod probe;
+pub mod run;
+
+use clap::{Parser, Subcommand};
+
+/// Camera-stream health monitor: proves on every heartbeat that real video arrives.
+#[derive(Debug, Parser)]
+#[command(name = "streampulse", version, about)]
+pub struct Args {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the monitor, recorder and web server.
+    Run(run::Args),
+    /// Validate a config file; exit 0 if valid, 1 with a line-numbered error if not.
+    CheckConfig(check_config::Args),
+    /// Probe one URL once and print what was learnt (a field engineer's tool).
+    Probe(probe::Args),
+}
+
+/// Dispatches to the subcommand.
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    match args.cmd {
+        Cmd::Run(a) => run::run(a),
+        Cmd::CheckConfig(a) => check_config::run(a),
+        Cmd::Probe(a) => probe::run(a),
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+///
+/// Third-party crates that may print request headers at debug level (retina,
+/// ureq, rustls) are held at `warn`/`info` unless `RUST_LOG` names them
+/// explicitly: a camera's Authorization header must never reach a log.
+pub fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    for (krate, level) in [
+        ("retina", "warn"),
+        ("ureq", "warn"),
+        ("ureq_proto", "warn"),
+        ("rustls", "warn"),
+    ] {
+        if !spec.contains(krate) {
+            spec.push_str(&format!(",{krate}={level}"));
+        }
+    }
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+}

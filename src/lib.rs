@@ -1,0 +1,41 @@
+//! StreamPulse: a camera-stream health monitor that proves, on every heartbeat,
+//! that real video arrives (a decodable frame), not merely that a host answers.
+//!
+//! # Layout
+//!
+//! Data flows one way (see `docs/ARCHITECTURE.md`):
+//!
+//! ```text
+//! config.yaml ─► config ─► monitor ─► probe::{rtsp,http} ─► Heartbeat
+//!                                 │
+//!                       ┌─────────┴──────────┐
+//!                       ▼                    ▼
+//!                 state (board,         store::recorder (one thread,
+//!                 debounce)             batched SQLite transactions)
+//!                       │
+//!                 web (tiny_http pool: /api/status, /api/streams, history, /healthz)
+//! ```
+//!
+//! * [`config`]: parse + validate `config.yaml` (errors name line and column), hot reload.
+//! * [`probe`]: one probe of one stream, with a hard deadline and byte cap.
+//! * [`monitor`]: per-stream jittered schedules under a global concurrency cap.
+//! * [`state`]: the in-memory board and the debounce state machine (pure, no I/O).
+//! * [`store`]: SQLite schema, versions, the recorder thread and retention.
+//! * [`web`]: the HTTP server and JSON API.
+//! * [`system`]: appliance concerns (clock sync state).
+//! * [`cmds`]: the subcommands of the `streampulse` binary.
+
+pub mod clock;
+pub mod cmds;
+pub mod config;
+pub mod monitor;
+pub mod probe;
+pub mod redact;
+pub mod shutdown;
+pub mod state;
+pub mod store;
+pub mod system;
+pub mod web;
+
+/// Version string reported by `--version`, `/healthz` and the user agent.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,392 @@
+//! MJPEG-over-HTTP and snapshot probe (ureq): fetch until one complete JPEG
+//! has arrived, then decode it to prove it is a picture.
+//!
+//! Both kinds share this code because cameras blur the line: MotionEye serves
+//! `multipart/x-mixed-replace` on one port and `image/jpeg` on another, and
+//! some "snapshot" URLs answer with a one-part multipart stream. The
+//! content type decides how the body is read; [`super::jpeg::JpegFramer`]
+//! decides where the picture ends.
+//!
+//! ureq is blocking, so the request runs on tokio's blocking pool with
+//! ureq's own global timeout set to the probe's remaining budget: the thread
+//! always comes back by itself, even if the async caller gave up first.
+//! Auth: Basic and Digest, answered to the camera's challenge (credentials are
+//! never sent before the camera asks for them).
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use super::jpeg::{self, JpegFramer};
+use super::{Failure, MediaFacts, Progress, Reason, Stage, Target};
+use crate::redact::Credentials;
+
+/// Read size while scanning a stream.
+const CHUNK: usize = 16 * 1024;
+
+/// Bytes we skip looking for a JPEG start before giving up (a camera sending
+/// HTML or endless headers).
+const MAX_BYTES_BEFORE_SOI: usize = 256 * 1024;
+
+/// What the blocking half found out.
+struct Found {
+    result: Result<(), Failure>,
+    describe_ms: Option<u32>,
+    first_frame_ms: Option<u32>,
+    media: MediaFacts,
+}
+
+/// Probes an MJPEG stream or snapshot URL; see the module docs.
+pub async fn probe(target: &Target, progress: &mut Progress) -> Result<(), Failure> {
+    let host = target
+        .url
+        .host_str()
+        .ok_or_else(|| Failure::new(Reason::Protocol, "URL has no host"))?
+        .to_owned();
+    let port = target.url.port_or_known_default().unwrap_or(80);
+    super::resolve(&host, port, progress).await?;
+
+    // No separate TCP pre-connect here: single-client MJPEG servers (ffmpeg
+    // `-listen 1`, some cameras) would count it as their one viewer.
+    progress.stage = Stage::Describe;
+    let budget = target
+        .timeout
+        .saturating_sub(progress.start.elapsed())
+        .saturating_sub(Duration::from_millis(50))
+        .max(Duration::from_millis(100));
+    let t = target.clone();
+    let found = tokio::task::spawn_blocking(move || fetch_frame(&t, budget))
+        .await
+        .map_err(|e| Failure::new(Reason::Protocol, format!("probe thread failed: {e}")))?;
+    progress.stages.describe_ms = found.describe_ms;
+    progress.stages.first_frame_ms = found.first_frame_ms;
+    progress.media = found.media;
+    found.result
+}
+
+fn fetch_frame(t: &Target, budget: Duration) -> Found {
+    let mut found = Found {
+        result: Ok(()),
+        describe_ms: None,
+        first_frame_ms: None,
+        media: MediaFacts::default(),
+    };
+    let start = Instant::now();
+    found.result = fetch_frame_inner(t, budget, &mut found, start);
+    found
+}
+
+fn fetch_frame_inner(
+    t: &Target,
+    budget: Duration,
+    found: &mut Found,
+    start: Instant,
+) -> Result<(), Failure> {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(budget))
+        .http_status_as_error(false)
+        .max_redirects(3)
+        .max_response_header_size(64 * 1024)
+        .user_agent(format!("StreamPulse/{}", crate::VERSION))
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    let url = t.url.as_str();
+
+    let mut resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| classify(e, Stage::Describe))?;
+    if resp.status() == 401 {
+        let Some(creds) = &t.creds else {
+            return Err(Failure::new(
+                Reason::Auth,
+                "HTTP 401: the camera asks for a username and password",
+            ));
+        };
+        let challenges: Vec<String> = resp
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let authorization = answer_challenge(&challenges, creds, &t.url)?;
+        drop(resp);
+        resp = agent
+            .get(url)
+            .header("Authorization", &authorization)
+            .call()
+            .map_err(|e| classify(e, Stage::Describe))?;
+        if resp.status() == 401 {
+            return Err(Failure::new(
+                Reason::Auth,
+                "HTTP 401: the camera rejected the username/password",
+            ));
+        }
+    }
+    let status = resp.status().as_u16();
+    match status {
+        200..=299 => {}
+        403 => return Err(Failure::new(Reason::Auth, "HTTP 403 Forbidden")),
+        404 => {
+            return Err(Failure::new(
+                Reason::NotFound,
+                "HTTP 404 Not Found: check the path",
+            ))
+        }
+        s => return Err(Failure::new(Reason::HttpStatus, format!("HTTP {s}"))),
+    }
+    found.describe_ms = Some(Progress::ms(start));
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("text/") || content_type.contains("json") {
+        return Err(Failure::new(
+            Reason::BadFrame,
+            format!("expected a JPEG or MJPEG stream, got {content_type}"),
+        ));
+    }
+
+    let t_frame = Instant::now();
+    let mut reader = resp.into_body().into_reader();
+    let frame = read_one_jpeg(&mut reader, t.max_frame_bytes)?;
+    found.first_frame_ms = Some(Progress::ms(t_frame));
+    found.media.codec = Some("jpeg".into());
+    found.media.frame_bytes = u32::try_from(frame.len()).ok();
+    drop(reader); // closes the connection: we only wanted one frame
+
+    let decoded = jpeg::decode(&frame).map_err(|m| Failure::new(Reason::BadFrame, m))?;
+    found.media.width = Some(decoded.width);
+    found.media.height = Some(decoded.height);
+    Ok(())
+}
+
+/// Reads from `r` until one complete JPEG is in hand. Works for a multipart
+/// stream (skipping boundaries and part headers) and for a bare JPEG body.
+pub fn read_one_jpeg(r: &mut dyn Read, max_frame_bytes: usize) -> Result<Vec<u8>, Failure> {
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK * 2);
+    let mut soi: Option<usize> = None;
+    let mut skipped = 0usize;
+    let mut framer = JpegFramer::new();
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) => return Err(classify(ureq::Error::from(e), Stage::FirstFrame)),
+        };
+        if n == 0 {
+            let what = if soi.is_some() {
+                "in the middle of a JPEG"
+            } else {
+                "before any JPEG"
+            };
+            return Err(Failure::new(
+                Reason::NoFrame,
+                format!("stream ended {what}"),
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if soi.is_none() {
+            soi = jpeg::find_soi(&buf);
+            if soi.is_none() {
+                // Keep only the last two bytes: an SOI may straddle reads.
+                let keep = buf.len().min(2);
+                skipped += buf.len() - keep;
+                buf.drain(..buf.len() - keep);
+                if skipped > MAX_BYTES_BEFORE_SOI {
+                    return Err(Failure::new(
+                        Reason::BadFrame,
+                        format!("no JPEG start in the first {skipped} bytes"),
+                    ));
+                }
+                continue;
+            }
+        }
+        let start = soi.expect("set above");
+        match framer.advance(&buf[start..]) {
+            Ok(Some(len)) => {
+                buf.truncate(start + len);
+                buf.drain(..start);
+                return Ok(buf);
+            }
+            Ok(None) => {
+                if buf.len() - start > max_frame_bytes {
+                    return Err(Failure::new(
+                        Reason::TooLarge,
+                        format!(
+                            "JPEG still incomplete after {} bytes (cap {max_frame_bytes})",
+                            buf.len() - start
+                        ),
+                    ));
+                }
+            }
+            Err(e) => {
+                return Err(Failure::new(
+                    Reason::BadFrame,
+                    format!("corrupt JPEG: {}", e.0),
+                ))
+            }
+        }
+    }
+}
+
+/// Builds the `Authorization` header for a 401's challenges (Digest preferred).
+fn answer_challenge(
+    challenges: &[String],
+    creds: &Credentials,
+    url: &url::Url,
+) -> Result<String, Failure> {
+    if challenges.is_empty() {
+        return Err(Failure::new(
+            Reason::Auth,
+            "HTTP 401 without a WWW-Authenticate challenge",
+        ));
+    }
+    // Some cameras send `algorithm=md5`; http-auth only accepts the RFC's spelling.
+    let joined = challenges
+        .iter()
+        .map(|c| normalize_algorithm(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut client = http_auth::PasswordClient::try_from(joined.as_str())
+        .map_err(|e| Failure::new(Reason::Auth, format!("unsupported auth challenge: {e}")))?;
+    let mut uri = url.path().to_owned();
+    if let Some(q) = url.query() {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    client
+        .respond(&http_auth::PasswordParams {
+            username: &creds.username,
+            password: &creds.password,
+            uri: &uri,
+            method: "GET",
+            body: Some(&[]),
+        })
+        .map_err(|e| Failure::new(Reason::Auth, format!("cannot answer auth challenge: {e}")))
+}
+
+fn normalize_algorithm(challenge: &str) -> String {
+    let mut out = String::with_capacity(challenge.len());
+    let lower = challenge.to_ascii_lowercase();
+    let mut i = 0;
+    while let Some(off) = lower[i..].find("algorithm=") {
+        let at = i + off + "algorithm=".len();
+        out.push_str(&challenge[i..at]);
+        let rest = &challenge[at..];
+        let quoted = rest.starts_with('"');
+        let body = if quoted { &rest[1..] } else { rest };
+        let end = body
+            .find(|c: char| c == '"' || c == ',' || c.is_whitespace())
+            .unwrap_or(body.len());
+        if quoted {
+            out.push('"');
+        }
+        out.push_str(&body[..end].to_ascii_uppercase());
+        i = at + usize::from(quoted) + end;
+    }
+    out.push_str(&challenge[i..]);
+    out
+}
+
+fn classify(e: ureq::Error, stage: Stage) -> Failure {
+    use std::io::ErrorKind;
+    match e {
+        ureq::Error::Timeout(_) => Failure::new(
+            Reason::Timeout,
+            format!("timed out while {}", stage.as_str()),
+        ),
+        ureq::Error::HostNotFound => Failure::new(Reason::Dns, "host name does not resolve"),
+        ureq::Error::ConnectionFailed => Failure::new(Reason::Connect, "connection failed"),
+        ureq::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused
+            | ErrorKind::HostUnreachable
+            | ErrorKind::NetworkUnreachable => {
+                Failure::new(Reason::Connect, format!("cannot connect: {io}"))
+            }
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => Failure::new(
+                Reason::Timeout,
+                format!("timed out while {}", stage.as_str()),
+            ),
+            _ if stage == Stage::FirstFrame => Failure::new(
+                Reason::NoFrame,
+                format!("connection lost while {}: {io}", stage.as_str()),
+            ),
+            _ => Failure::new(
+                Reason::Protocol,
+                format!("I/O error while {}: {io}", stage.as_str()),
+            ),
+        },
+        ureq::Error::StatusCode(s) => Failure::new(Reason::HttpStatus, format!("HTTP {s}")),
+        other => Failure::new(
+            Reason::Protocol,
+            format!(
+                "{} while {}",
+                super::rtsp::first_line(&other.to_string()),
+                stage.as_str()
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_jpeg() -> Vec<u8> {
+        let img = image::RgbImage::from_fn(32, 16, |x, _| image::Rgb([x as u8 * 7, 40, 200]));
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut out)
+            .encode_image(&img)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn reads_first_part_of_multipart() {
+        let j = sample_jpeg();
+        let mut body = b"--frame\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+        body.extend_from_slice(&j);
+        body.extend_from_slice(b"\r\n--frame\r\nContent-Type: image/jpeg\r\n\r\n");
+        body.extend_from_slice(&j[..100]);
+        let got = read_one_jpeg(&mut &body[..], 1 << 20).unwrap();
+        assert_eq!(got, j);
+    }
+
+    #[test]
+    fn endless_jpeg_hits_the_cap() {
+        let mut body = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
+        body.extend(std::iter::repeat_n(0x11u8, 200_000));
+        let err = read_one_jpeg(&mut &body[..], 64 * 1024).unwrap_err();
+        assert_eq!(err.reason, Reason::TooLarge);
+    }
+
+    #[test]
+    fn html_body_is_bad_frame_and_truncation_is_no_frame() {
+        let html = vec![b'x'; 300 * 1024];
+        assert_eq!(
+            read_one_jpeg(&mut &html[..], 1 << 20).unwrap_err().reason,
+            Reason::BadFrame
+        );
+        let j = sample_jpeg();
+        assert_eq!(
+            read_one_jpeg(&mut &j[..j.len() - 3], 1 << 20)
+                .unwrap_err()
+                .reason,
+            Reason::NoFrame
+        );
+    }
+
+    #[test]
+    fn lowercase_md5_is_normalized() {
+        assert_eq!(
+            normalize_algorithm(r#"Digest realm="x", algorithm=md5, nonce="abc""#),
+            r#"Digest realm="x", algorithm=MD5, nonce="abc""#
+        );
+        assert_eq!(
+            normalize_algorithm(r#"Digest algorithm="md5""#),
+            r#"Digest algorithm="MD5""#
+        );
+    }
+}

@@ -1,0 +1,467 @@
+//! One probe of one stream: connect, get one complete frame, judge it.
+//!
+//! A probe proves that video arrives: for RTSP the first complete key frame
+//! after DESCRIBE/SETUP/PLAY ([`rtsp`]); for MJPEG-over-HTTP and snapshot URLs a
+//! complete JPEG that decodes ([`http`]). Every probe runs under a hard deadline
+//! ([`Target::timeout`]) and a byte cap ([`Target::max_frame_bytes`]), so a
+//! camera that stalls, floods or lies can only fail its own probe.
+//!
+//! Failures carry a stable [`Reason`] code (stored in SQLite, sent in the API)
+//! and a human message that never contains the camera password.
+
+pub mod http;
+pub mod jpeg;
+pub mod rtsp;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::redact::Credentials;
+
+/// What kind of endpoint a stream is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// RTSP (H.264, H.265 or MJPEG over RTP).
+    Rtsp,
+    /// `multipart/x-mixed-replace` JPEG stream over HTTP (MotionEye, many IP cameras).
+    Mjpeg,
+    /// A URL answering one JPEG per request.
+    Snapshot,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Rtsp => "rtsp",
+            Kind::Mjpeg => "mjpeg",
+            Kind::Snapshot => "snapshot",
+        }
+    }
+
+    /// Guesses the kind from a URL when the config does not say.
+    pub fn infer(url: &url::Url) -> Option<Kind> {
+        match url.scheme() {
+            "rtsp" => Some(Kind::Rtsp),
+            "http" | "https" => {
+                let p = url.path().to_ascii_lowercase();
+                let q = url.query().unwrap_or("").to_ascii_lowercase();
+                let still = p.ends_with(".jpg")
+                    || p.ends_with(".jpeg")
+                    || [
+                        "snapshot",
+                        "/current",
+                        "still",
+                        "snap.cgi",
+                        "action=snapshot",
+                    ]
+                    .iter()
+                    .any(|w| p.contains(w) || q.contains(w));
+                Some(if still { Kind::Snapshot } else { Kind::Mjpeg })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// RTP transport for RTSP streams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Interleaved in the RTSP TCP connection; works through NAT and firewalls.
+    #[default]
+    Tcp,
+    /// RTP over UDP.
+    Udp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+impl FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            o => Err(format!("unknown transport {o:?}; expected tcp or udp")),
+        }
+    }
+}
+
+/// Why a probe failed. The snake_case names are stable: they are stored in
+/// the database (as [`Reason::code`]) and sent in the API, MQTT and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The host name did not resolve.
+    Dns,
+    /// TCP connect refused or unreachable.
+    Connect,
+    /// The deadline passed (the stage says where).
+    Timeout,
+    /// 401/403: missing or wrong credentials.
+    Auth,
+    /// 404: wrong path.
+    NotFound,
+    /// The peer spoke something that is not valid RTSP/HTTP, or refused a request.
+    Protocol,
+    /// The stream has no video track we can depacketize.
+    NoVideo,
+    /// Connected and playing, but no complete frame arrived.
+    NoFrame,
+    /// A frame arrived but is not a decodable picture.
+    BadFrame,
+    /// The frame exceeded the byte cap.
+    TooLarge,
+    /// HTTP answered with another non-success status (5xx, ...).
+    HttpStatus,
+}
+
+impl Reason {
+    /// Every reason, in code order.
+    pub const ALL: [Reason; 11] = [
+        Reason::Dns,
+        Reason::Connect,
+        Reason::Timeout,
+        Reason::Auth,
+        Reason::NotFound,
+        Reason::Protocol,
+        Reason::NoVideo,
+        Reason::NoFrame,
+        Reason::BadFrame,
+        Reason::TooLarge,
+        Reason::HttpStatus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Dns => "dns",
+            Reason::Connect => "connect",
+            Reason::Timeout => "timeout",
+            Reason::Auth => "auth",
+            Reason::NotFound => "not_found",
+            Reason::Protocol => "protocol",
+            Reason::NoVideo => "no_video",
+            Reason::NoFrame => "no_frame",
+            Reason::BadFrame => "bad_frame",
+            Reason::TooLarge => "too_large",
+            Reason::HttpStatus => "http_status",
+        }
+    }
+
+    /// Small integer stored in `heartbeats.reason` (1-based; 0/NULL means none).
+    /// Never renumber: append new reasons at the end.
+    pub fn code(self) -> u8 {
+        Reason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .expect("ALL lists every reason") as u8
+            + 1
+    }
+
+    pub fn from_code(code: i64) -> Option<Reason> {
+        usize::try_from(code - 1)
+            .ok()
+            .and_then(|i| Reason::ALL.get(i).copied())
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A failed probe: a reason code plus a human message without credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Failure {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Milliseconds spent in each stage; `None` where a stage did not happen or
+/// does not apply (HTTP has no SETUP).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stages {
+    pub dns_ms: Option<u32>,
+    pub connect_ms: Option<u32>,
+    /// RTSP DESCRIBE (its own TCP connection included) / HTTP request until response headers.
+    pub describe_ms: Option<u32>,
+    pub setup_ms: Option<u32>,
+    pub play_ms: Option<u32>,
+    /// From PLAY (RTSP) or response headers (HTTP) until the first complete frame.
+    pub first_frame_ms: Option<u32>,
+}
+
+/// What a probe learnt about the media.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MediaFacts {
+    /// `h264`, `h265` or `jpeg`.
+    pub codec: Option<String>,
+    /// RFC 6381 codec string (`avc1.64001F`), RTSP H.26x only.
+    pub rfc6381: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Frames per second, as the stream declares it (SPS timing or SDP).
+    pub fps: Option<f32>,
+    /// RTSP transport used.
+    pub transport: Option<String>,
+    /// Size of the frame that proved the stream alive.
+    pub frame_bytes: Option<u32>,
+}
+
+impl MediaFacts {
+    /// Short human summary: `h264 1920x1080 @ 25 fps`.
+    pub fn summary(&self) -> String {
+        let mut s = self.codec.clone().unwrap_or_else(|| "video".into());
+        if let (Some(w), Some(h)) = (self.width, self.height) {
+            s.push_str(&format!(" {w}x{h}"));
+        }
+        if let Some(f) = self.fps {
+            s.push_str(&format!(" @ {} fps", (f * 100.0).round() / 100.0));
+        }
+        s
+    }
+}
+
+/// Everything needed to probe one stream. The URL carries no credentials.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub url: url::Url,
+    pub kind: Kind,
+    pub creds: Option<Credentials>,
+    /// Hard deadline for the whole probe (DNS to first frame).
+    pub timeout: Duration,
+    pub transport: Transport,
+    /// Byte cap: a frame (or the bytes read while looking for one) beyond this fails.
+    pub max_frame_bytes: usize,
+}
+
+/// Default byte cap: a 4K JPEG or H.264 key frame is well under this.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 << 20;
+
+/// The result of one probe.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub result: Result<(), Failure>,
+    /// Wall time from probe start to the first complete frame (or to the failure).
+    pub latency_ms: u32,
+    pub stages: Stages,
+    pub media: MediaFacts,
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    pub fn reason(&self) -> Option<Reason> {
+        self.result.as_ref().err().map(|f| f.reason)
+    }
+
+    /// Human message: the media summary when ok, the failure message otherwise.
+    pub fn message(&self) -> String {
+        match &self.result {
+            Ok(()) => self.media.summary(),
+            Err(f) => f.message.clone(),
+        }
+    }
+}
+
+/// Where a probe is; kept outside the probe future so that a timeout can
+/// report the stage that hung.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Dns,
+    Connect,
+    Describe,
+    Setup,
+    Play,
+    FirstFrame,
+    Decode,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Dns => "resolving the host name",
+            Stage::Connect => "connecting",
+            Stage::Describe => "waiting for the DESCRIBE/response headers",
+            Stage::Setup => "waiting for SETUP",
+            Stage::Play => "waiting for PLAY",
+            Stage::FirstFrame => "waiting for the first complete frame",
+            Stage::Decode => "decoding the frame",
+        }
+    }
+}
+
+/// Progress of a running probe, filled in as stages complete.
+#[derive(Debug)]
+pub struct Progress {
+    pub start: Instant,
+    pub stage: Stage,
+    pub stages: Stages,
+    pub media: MediaFacts,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        Progress {
+            start: Instant::now(),
+            stage: Stage::Dns,
+            stages: Stages::default(),
+            media: MediaFacts::default(),
+        }
+    }
+
+    /// Milliseconds since `since`, saturated into a u32.
+    pub fn ms(since: Instant) -> u32 {
+        u32::try_from(since.elapsed().as_millis()).unwrap_or(u32::MAX)
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Probes `target` once, never taking (much) longer than `target.timeout`.
+pub async fn run(target: &Target) -> Outcome {
+    let mut progress = Progress::new();
+    let result =
+        match tokio::time::timeout(target.timeout, probe_inner(target, &mut progress)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                Reason::Timeout,
+                format!(
+                    "no answer within {:.1} s while {}",
+                    target.timeout.as_secs_f32(),
+                    progress.stage.as_str()
+                ),
+            )),
+        };
+    let result = result.map_err(|f| Failure {
+        reason: f.reason,
+        message: crate::redact::scrub(&f.message, target.creds.as_ref()),
+    });
+    Outcome {
+        result,
+        latency_ms: Progress::ms(progress.start),
+        stages: progress.stages,
+        media: progress.media,
+    }
+}
+
+async fn probe_inner(target: &Target, progress: &mut Progress) -> Result<(), Failure> {
+    match target.kind {
+        Kind::Rtsp => rtsp::probe(target, progress).await,
+        Kind::Mjpeg | Kind::Snapshot => http::probe(target, progress).await,
+    }
+}
+
+/// Resolves `host:port`, the stage every probe starts with. Done with tokio's
+/// resolver under the probe's deadline, so a dead DNS server fails this probe
+/// with `dns`/`timeout` instead of tying up anything shared.
+pub async fn resolve(
+    host: &str,
+    port: u16,
+    progress: &mut Progress,
+) -> Result<Vec<std::net::SocketAddr>, Failure> {
+    progress.stage = Stage::Dns;
+    let t = Instant::now();
+    // IP literals (the common case on a LAN) need no lookup.
+    let host_trimmed = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<_> = if let Ok(ip) = host_trimmed.parse::<std::net::IpAddr>() {
+        vec![std::net::SocketAddr::new(ip, port)]
+    } else {
+        tokio::net::lookup_host((host_trimmed, port))
+            .await
+            .map_err(|e| Failure::new(Reason::Dns, format!("cannot resolve {host}: {e}")))?
+            .collect()
+    };
+    progress.stages.dns_ms = Some(Progress::ms(t));
+    if addrs.is_empty() {
+        return Err(Failure::new(
+            Reason::Dns,
+            format!("{host} resolves to no address"),
+        ));
+    }
+    Ok(addrs)
+}
+
+/// Opens (and closes) a TCP connection to learn whether the port answers and
+/// how long a connect takes, giving a precise `connect` failure.
+pub async fn tcp_connect(
+    addrs: &[std::net::SocketAddr],
+    progress: &mut Progress,
+) -> Result<(), Failure> {
+    progress.stage = Stage::Connect;
+    let t = Instant::now();
+    match tokio::net::TcpStream::connect(addrs).await {
+        Ok(s) => {
+            drop(s);
+            progress.stages.connect_ms = Some(Progress::ms(t));
+            Ok(())
+        }
+        Err(e) => Err(Failure::new(
+            Reason::Connect,
+            format!("cannot connect to {}: {e}", addrs[0]),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_round_trip() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::from_code(r.code() as i64), Some(r));
+        }
+        assert_eq!(Reason::from_code(0), None);
+        assert_eq!(Reason::from_code(99), None);
+        assert_eq!(
+            Reason::Dns.code(),
+            1,
+            "codes are stored in the DB: never renumber"
+        );
+    }
+
+    #[test]
+    fn kind_inference() {
+        let k = |s: &str| Kind::infer(&url::Url::parse(s).unwrap());
+        assert_eq!(k("rtsp://cam/stream1"), Some(Kind::Rtsp));
+        assert_eq!(k("http://pi:8081/"), Some(Kind::Mjpeg));
+        assert_eq!(k("http://pi:8765/picture/1/current/"), Some(Kind::Snapshot));
+        assert_eq!(k("http://cam/snapshot.jpg"), Some(Kind::Snapshot));
+        assert_eq!(k("http://cam/mjpg/video.mjpg"), Some(Kind::Mjpeg));
+        assert_eq!(k("ftp://cam/x"), None);
+    }
+}

@@ -1,0 +1,239 @@
+//! The in-memory board: current state of every stream, and the debounce
+//! state machine that turns probe results into up/down transitions.
+//!
+//! Pure: no I/O, no clock reads (timestamps come in with the heartbeat), so
+//! the debounce rules are unit-tested directly. Readers (web, later MQTT) take
+//! the board's mutex briefly and copy what they need.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::probe::{Kind, MediaFacts, Outcome, Reason, Stages};
+
+/// Debounced health of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Not enough results yet (just started, or thresholds not reached).
+    Unknown,
+    Up,
+    Down,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// One probe's result as the board keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LastResult {
+    pub ts_ms: i64,
+    pub ok: bool,
+    pub latency_ms: u32,
+    pub reason: Option<Reason>,
+    pub message: String,
+    pub stages: Stages,
+    /// True if the box's clock was not synchronised when this was taken.
+    pub clock_unsynced: bool,
+}
+
+/// A change of debounced health.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    pub stream: String,
+    pub ts_ms: i64,
+    pub from: Health,
+    pub to: Health,
+    pub reason: Option<Reason>,
+    pub message: String,
+}
+
+/// Current state of one stream.
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamState {
+    pub name: String,
+    pub kind: Kind,
+    pub url_redacted: String,
+    pub enabled: bool,
+    pub health: Health,
+    /// When `health` last changed (ms since epoch), if ever.
+    pub health_since_ms: Option<i64>,
+    pub consecutive_ok: u32,
+    pub consecutive_fail: u32,
+    pub last: Option<LastResult>,
+    pub last_ok_ms: Option<i64>,
+    pub last_failure: Option<LastResult>,
+    /// What the last successful probe learnt.
+    pub media: MediaFacts,
+    pub probes_total: u64,
+    pub failures_total: u64,
+    pub fail_threshold: u32,
+    pub ok_threshold: u32,
+}
+
+impl StreamState {
+    pub fn new(
+        name: &str,
+        kind: Kind,
+        url_redacted: &str,
+        enabled: bool,
+        fail_threshold: u32,
+        ok_threshold: u32,
+    ) -> Self {
+        StreamState {
+            name: name.to_owned(),
+            kind,
+            url_redacted: url_redacted.to_owned(),
+            enabled,
+            health: Health::Unknown,
+            health_since_ms: None,
+            consecutive_ok: 0,
+            consecutive_fail: 0,
+            last: None,
+            last_ok_ms: None,
+            last_failure: None,
+            media: MediaFacts::default(),
+            probes_total: 0,
+            failures_total: 0,
+            fail_threshold: fail_threshold.max(1),
+            ok_threshold: ok_threshold.max(1),
+        }
+    }
+
+    /// Applies one probe result; returns the transition if health changed.
+    ///
+    /// Rules: `fail_threshold` consecutive failures make a stream `down`,
+    /// `ok_threshold` consecutive successes make it `up`, from any state.
+    pub fn apply(
+        &mut self,
+        ts_ms: i64,
+        outcome: &Outcome,
+        clock_unsynced: bool,
+    ) -> Option<Transition> {
+        let ok = outcome.is_ok();
+        let result = LastResult {
+            ts_ms,
+            ok,
+            latency_ms: outcome.latency_ms,
+            reason: outcome.reason(),
+            message: outcome.message(),
+            stages: outcome.stages.clone(),
+            clock_unsynced,
+        };
+        self.probes_total += 1;
+        if ok {
+            self.consecutive_ok = self.consecutive_ok.saturating_add(1);
+            self.consecutive_fail = 0;
+            self.last_ok_ms = Some(ts_ms);
+            self.media = outcome.media.clone();
+        } else {
+            self.consecutive_fail = self.consecutive_fail.saturating_add(1);
+            self.consecutive_ok = 0;
+            self.failures_total += 1;
+            self.last_failure = Some(result.clone());
+        }
+        self.last = Some(result);
+        let target = if ok && self.consecutive_ok >= self.ok_threshold {
+            Health::Up
+        } else if !ok && self.consecutive_fail >= self.fail_threshold {
+            Health::Down
+        } else {
+            self.health
+        };
+        if target == self.health {
+            return None;
+        }
+        let from = self.health;
+        self.health = target;
+        self.health_since_ms = Some(ts_ms);
+        Some(Transition {
+            stream: self.name.clone(),
+            ts_ms,
+            from,
+            to: target,
+            reason: outcome.reason(),
+            message: outcome.message(),
+        })
+    }
+}
+
+/// Shared board of all configured streams, keyed by name.
+pub type Board = Arc<Mutex<BTreeMap<String, StreamState>>>;
+
+/// Creates an empty board.
+pub fn new_board() -> Board {
+    Arc::new(Mutex::new(BTreeMap::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Failure;
+
+    fn ok() -> Outcome {
+        Outcome {
+            result: Ok(()),
+            latency_ms: 100,
+            stages: Stages::default(),
+            media: MediaFacts::default(),
+        }
+    }
+
+    fn fail(r: Reason) -> Outcome {
+        Outcome {
+            result: Err(Failure::new(r, "boom")),
+            latency_ms: 5,
+            stages: Stages::default(),
+            media: MediaFacts::default(),
+        }
+    }
+
+    #[test]
+    fn debounce_down_after_threshold_and_up_again() {
+        let mut s = StreamState::new("cam", Kind::Rtsp, "rtsp://h/x", true, 3, 2);
+        assert_eq!(s.health, Health::Unknown);
+        assert!(s.apply(1, &fail(Reason::Timeout), false).is_none());
+        assert!(s.apply(2, &fail(Reason::Timeout), false).is_none());
+        let t = s
+            .apply(3, &fail(Reason::Connect), false)
+            .expect("third failure turns it down");
+        assert_eq!(
+            (t.from, t.to, t.reason),
+            (Health::Unknown, Health::Down, Some(Reason::Connect))
+        );
+        assert!(
+            s.apply(4, &ok(), false).is_none(),
+            "one ok is not enough with ok_threshold 2"
+        );
+        assert_eq!(s.health, Health::Down);
+        assert!(
+            s.apply(5, &fail(Reason::Auth), false).is_none(),
+            "a failure resets the ok run"
+        );
+        assert!(s.apply(6, &ok(), false).is_none());
+        let t = s.apply(7, &ok(), false).expect("two oks turn it up");
+        assert_eq!((t.from, t.to), (Health::Down, Health::Up));
+        assert_eq!(s.health_since_ms, Some(7));
+        assert_eq!(s.last_ok_ms, Some(7));
+        assert_eq!(s.last_failure.as_ref().unwrap().reason, Some(Reason::Auth));
+        assert_eq!((s.probes_total, s.failures_total), (7, 4));
+    }
+
+    #[test]
+    fn single_flap_does_not_transition() {
+        let mut s = StreamState::new("cam", Kind::Mjpeg, "http://h/", true, 2, 1);
+        assert_eq!(s.apply(1, &ok(), false).unwrap().to, Health::Up);
+        assert!(s.apply(2, &fail(Reason::Timeout), false).is_none());
+        assert!(s.apply(3, &ok(), false).is_none());
+        assert_eq!(s.health, Health::Up);
+        assert_eq!(s.consecutive_fail, 0);
+    }
+}

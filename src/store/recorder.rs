@@ -1,0 +1,407 @@
+//! The recorder thread: owns the only write connection and commits what the
+//! monitor produces in batched transactions.
+//!
+//! Why one thread and batches: an SD card pays for every fsync, and SQLite
+//! in WAL mode wants one writer. The monitor never blocks on the recorder:
+//! [`RecorderTx::send`] uses a bounded channel's `try_send` and counts what
+//! it had to drop when the card is too slow (visible in stats and logs).
+//! Dropping every sender (or calling [`RecorderHandle::stop`]) commits the last
+//! batch and ends the thread.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::retention::{self, Policy};
+use crate::clock::SharedClock;
+use crate::probe::{Kind, MediaFacts, Reason};
+use crate::state::Transition;
+
+/// Messages for the recorder.
+#[derive(Debug)]
+pub enum Record {
+    /// A configured stream (created or revived; URL/kind refreshed).
+    Stream {
+        name: String,
+        kind: Kind,
+        url_redacted: String,
+    },
+    /// A stream left the config; its history stays.
+    StreamRemoved { name: String, ts_ms: i64 },
+    /// One probe result.
+    Heartbeat {
+        stream: Arc<str>,
+        ts_ms: i64,
+        ok: bool,
+        latency_ms: u32,
+        reason: Option<Reason>,
+        flags: u8,
+    },
+    /// Media facts learnt by a successful probe, when they changed.
+    Media {
+        stream: Arc<str>,
+        ts_ms: i64,
+        media: MediaFacts,
+    },
+    /// A debounced state change.
+    Event(Transition),
+    /// New retention settings after a config reload.
+    Retention(Policy),
+}
+
+/// Heartbeat flag bit: the clock was not synchronised.
+pub const FLAG_CLOCK_UNSYNCED: u8 = 1;
+
+/// Counters shared with the web/watchdog side.
+#[derive(Debug, Default)]
+pub struct RecorderStats {
+    /// Heartbeat rows committed since start.
+    pub heartbeats_committed: AtomicU64,
+    /// Records dropped because the channel was full.
+    pub dropped: AtomicU64,
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Failed commits (disk full, I/O error).
+    pub commit_errors: AtomicU64,
+    /// Milliseconds (monotonic, since recorder start) of the last loop pass;
+    /// the watchdog uses it to prove the recorder is alive.
+    pub last_progress_ms: AtomicI64,
+}
+
+/// Cloneable, non-blocking sending side.
+#[derive(Clone)]
+pub struct RecorderTx {
+    tx: SyncSender<Record>,
+    stats: Arc<RecorderStats>,
+}
+
+impl RecorderTx {
+    /// Queues `r`; never blocks. Returns false (and counts it) if the queue is full.
+    pub fn send(&self, r: Record) -> bool {
+        match self.tx.try_send(r) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        "recorder queue full: {n} records dropped so far (slow storage?)"
+                    );
+                }
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// Owner handle: the sender plus the thread.
+pub struct RecorderHandle {
+    tx: Option<RecorderTx>,
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+    pub stats: Arc<RecorderStats>,
+}
+
+impl RecorderHandle {
+    /// A new sender for producers.
+    pub fn sender(&self) -> RecorderTx {
+        self.tx.clone().expect("sender exists until stop()")
+    }
+
+    /// Commits what is queued and joins the thread (senders still alive
+    /// elsewhere just find the queue closed).
+    pub fn stop(mut self) {
+        self.tx = None;
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// Queue depth: a few minutes of heartbeats for 1000 streams at 20 s.
+const QUEUE: usize = 16_384;
+/// Commit early when this many rows are pending.
+const MAX_BATCH: usize = 2_000;
+/// Retention runs this often (and once shortly after start).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Starts the recorder thread on `conn`.
+pub fn start(
+    conn: Connection,
+    clock: SharedClock,
+    commit_interval: Duration,
+    policy: Policy,
+) -> RecorderHandle {
+    let (tx, rx) = mpsc::sync_channel(QUEUE);
+    let stats = Arc::new(RecorderStats::default());
+    let st = stats.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_rx = stop.clone();
+    let join = std::thread::Builder::new()
+        .name("recorder".into())
+        .spawn(move || run(conn, rx, clock, commit_interval, policy, st, &stop_rx))
+        .expect("spawning the recorder thread should succeed");
+    RecorderHandle {
+        tx: Some(RecorderTx {
+            tx,
+            stats: stats.clone(),
+        }),
+        stop,
+        join: Some(join),
+        stats,
+    }
+}
+
+fn run(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Record>,
+    clock: SharedClock,
+    commit_interval: Duration,
+    mut policy: Policy,
+    stats: Arc<RecorderStats>,
+    stop: &AtomicBool,
+) {
+    let started = Instant::now();
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    let mut pending: Vec<Record> = Vec::new();
+    let mut next_commit = Instant::now() + commit_interval;
+    let mut next_retention = Instant::now() + Duration::from_secs(30);
+    loop {
+        stats
+            .last_progress_ms
+            .store(started.elapsed().as_millis() as i64, Ordering::Relaxed);
+        // Short waits so a stop request is seen quickly even while senders live.
+        let wait = next_commit
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(250));
+        let disconnected = stop.load(Ordering::SeqCst)
+            || match rx.recv_timeout(wait) {
+                Ok(Record::Retention(p)) => {
+                    policy = p;
+                    false
+                }
+                Ok(r) => {
+                    pending.push(r);
+                    // Drain whatever else is queued without waiting.
+                    while pending.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(Record::Retention(p)) => policy = p,
+                            Ok(r) => pending.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    false
+                }
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+        if disconnected {
+            // Take what is still queued before the final commit.
+            while let Ok(r) = rx.try_recv() {
+                if !matches!(r, Record::Retention(_)) {
+                    pending.push(r);
+                }
+            }
+        }
+        if disconnected || Instant::now() >= next_commit || pending.len() >= MAX_BATCH {
+            if !pending.is_empty() {
+                let t = Instant::now();
+                match commit(&mut conn, &mut ids, &pending) {
+                    Ok(n) => {
+                        stats.heartbeats_committed.fetch_add(n, Ordering::Relaxed);
+                        stats.commits.fetch_add(1, Ordering::Relaxed);
+                        pending.clear();
+                    }
+                    Err(e) => {
+                        stats.commit_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!("committing {} records failed: {e:#}", pending.len());
+                        // Keep a bounded backlog: retry next time, but never grow without bound.
+                        if pending.len() > QUEUE {
+                            let excess = pending.len() - QUEUE;
+                            pending.drain(..excess);
+                            stats.dropped.fetch_add(excess as u64, Ordering::Relaxed);
+                        }
+                    }
+                }
+                if t.elapsed() > Duration::from_secs(1) {
+                    tracing::warn!("slow commit: {:?} (SD card wearing out?)", t.elapsed());
+                }
+            }
+            next_commit = Instant::now() + commit_interval;
+        }
+        if disconnected {
+            tracing::debug!("recorder: all senders gone, last batch committed");
+            return;
+        }
+        if Instant::now() >= next_retention {
+            next_retention = Instant::now() + RETENTION_EVERY;
+            let now_ms = clock.now_ms();
+            match retention::run(&mut conn, now_ms, &policy) {
+                Ok(r) => {
+                    tracing::info!(
+                    "retention: rolled up {} hours, pruned {} heartbeats, {} rollups, {} events",
+                    r.hours_rolled, r.heartbeats_deleted, r.rollups_deleted, r.events_deleted
+                )
+                }
+                Err(e) => tracing::error!("retention failed: {e:#}"),
+            }
+        }
+    }
+}
+
+fn stream_id(
+    conn: &Connection,
+    ids: &mut HashMap<String, i64>,
+    name: &str,
+) -> rusqlite::Result<Option<i64>> {
+    if let Some(id) = ids.get(name) {
+        return Ok(Some(*id));
+    }
+    let id = conn
+        .query_row("SELECT id FROM streams WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(id) = id {
+        ids.insert(name.to_owned(), id);
+    }
+    Ok(id)
+}
+
+/// Writes `records` in one transaction; returns the number of heartbeat rows.
+fn commit(
+    conn: &mut Connection,
+    ids: &mut HashMap<String, i64>,
+    records: &[Record],
+) -> rusqlite::Result<u64> {
+    let tx = conn.transaction()?;
+    let mut n = 0;
+    {
+        let mut hb = tx.prepare_cached(
+            "INSERT OR REPLACE INTO heartbeats (stream_id, ts_ms, ok, latency_ms, reason, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for r in records {
+            match r {
+                Record::Stream {
+                    name,
+                    kind,
+                    url_redacted,
+                } => {
+                    tx.execute(
+                        "INSERT INTO streams (name, kind, url_redacted, created_ms) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url_redacted = excluded.url_redacted, removed_ms = NULL",
+                        params![name, kind.as_str(), url_redacted, now_ms()],
+                    )?;
+                }
+                Record::StreamRemoved { name, ts_ms } => {
+                    tx.execute(
+                        "UPDATE streams SET removed_ms = ?2 WHERE name = ?1",
+                        params![name, ts_ms],
+                    )?;
+                }
+                Record::Heartbeat {
+                    stream,
+                    ts_ms,
+                    ok,
+                    latency_ms,
+                    reason,
+                    flags,
+                } => {
+                    let Some(id) = stream_id(&tx, ids, stream)? else {
+                        continue;
+                    };
+                    hb.execute(params![
+                        id,
+                        ts_ms,
+                        *ok as i64,
+                        latency_ms,
+                        reason.map(|r| r.code()),
+                        flags
+                    ])?;
+                    n += 1;
+                }
+                Record::Media {
+                    stream,
+                    ts_ms,
+                    media,
+                } => {
+                    let Some(id) = stream_id(&tx, ids, stream)? else {
+                        continue;
+                    };
+                    tx.execute(
+                        "UPDATE streams SET codec = ?2, width = ?3, height = ?4, fps = ?5, media_ms = ?6 WHERE id = ?1",
+                        params![id, media.codec, media.width, media.height, media.fps, ts_ms],
+                    )?;
+                }
+                Record::Event(t) => {
+                    let Some(id) = stream_id(&tx, ids, &t.stream)? else {
+                        continue;
+                    };
+                    tx.execute(
+                        "INSERT INTO events (stream_id, ts_ms, from_state, to_state, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![id, t.ts_ms, t.from.as_str(), t.to.as_str(), t.reason.map(|r| r.as_str()), t.message],
+                    )?;
+                }
+                Record::Retention(_) => {}
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(n)
+}
+
+/// Creation time for new stream rows; informational only.
+fn now_ms() -> i64 {
+    crate::clock::RealClock.now_ms()
+}
+
+use crate::clock::Clock as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SimulatedClock;
+
+    #[test]
+    fn batches_and_flushes_on_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = crate::store::open(&path).unwrap();
+        let clock: SharedClock = Arc::new(SimulatedClock::new(1_800_000_000_000));
+        // A long commit interval: only stop() can have flushed these.
+        let rec = start(conn, clock, Duration::from_secs(3600), Policy::default());
+        let tx = rec.sender();
+        tx.send(Record::Stream {
+            name: "a".into(),
+            kind: Kind::Rtsp,
+            url_redacted: "rtsp://h/x".into(),
+        });
+        for i in 0..10 {
+            tx.send(Record::Heartbeat {
+                stream: "a".into(),
+                ts_ms: 1_800_000_000_000 + i * 1000,
+                ok: i % 2 == 0,
+                latency_ms: 100,
+                reason: (i % 2 == 1).then_some(Reason::Timeout),
+                flags: 0,
+            });
+        }
+        drop(tx);
+        rec.stop();
+        let c = crate::store::open(&path).unwrap();
+        let (n, fails): (i64, i64) = c
+            .query_row(
+                "SELECT count(*), sum(reason IS NOT NULL) FROM heartbeats",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((n, fails), (10, 5));
+    }
+}

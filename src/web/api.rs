@@ -1,0 +1,238 @@
+//! JSON answers. `/api/status` keeps the seed's shape (an object keyed by
+//! stream name with `status` "ok"/"fail", `latency`, `message`, `ts`) so
+//! existing consumers keep working, and adds richer fields beside them.
+//! Times are ISO 8601 in the configured time zone; `_ms` fields are UTC epoch ms.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Map, Value};
+
+use super::{HttpError, WebCtx};
+use crate::state::StreamState;
+use crate::store::query;
+
+/// Formats epoch ms as ISO 8601 with offset in `tz`.
+pub fn iso(ms: i64, tz: &jiff::tz::TimeZone) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(ts) => ts
+            .to_zoned(tz.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+fn stream_status(s: &StreamState, tz: &jiff::tz::TimeZone) -> Value {
+    let (status, latency, message, ts) = match &s.last {
+        Some(l) => (
+            if l.ok { "ok" } else { "fail" },
+            json!(l.latency_ms),
+            l.message.clone(),
+            iso(l.ts_ms, tz),
+        ),
+        None => (
+            "",
+            Value::Null,
+            if s.enabled {
+                "no data yet".into()
+            } else {
+                "disabled".into()
+            },
+            String::new(),
+        ),
+    };
+    let m = &s.media;
+    json!({
+        "status": status,
+        "latency": latency,
+        "message": message,
+        "ts": ts,
+        "state": s.health,
+        "since": s.health_since_ms.map(|t| iso(t, tz)),
+        "reason": s.last.as_ref().and_then(|l| l.reason),
+        "kind": s.kind,
+        "url": s.url_redacted,
+        "enabled": s.enabled,
+        "codec": m.codec,
+        "resolution": match (m.width, m.height) { (Some(w), Some(h)) => Some(format!("{w}x{h}")), _ => None },
+        "width": m.width,
+        "height": m.height,
+        "fps": m.fps,
+        "last_ok": s.last_ok_ms.map(|t| iso(t, tz)),
+        "last_failure": s.last_failure.as_ref().map(|f| json!({
+            "ts": iso(f.ts_ms, tz),
+            "reason": f.reason,
+            "message": f.message,
+        })),
+        "consecutive_failures": s.consecutive_fail,
+        "probes_total": s.probes_total,
+        "failures_total": s.failures_total,
+        "stages": s.last.as_ref().map(|l| &l.stages),
+        "clock_synced": s.last.as_ref().map(|l| !l.clock_unsynced),
+        "ts_ms": s.last.as_ref().map(|l| l.ts_ms),
+    })
+}
+
+/// `/api/status`.
+pub fn status(ctx: &WebCtx) -> Value {
+    let tz = ctx.config.read().expect("config lock").tz();
+    let board = ctx.board.lock().expect("board lock");
+    let mut out = Map::new();
+    for (name, s) in board.iter() {
+        out.insert(name.clone(), stream_status(s, &tz));
+    }
+    Value::Object(out)
+}
+
+/// `/api/streams`: the configured streams, URLs redacted.
+pub fn streams(ctx: &WebCtx) -> Value {
+    let cfg = ctx.config.read().expect("config lock").clone();
+    let board = ctx.board.lock().expect("board lock");
+    let list: Vec<Value> = cfg
+        .streams
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "kind": s.target.kind,
+                "url": s.url_redacted,
+                "enabled": s.enabled,
+                "interval_s": s.interval.as_secs(),
+                "timeout_s": s.target.timeout.as_secs(),
+                "transport": s.target.transport,
+                "fail_threshold": s.fail_threshold,
+                "ok_threshold": s.ok_threshold,
+                "has_credentials": s.target.creds.is_some(),
+                "state": board.get(&s.name).map(|b| b.health),
+            })
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// `/healthz`: the box itself.
+pub fn healthz(ctx: &WebCtx) -> Value {
+    let cfg = ctx.config.read().expect("config lock").clone();
+    let now = ctx.clock.now_ms();
+    let sync = ctx.sync.state(now);
+    let board = ctx.board.lock().expect("board lock");
+    let count = |h: crate::state::Health| {
+        board
+            .values()
+            .filter(|s| s.enabled && s.health == h)
+            .count()
+    };
+    let st = &ctx.recorder_stats;
+    json!({
+        "ok": true,
+        "version": crate::VERSION,
+        "device_name": cfg.device_name,
+        "uptime_s": ctx.started.elapsed().as_secs(),
+        "time": iso(now, &cfg.tz()),
+        "timezone": cfg.timezone,
+        "clock": sync,
+        "streams": {
+            "configured": board.len(),
+            "up": count(crate::state::Health::Up),
+            "down": count(crate::state::Health::Down),
+            "unknown": count(crate::state::Health::Unknown),
+        },
+        "probes_done": ctx.monitor.as_ref().map(|m| m.probes_done.load(Ordering::Relaxed)),
+        "recorder": {
+            "heartbeats_committed": st.heartbeats_committed.load(Ordering::Relaxed),
+            "commits": st.commits.load(Ordering::Relaxed),
+            "dropped": st.dropped.load(Ordering::Relaxed),
+            "commit_errors": st.commit_errors.load(Ordering::Relaxed),
+        },
+        "config_error": ctx.config_error.lock().expect("config_error lock").clone(),
+    })
+}
+
+/// Parses a `since`/`until` value: epoch milliseconds or an RFC 3339 time.
+fn parse_time(v: &str) -> Result<i64, HttpError> {
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(ms);
+    }
+    v.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|_| {
+            HttpError::new(
+                400,
+                format!("bad time {v:?}: use epoch milliseconds or RFC 3339"),
+            )
+        })
+}
+
+/// `/api/streams/{name}/history?since=…&until=…&limit=…` (default: the last 24 h).
+pub fn history(
+    ctx: &WebCtx,
+    db: &rusqlite::Connection,
+    name: &str,
+    query: &str,
+) -> Result<Value, HttpError> {
+    let now = ctx.clock.now_ms();
+    let (mut since, mut until, mut limit) = (now - 24 * 3_600_000, now + 60_000, 10_000u32);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "since" => since = parse_time(&v)?,
+            "until" => until = parse_time(&v)?,
+            "limit" => {
+                limit = v
+                    .parse::<u32>()
+                    .map_err(|_| HttpError::new(400, "limit must be a positive integer"))?
+                    .min(100_000)
+            }
+            _ => return Err(HttpError::new(400, format!("unknown parameter {k:?}"))),
+        }
+    }
+    let db_err = |e: rusqlite::Error| {
+        tracing::error!("history query: {e}");
+        HttpError::new(503, "database busy or unavailable")
+    };
+    let rows = query::history(db, name, since, until, limit)
+        .map_err(db_err)?
+        .ok_or_else(|| HttpError::new(404, "no such stream"))?;
+    let events = query::events(db, name, since, 1000).map_err(db_err)?;
+    let tz = ctx.config.read().expect("config lock").tz();
+    let hb: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "ts": iso(r.ts_ms, &tz),
+                "ts_ms": r.ts_ms,
+                "status": if r.ok { "ok" } else { "fail" },
+                "latency": r.latency_ms,
+                "reason": r.reason,
+                "clock_synced": !r.clock_unsynced,
+            })
+        })
+        .collect();
+    let ev: Vec<Value> = events
+        .iter()
+        .map(|e| json!({"ts": iso(e.ts_ms, &tz), "ts_ms": e.ts_ms, "from": e.from, "to": e.to, "reason": e.reason, "message": e.message}))
+        .collect();
+    Ok(json!({
+        "stream": name,
+        "since": iso(since, &tz),
+        "until": iso(until, &tz),
+        "heartbeats": hb,
+        "events": ev,
+    }))
+}
+
+/// `/`: a plain-text pointer until the web GUI exists.
+pub fn index_text(ctx: &WebCtx) -> String {
+    let cfg = ctx.config.read().expect("config lock").clone();
+    let board = ctx.board.lock().expect("board lock");
+    let mut s = format!("StreamPulse {} on {}\n\n", crate::VERSION, cfg.device_name);
+    for (name, st) in board.iter() {
+        let last = st
+            .last
+            .as_ref()
+            .map(|l| l.message.clone())
+            .unwrap_or_default();
+        s.push_str(&format!("{:<8} {name}: {last}\n", st.health.as_str()));
+    }
+    s.push_str("\nJSON: /api/status  /api/streams  /api/streams/{name}/history  /healthz\n");
+    s
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""StreamPulse test RTSP server (GStreamer gst-rtsp-server via PyGObject).
+
+Run with Debian's /usr/bin/python3 (python3-gi, gir1.2-gst-rtsp-server-1.0).
+Binds 127.0.0.1 on a port chosen by the OS, prints one line `PORT <n>` on
+stdout, then serves until SIGTERM/SIGINT (or, with --exit-on-stdin-eof, until
+its parent closes stdin, so a killed test run leaves no orphan behind).
+
+Mounts (all live 320x240 @ 15 fps unless noted; media is NOT shared, so every
+client gets its own pipeline: no 503 on concurrent DESCRIBEs, and every client
+starts on a key frame):
+  /h264      H.264 (x264enc), anonymous
+  /h265      H.265 (x265enc), anonymous
+  /mjpeg     JPEG over RTP (RFC 2435), anonymous
+  /basic     H.264, Basic auth only  (admin / s3cret-Pa55)
+  /digest    H.264, Digest auth only (admin / s3cret-Pa55)
+  /tcponly   H.264, RTP over the RTSP connection only (UDP SETUP -> 461)
+  /udponly   H.264, RTP over UDP only (TCP SETUP -> 461)
+  /ends      H.264 that sends 8 frames (~0.5 s), then EOS
+  /solid     H.264 of a solid grey picture (a frozen camera)
+  /audioonly PCMA (G.711 A-law) audio, no video track at all
+  /h264opus  H.264 video plus an Opus audio track (a track retina cannot depacketize)
+"""
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+USER, PASSWORD = "admin", "s3cret-Pa55"
+
+# The framerate in the caps ends up in the SPS VUI timing info / SDP.
+RAW = "video/x-raw,format=I420,width=320,height=240,framerate=15/1"
+
+
+def src(opts=""):
+    """A live test picture; `opts` are extra videotestsrc properties."""
+    return f"videotestsrc is-live=true {opts} ! {RAW}"
+
+
+SRC = src()
+H264 = ("x264enc key-int-max=15 tune=zerolatency speed-preset=ultrafast"
+        " ! rtph264pay name=pay0 pt=96 config-interval=-1")
+H265 = ("x265enc key-int-max=15 tune=zerolatency speed-preset=ultrafast"
+        " ! rtph265pay name=pay0 pt=96 config-interval=-1")
+# rtpjpegpay needs jpegenc fed I420, or it rejects frames ("Invalid component").
+JPEG = "jpegenc quality=70 ! rtpjpegpay name=pay0 pt=26"
+PCMA = "audiotestsrc is-live=true wave=sine ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay0 pt=8"
+OPUS = "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc ! rtpopuspay name=pay1 pt=97"
+
+LOWER_TCP = GstRtsp.RTSPLowerTrans.TCP
+LOWER_UDP = GstRtsp.RTSPLowerTrans.UDP
+
+# path -> (launch line, options)
+MOUNTS = {
+    "/h264": (f"{SRC} ! {H264}", {}),
+    "/h265": (f"{SRC} ! {H265}", {}),
+    "/mjpeg": (f"{SRC} ! {JPEG}", {}),
+    "/basic": (f"{SRC} ! {H264}", {"auth": "basic"}),
+    "/digest": (f"{SRC} ! {H264}", {"auth": "digest"}),
+    "/tcponly": (f"{SRC} ! {H264}", {"protocols": LOWER_TCP}),
+    "/udponly": (f"{SRC} ! {H264}", {"protocols": LOWER_UDP}),
+    "/ends": (f"{src('num-buffers=8')} ! {H264}", {}),
+    "/solid": (f"{src('pattern=solid-color foreground-color=0xff808080')} ! {H264}", {}),
+    "/audioonly": (PCMA, {}),
+    "/h264opus": (f"{SRC} ! {H264}  {OPUS}", {}),  # two branches: pay0 + pay1
+}
+
+# Roles carried by tokens. Anonymous clients get the default token (role "anonymous").
+ROLES = ("anonymous", "basic-user", "digest-user")
+
+
+class Auth(GstRtspServer.RTSPAuth):
+    """Challenges with Basic on /basic and Digest on /digest (RTSPAuth's methods are global)."""
+
+    def do_generate_authenticate_header(self, ctx):
+        path = ctx.uri.abspath if ctx.uri else ""
+        method = GstRtsp.RTSPAuthMethod.DIGEST if path.startswith("/digest") else GstRtsp.RTSPAuthMethod.BASIC
+        self.set_supported_methods(method)  # safe: all clients run in the one main context
+        GstRtspServer.RTSPAuth.do_generate_authenticate_header(self, ctx)
+
+
+def token(role):
+    t = GstRtspServer.RTSPToken()  # new() is varargs, not introspectable
+    t.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, role)
+    return t
+
+
+def permissions(allowed_role):
+    """Every role may *access* (see) a mount, so the check doesn't answer 404; only
+    `allowed_role` may *construct* it: the others get 401 plus a challenge."""
+    perms = GstRtspServer.RTSPPermissions.new()
+    for role in ROLES:
+        perms.add_permission_for_role(role, GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
+        ok = allowed_role is None or role == allowed_role
+        perms.add_permission_for_role(role, GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, ok)
+    return perms
+
+
+def main():
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service("0")  # the OS picks the port
+    server.set_backlog(128)  # default 5 drops SYNs under concurrent tests
+
+    auth = Auth()
+    auth.set_default_token(token("anonymous"))
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(USER, PASSWORD), token("basic-user"))
+    auth.add_digest(USER, PASSWORD, token("digest-user"))
+    server.set_auth(auth)
+
+    mounts = server.get_mount_points()
+    for path, (launch, opts) in MOUNTS.items():
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(f"( {launch} )")
+        factory.set_shared(False)
+        if "protocols" in opts:
+            factory.set_protocols(opts["protocols"])
+        want = {"basic": "basic-user", "digest": "digest-user"}.get(opts.get("auth"))
+        factory.set_permissions(permissions(want))
+        mounts.add_factory(path, factory)
+
+    loop = GLib.MainLoop()
+    if server.attach(None) == 0:
+        sys.exit("rtsp_server: attach failed")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, lambda: loop.quit() or GLib.SOURCE_REMOVE)
+    if "--exit-on-stdin-eof" in sys.argv[1:]:
+        GLib.io_add_watch(GLib.IOChannel.unix_new(0), GLib.PRIORITY_DEFAULT,
+                          GLib.IOCondition.IN | GLib.IOCondition.HUP,
+                          lambda ch, cond: bool(ch.read(4096)) or loop.quit())
+
+    print(f"PORT {server.get_bound_port()}", flush=True)
+    loop.run()
+
+
+if __name__ == "__main__":
+    main()
