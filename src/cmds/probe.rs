@@ -92,6 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 /// The JSON shape printed by `probe --json` (also used by tests).
 pub fn to_json(url: &str, kind: Kind, o: &Outcome) -> serde_json::Value {
     json!({
+        // A one-off probe has no configured stream name.
+        "name": null,
         "url": url,
         "kind": kind,
         "status": if o.is_ok() { "ok" } else { "fail" },
@@ -121,7 +123,11 @@ fn print_human(url: &str, o: &Outcome) {
     .iter()
     .filter_map(|(n, v)| v.map(|v| format!("{n} {v}")))
     .collect();
-    println!("  latency  {} ms ({})", o.latency_ms, parts.join(", "));
+    if parts.is_empty() {
+        println!("  latency  {} ms", o.latency_ms);
+    } else {
+        println!("  latency  {} ms ({})", o.latency_ms, parts.join(", "));
+    }
     let m = &o.media;
     if m.codec.is_some() {
         let mut facts = vec![m.codec.clone().unwrap_or_default()];

@@ -51,7 +51,6 @@ pub async fn probe(target: &Target, progress: &mut Progress) -> Result<(), Failu
     let budget = target
         .timeout
         .saturating_sub(progress.start.elapsed())
-        .saturating_sub(Duration::from_millis(50))
         .max(Duration::from_millis(100));
     let t = target.clone();
     let found = tokio::task::spawn_blocking(move || fetch_frame(&t, budget))
@@ -176,15 +175,15 @@ pub fn read_one_jpeg(r: &mut dyn Read, max_frame_bytes: usize) -> Result<Vec<u8>
             Err(e) => return Err(classify(ureq::Error::from(e), Stage::FirstFrame)),
         };
         if n == 0 {
-            let what = if soi.is_some() {
-                "in the middle of a JPEG"
-            } else {
-                "before any JPEG"
-            };
-            return Err(Failure::new(
-                Reason::NoFrame,
-                format!("stream ended {what}"),
-            ));
+            return Err(match soi {
+                Some(_) => Failure::new(Reason::NoFrame, "stream ended in the middle of a JPEG"),
+                None if skipped + buf.len() == 0 => Failure::new(Reason::NoFrame, "empty body"),
+                // Bytes came, but none of them a JPEG: a picture that is not one.
+                None => Failure::new(
+                    Reason::BadFrame,
+                    format!("{} bytes without a JPEG start marker", skipped + buf.len()),
+                ),
+            });
         }
         buf.extend_from_slice(&chunk[..n]);
         if soi.is_none() {

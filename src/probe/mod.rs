@@ -351,21 +351,29 @@ impl Default for Progress {
     }
 }
 
+/// Extra time the outer deadline grants HTTP probes: their blocking half
+/// enforces `target.timeout` itself (ureq's global timeout) and knows which
+/// stage it was in, so the outer timeout is only a safety net.
+const HTTP_GRACE: Duration = Duration::from_secs(1);
+
 /// Probes `target` once, never taking (much) longer than `target.timeout`.
 pub async fn run(target: &Target) -> Outcome {
     let mut progress = Progress::new();
-    let result =
-        match tokio::time::timeout(target.timeout, probe_inner(target, &mut progress)).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::new(
-                Reason::Timeout,
-                format!(
-                    "no answer within {:.1} s while {}",
-                    target.timeout.as_secs_f32(),
-                    progress.stage.as_str()
-                ),
-            )),
-        };
+    let deadline = match target.kind {
+        Kind::Rtsp => target.timeout,
+        Kind::Mjpeg | Kind::Snapshot => target.timeout + HTTP_GRACE,
+    };
+    let result = match tokio::time::timeout(deadline, probe_inner(target, &mut progress)).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::new(
+            Reason::Timeout,
+            format!(
+                "no answer within {:.1} s while {}",
+                target.timeout.as_secs_f32(),
+                progress.stage.as_str()
+            ),
+        )),
+    };
     let result = result.map_err(|f| Failure {
         reason: f.reason,
         message: crate::redact::scrub(&f.message, target.creds.as_ref()),
@@ -385,9 +393,18 @@ async fn probe_inner(target: &Target, progress: &mut Progress) -> Result<(), Fai
     }
 }
 
-/// Resolves `host:port`, the stage every probe starts with. Done with tokio's
-/// resolver under the probe's deadline, so a dead DNS server fails this probe
-/// with `dns`/`timeout` instead of tying up anything shared.
+/// Concurrent `getaddrinfo` calls allowed. A dead DNS server makes each call
+/// block a thread for the resolver's own timeout (often 10 s or more), long
+/// after the probe gave up; without this bound, lookups for many streams would
+/// fill tokio's blocking pool and delay the HTTP probes that also run there.
+const DNS_SLOTS: usize = 8;
+
+static DNS_PERMITS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(DNS_SLOTS)));
+
+/// Resolves `host:port`, the stage every probe starts with, under the probe's
+/// deadline: a dead DNS server fails this probe with `dns`/`timeout` and holds
+/// at most one of [`DNS_SLOTS`] threads, never anything other streams need.
 pub async fn resolve(
     host: &str,
     port: u16,
@@ -400,10 +417,23 @@ pub async fn resolve(
     let addrs: Vec<_> = if let Ok(ip) = host_trimmed.parse::<std::net::IpAddr>() {
         vec![std::net::SocketAddr::new(ip, port)]
     } else {
-        tokio::net::lookup_host((host_trimmed, port))
+        let permit = DNS_PERMITS
+            .clone()
+            .acquire_owned()
             .await
+            .map_err(|_| Failure::new(Reason::Dns, "resolver closed"))?;
+        let name = host_trimmed.to_owned();
+        // The permit moves into the thread: it is released only when
+        // getaddrinfo really returns, even if this probe timed out long ago.
+        let lookup = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port))
+                .map(|a| a.collect::<Vec<_>>())
+        });
+        lookup
+            .await
+            .map_err(|e| Failure::new(Reason::Dns, format!("resolver thread failed: {e}")))?
             .map_err(|e| Failure::new(Reason::Dns, format!("cannot resolve {host}: {e}")))?
-            .collect()
     };
     progress.stages.dns_ms = Some(Progress::ms(t));
     if addrs.is_empty() {

@@ -133,6 +133,17 @@ fn assert_fail(code: i32, v: &Value, reason: &str) {
     );
 }
 
+/// For HTTP probes `stages.describe_ms` is the time to the response headers (as in an ok
+/// probe). The fakes send headers and the start of the frame in one segment: a timeout
+/// after that happened while waiting for the frame, and the stages must say so.
+#[track_caller]
+fn assert_http_headers_arrived(v: &Value) {
+    assert!(
+        v["stages"]["describe_ms"].is_u64(),
+        "the response headers arrived, so `stages.describe_ms` should be set: {v:#}"
+    );
+}
+
 /// Asserts `--timeout secs` was honoured: the run ended within `secs` + slack.
 #[track_caller]
 fn assert_within_deadline(elapsed: Duration, secs: u64, v: &Value) {
@@ -404,6 +415,7 @@ fn mjpeg_endless_jpeg_hits_deadline_or_byte_cap() {
     );
     assert_fail(run.code, &v, reason);
     assert_within_deadline(run.elapsed, 3, &v);
+    assert_http_headers_arrived(&v);
 }
 
 #[test]
@@ -412,6 +424,7 @@ fn mjpeg_stall_mid_frame_times_out() {
     let (run, v) = probe_json_run(&["--timeout", "3", "--kind", "mjpeg", &fake.url()]);
     assert_fail(run.code, &v, "timeout");
     assert_within_deadline(run.elapsed, 3, &v);
+    assert_http_headers_arrived(&v);
 }
 
 #[test]

@@ -567,11 +567,10 @@ impl FakeEndlessJpegServer {
                 Content-Type: multipart/x-mixed-replace; boundary=frame\r\n\
                 Cache-Control: no-cache\r\nConnection: close\r\n\r\n\
                 --frame\r\nContent-Type: image/jpeg\r\n\r\n";
-            if stream
-                .write_all(head)
-                .and_then(|_| stream.write_all(jpeg_header()))
-                .is_err()
-            {
+            // Headers and the start of the part in one write (one segment), as cameras do.
+            let mut first = head.to_vec();
+            first.extend_from_slice(jpeg_header());
+            if stream.write_all(&first).is_err() {
                 return;
             }
             let chunk = filler(16 * 1024);
@@ -622,10 +621,10 @@ impl FakeStallMidFrameServer {
                 half.len() > jpeg_header().len(),
                 "the cut is inside the picture data"
             );
-            let sent = stream
-                .write_all(head.as_bytes())
-                .and_then(|_| stream.write_all(half));
-            if sent.and_then(|_| stream.flush()).is_err() {
+            // Headers and half the frame in one write (one segment), as cameras do.
+            let mut first = head.into_bytes();
+            first.extend_from_slice(half);
+            if stream.write_all(&first).is_err() {
                 return;
             }
             idle(stream, stop);

@@ -1,0 +1,209 @@
+//! Faults that need their own network: a DNS server that never answers.
+//!
+//! The test makes a network namespace (root only; CI runs as root), points
+//! its `/etc/netns/<ns>/resolv.conf` at a silent UDP port 53 inside it, and
+//! runs the RTSP test server, a snapshot server and `streampulse run` in it.
+//! Nothing leaves the namespace's own loopback. Results are read from the
+//! SQLite file afterwards (the namespace's loopback is not reachable from here).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::util::{manifest_dir, temp_dir};
+
+/// A network namespace with only `lo`, deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test needs root (ip netns); CI runs as root"
+        );
+        let name = format!("sp-{tag}-{}", std::process::id());
+        let ok = |c: &mut Command| assert!(c.status().unwrap().success(), "{c:?} failed");
+        ok(Command::new("ip").args(["netns", "add", &name]));
+        ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        Netns { name }
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
+    }
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// With a DNS server that swallows every query, streams that need a lookup
+/// fail on their own (reason dns/timeout), while streams addressed by IP —
+/// RTSP and HTTP, whose probe shares the blocking pool with lookups — keep
+/// their 5 s cadence.
+#[test]
+fn hung_dns_does_not_delay_other_streams() {
+    let ns = Netns::new("dns");
+    std::fs::create_dir_all(format!("/etc/netns/{}", ns.name)).unwrap();
+    std::fs::write(
+        format!("/etc/netns/{}/resolv.conf", ns.name),
+        "nameserver 127.0.0.1\noptions timeout:5 attempts:3\n",
+    )
+    .unwrap();
+
+    // The silent DNS server: a real UDP socket on :53 that reads and never answers.
+    let _dns = Killed(
+        ns.cmd("/usr/bin/python3")
+            .args([
+                "-c",
+                "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('127.0.0.1',53))\nwhile True: s.recvfrom(4096)",
+            ])
+            .spawn()
+            .unwrap(),
+    );
+    let mut rtsp = ns
+        .cmd("/usr/bin/python3")
+        .arg(manifest_dir().join("tests/servers/rtsp_server.py"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(rtsp.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _rtsp = Killed(rtsp);
+    let rtsp_port: u16 = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("PORT line")
+        .parse()
+        .unwrap();
+
+    let dir = temp_dir("hung_dns");
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("snap.jpg"), super::util::sample_jpeg()).unwrap();
+    // Port 0: the server prints "Serving HTTP on 127.0.0.1 port N".
+    let mut http = ns
+        .cmd("/usr/bin/python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&www)
+        .arg("0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(http.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _http = Killed(http);
+    let http_port: u16 = line
+        .split(" port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("http.server said {line:?}"));
+
+    let mut config = format!(
+        "heartbeat_seconds: 5\nmonitor:\n  max_concurrent_probes: 32\n  commit_seconds: 1\nstreams:\n\
+         - name: healthy-rtsp\n  url: rtsp://127.0.0.1:{rtsp_port}/mjpeg\n\
+         - name: healthy-http\n  url: http://127.0.0.1:{http_port}/snap.jpg\n"
+    );
+    for i in 0..16 {
+        let scheme = if i % 2 == 0 { "rtsp" } else { "http" };
+        config.push_str(&format!(
+            "- name: by-name-{i}\n  url: {scheme}://cam-{i}.streampulse-test.lan/x\n  timeout: 3\n"
+        ));
+    }
+    let cfg_path = dir.path().join("config.yaml");
+    std::fs::write(&cfg_path, config).unwrap();
+    let data = dir.path().join("data");
+    let mut sp = ns.cmd(env!("CARGO_BIN_EXE_streampulse"));
+    sp.args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg_path)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let sp = Killed(sp.spawn().unwrap());
+
+    // Run for 35 s: several resolver timeouts (15 s each) pile up meanwhile.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(35) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    unsafe { libc::kill(sp.0.id() as i32, libc::SIGTERM) };
+    drop(sp);
+
+    let db = rusqlite::Connection::open(data.join("streampulse.db")).unwrap();
+    let ts = |name: &str| -> Vec<(i64, i64)> {
+        let mut st = db
+            .prepare("SELECT h.ts_ms, h.ok FROM heartbeats h JOIN streams s ON s.id = h.stream_id WHERE s.name = ?1 ORDER BY h.ts_ms")
+            .unwrap();
+        st.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    for healthy in ["healthy-rtsp", "healthy-http"] {
+        let rows = ts(healthy);
+        assert!(
+            rows.len() >= 6,
+            "{healthy}: only {} heartbeats in 35 s",
+            rows.len()
+        );
+        assert!(
+            rows.iter().all(|(_, ok)| *ok == 1),
+            "{healthy} failed: {rows:?}"
+        );
+        let gaps: Vec<i64> = rows.windows(2).map(|w| w[1].0 - w[0].0).collect();
+        assert!(
+            gaps.iter().all(|g| *g < 7_500),
+            "{healthy} was delayed by the hung DNS: gaps {gaps:?} ms"
+        );
+    }
+    let reasons: Vec<(String, i64)> = db
+        .prepare("SELECT s.name, h.reason FROM heartbeats h JOIN streams s ON s.id = h.stream_id WHERE s.name LIKE 'by-name-%'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        !reasons.is_empty(),
+        "streams behind the dead DNS were never probed"
+    );
+    // Reason codes: 1 = dns, 3 = timeout (probe::Reason::code, stable).
+    assert!(
+        reasons.iter().all(|(_, r)| *r == 1 || *r == 3),
+        "unexpected reasons: {reasons:?}"
+    );
+}
