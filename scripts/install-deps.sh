@@ -7,7 +7,7 @@ set -eu
 
 PKGS="python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools \
 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
-gstreamer1.0-plugins-ugly ffmpeg mosquitto mosquitto-clients"
+gstreamer1.0-plugins-ugly ffmpeg lighttpd mosquitto mosquitto-clients"
 
 missing=""
 for p in $PKGS; do

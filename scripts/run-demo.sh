@@ -16,7 +16,7 @@ DEMO_DIR=$(mktemp -d -t streampulse-demo.XXXXXX)
 PIDS=()
 
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$DEMO_DIR"
 }

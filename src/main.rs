@@ -11,9 +11,9 @@ fn main() -> ExitCode {
     match streampulse::cmds::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // One place prints the whole error chain (`{:#}`), as ripgrep does.
+            // One place prints the whole error chain (`{:#}`), as ripgrep does;
+            // the log goes to stderr, so this is what the user sees.
             tracing::error!("fatal: {e:#}");
-            eprintln!("streampulse: {e:#}");
             ExitCode::from(1)
         }
     }

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::util::{
     probe_json, probe_json_run, run_with_timeout, streampulse, FakeEndlessJpegServer,
-    FakeGarbageServer, FakeSilentServer, FakeStallMidFrameServer, MjpegServer, RtspServer,
-    SnapshotServer, COMMAND_TIMEOUT, PASSWORD, USER,
+    FakeGarbageServer, FakeSilentServer, FakeStallMidFrameServer, LighttpdServer, MjpegServer,
+    RtspServer, SnapshotServer, COMMAND_TIMEOUT, HTTP_PASSWORD, PASSWORD, USER,
 };
 
 /// A wrong password, also checked to never be printed.
@@ -562,4 +562,57 @@ fn base64_encode_matches_rfc4648() {
     assert_eq!(base64_encode(b"f"), "Zg==");
     assert_eq!(base64_encode(b"fo"), "Zm8=");
     assert_eq!(base64_encode(b"foo"), "Zm9v");
+}
+
+// HTTP auth against a real web server (lighttpd), as MotionEye and many
+// cameras do it: the challenge decides Basic or Digest.
+
+#[test]
+fn http_basic_auth_snapshot_is_ok() {
+    let lt = LighttpdServer::start();
+    let (code, v) = probe_json(&[
+        "--username",
+        "admin",
+        "--password",
+        HTTP_PASSWORD,
+        &lt.url("/basic/snap.jpg"),
+    ]);
+    assert_ok(code, &v, "snapshot", "jpeg");
+    assert_size(&v);
+}
+
+#[test]
+fn http_digest_auth_snapshot_is_ok_and_wrong_password_is_auth() {
+    let lt = LighttpdServer::start();
+    let url = lt
+        .url("/digest/snap.jpg")
+        .replace("http://", &format!("http://admin:{HTTP_PASSWORD}@"));
+    let (code, v) = probe_json(&[&url]);
+    assert_ok(code, &v, "snapshot", "jpeg");
+    let (code, v) = probe_json(&[
+        "--username",
+        "admin",
+        "--password",
+        "wrong-one",
+        &lt.url("/digest/snap.jpg"),
+    ]);
+    assert_fail(code, &v, "auth");
+    let (code, v) = probe_json(&[&lt.url("/digest/snap.jpg")]);
+    assert_fail(code, &v, "auth");
+}
+
+#[test]
+fn http_digest_auth_mjpeg_stream_through_a_proxy_is_ok() {
+    let lt = LighttpdServer::start();
+    let (code, v) = probe_json(&[
+        "--kind",
+        "mjpeg",
+        "--username",
+        "admin",
+        "--password",
+        HTTP_PASSWORD,
+        &lt.url("/digest-stream/stream.mjpg"),
+    ]);
+    assert_ok(code, &v, "mjpeg", "jpeg");
+    assert_eq!(v["media"]["width"], 320, "{v:#}");
 }
