@@ -3,7 +3,7 @@ CARGO ?= cargo
 CONFIG ?= config.yaml
 DATA_DIR ?= data
 
-.PHONY: deps build release run test lint fmt check-config clean
+.PHONY: deps build release run test lint fmt check-config clean bench
 
 deps:
 	./scripts/install-deps.sh
@@ -38,3 +38,38 @@ check-config: build
 
 clean:
 	$(CARGO) clean
+
+# Memory, CPU, flash writes and API latency at 10/100/1000 streams (a few
+# minutes per size; root: it runs in its own network namespace). With
+# PEER=path/to/streampulse-v2.2-checkout it also runs the Python original on
+# the same streams and prints the ratios. BENCH_ARGS passes options to
+# bench/run.py (e.g. BENCH_ARGS="--sizes 100 --interval 5"). Not part of `test`.
+bench: deps
+	CARGO_TARGET_DIR=target/bench $(CARGO) build --release
+	python3 bench/run.py $(if $(PEER),--peer $(PEER)) $(BENCH_ARGS)
+
+# --- The appliance (docs/APPLIANCE.md) ----------------------------------------
+BOARD ?= rpi4_64
+BUILDROOT_VERSION ?= 2026.05.1
+
+.PHONY: cross qemu-test image check-defconfigs
+
+# Static musl binaries for aarch64 and armv7 in target/cross/dist, checked with
+# `file` (static) and under qemu-user (--version, check-config).
+cross: deps
+	./scripts/cross.sh
+
+# Boots the appliance's SD-card layout under qemu-system-aarch64 (TCG, offline:
+# Debian's arm64 kernel + busybox + our binary + overlay/), twice.
+qemu-test: deps
+	./scripts/qemu-boot-test.sh
+
+# The SD-card image for BOARD (rpi3_64 rpi4_64 rpi5 rpizero2w_64 orangepi_pc
+# orangepi_zero3) with Buildroot $(BUILDROOT_VERSION). Needs the internet.
+image:
+	./buildroot/build-image.sh $(BOARD) $(BUILDROOT_VERSION)
+
+# Buildroot's kconfig on every defconfig; fails on any symbol it dropped.
+check-defconfigs:
+	@test -n "$(BUILDROOT)" || { echo "usage: make check-defconfigs BUILDROOT=/path/to/buildroot"; exit 2; }
+	./buildroot/check-defconfigs.sh $(BUILDROOT)

@@ -7,7 +7,12 @@ set -eu
 
 PKGS="python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools \
 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
-gstreamer1.0-plugins-ugly ffmpeg lighttpd mosquitto mosquitto-clients"
+gstreamer1.0-plugins-ugly ffmpeg lighttpd mosquitto mosquitto-clients \
+openssl python3-prometheus-client \
+time faketime \
+wrk strace iproute2 python3-venv \
+file xz-utils cpio kmod fdisk dosfstools mtools e2fsprogs genimage \
+qemu-user-static qemu-system-arm"
 
 missing=""
 for p in $PKGS; do
@@ -27,4 +32,26 @@ if command -v rustup >/dev/null 2>&1; then
     for c in clippy rustfmt; do
         rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
     done
+fi
+
+# The web GUI's end-to-end test (tests/e2e): Debian's Chromium driven by
+# playwright-core from npm (pinned in tests/e2e/package-lock.json; it never
+# downloads a browser of its own). Node.js comes with the machine; Debian's
+# is installed only where there is none.
+web_missing=""
+for p in chromium fonts-dejavu-core; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || web_missing="$web_missing $p"
+done
+command -v npm >/dev/null 2>&1 || web_missing="$web_missing nodejs npm"
+if [ -n "$web_missing" ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    echo "install-deps: installing$web_missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $web_missing >/dev/null
+fi
+E2E="$(dirname "$0")/../tests/e2e"
+if [ ! -d "$E2E/node_modules/playwright-core" ] || [ "$E2E/package-lock.json" -nt "$E2E/node_modules/.package-lock.json" ]; then
+    echo "install-deps: npm ci in tests/e2e"
+    (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -5,6 +5,8 @@
 #   demo RTSP server   rtsp://127.0.0.1:18554/{h264,h265,mjpeg,digest}  (GStreamer)
 #   demo MJPEG camera  http://127.0.0.1:18080/stream.mjpg               (ffmpeg mpjpeg)
 #   demo snapshot      http://127.0.0.1:18081/snapshot.jpg              (python http.server)
+#   demo MQTT broker   127.0.0.1:18883 (mosquitto; watch it with
+#                      mosquitto_sub -h 127.0.0.1 -p 18883 -v -t '#')
 #
 # These fixed ports are for the demo only (tests always take free ports).
 set -euo pipefail
@@ -23,9 +25,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in 18554 18080 18081; do
+for p in 18554 18080 18081 18883; do
     if port_busy "$p"; then
-        echo "run-demo: port $p is already in use; the demo cameras need 18554, 18080 and 18081" >&2
+        echo "run-demo: port $p is already in use; the demo needs 18554, 18080, 18081 and 18883" >&2
         exit 1
     fi
 done
@@ -45,6 +47,14 @@ PIDS+=($!)
 mkdir -p "$DEMO_DIR/www"
 ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc=size=640x360 -frames:v 1 "$DEMO_DIR/www/snapshot.jpg"
 /usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$DEMO_DIR/www" 18081 >"$DEMO_DIR/http.log" 2>&1 &
+PIDS+=($!)
+
+cat >"$DEMO_DIR/mosquitto.conf" <<CONF
+listener 18883 127.0.0.1
+allow_anonymous true
+persistence false
+CONF
+mosquitto -c "$DEMO_DIR/mosquitto.conf" >"$DEMO_DIR/mosquitto.log" 2>&1 &
 PIDS+=($!)
 
 sleep 1

@@ -36,6 +36,8 @@ pub const DEFAULT_TIMEOUT_SECS: u32 = 10;
 pub const MAX_TIMEOUT_SECS: u32 = 120;
 /// Default listen address of the appliance's web server.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8000";
+/// Default idle lifetime of a web login, in hours.
+pub const DEFAULT_SESSION_HOURS: u32 = 24;
 
 /// The file as written, before validation. Field docs give defaults.
 #[derive(Debug, Deserialize)]
@@ -56,10 +58,29 @@ pub struct RawConfig {
     pub retention: Option<Spanned<RawRetention>>,
     #[serde(default)]
     pub monitor: Option<Spanned<RawMonitor>>,
-    /// MQTT settings (StreamPulse v2.2's block is accepted; publishing is a
-    /// separate component, see the README).
+    /// MQTT publishing; StreamPulse v2.2's block is accepted unchanged (see
+    /// [`crate::mqtt::settings`] for the keys and their v2.2 aliases).
     #[serde(default)]
-    pub mqtt: Option<serde::de::IgnoredAny>,
+    pub mqtt: Option<Spanned<crate::mqtt::RawMqtt>>,
+    /// Webhook URLs that get a JSON POST on every state change (see [`crate::notify`]).
+    #[serde(default)]
+    pub notify: Option<Vec<Spanned<String>>>,
+    /// Clock checks (NTP servers whose offset is measured and shown).
+    #[serde(default)]
+    pub time: Option<Spanned<RawTime>>,
+    /// Argon2 hash (PHC string, `$argon2id$…`) of the admin password, e.g. in a
+    /// `config.yaml` dropped on the boot partition. Carried for the web GUI's
+    /// login; never a plain password.
+    pub admin_password_hash: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTime {
+    /// `host` or `host:port` of NTP servers to measure the clock's offset
+    /// against (SNTP, one query every 10 minutes). Default none. Setting the
+    /// clock is systemd-timesyncd's job; this only measures.
+    pub ntp_servers: Option<Vec<String>>,
 }
 
 /// One stream as written.
@@ -96,6 +117,12 @@ pub struct RawWeb {
     pub listen: Option<String>,
     /// Worker threads. Default 4.
     pub workers: Option<usize>,
+    /// Serve `/api/status` and `/metrics` without a login or API token (for
+    /// scripts and Prometheus on a trusted LAN). Default false.
+    pub public_status: Option<bool>,
+    /// Hours a login stays valid without use (every request renews it).
+    /// Default 24, 1..=8760.
+    pub session_hours: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,12 +152,22 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     pub web_listen: String,
     pub web_workers: usize,
+    /// `web.public_status`: `/api/status` and `/metrics` need no login.
+    pub web_public_status: bool,
+    /// `web.session_hours`: idle lifetime of a web login.
+    pub web_session_hours: u32,
     pub heartbeat_retention_days: u32,
     pub rollup_retention_days: u32,
     pub max_concurrent_probes: usize,
     pub commit_interval: Duration,
-    /// Whether an `mqtt:` block was present (logged; see README).
-    pub has_mqtt_block: bool,
+    /// The `mqtt:` block, validated; None when absent (it may be present but disabled).
+    pub mqtt: Option<crate::mqtt::MqttConfig>,
+    /// Webhooks of `notify:`, in file order.
+    pub notify: Vec<crate::notify::Webhook>,
+    /// NTP servers the clock's offset is measured against (`time.ntp_servers`).
+    pub ntp_servers: Vec<String>,
+    /// Admin password hash from the file, if any (see [`RawConfig`]).
+    pub admin_password_hash: Option<String>,
 }
 
 /// One validated stream.
@@ -282,6 +319,19 @@ impl Config {
             }
         };
 
+        let (web_public_status, web_session_hours) = match &raw.web {
+            None => (false, DEFAULT_SESSION_HOURS),
+            Some(w) => {
+                let hours = w.value.session_hours.unwrap_or(DEFAULT_SESSION_HOURS);
+                if !(1..=8760).contains(&hours) {
+                    return Err(at.err(
+                        &w.referenced,
+                        "web.session_hours: must be between 1 and 8760",
+                    ));
+                }
+                (w.value.public_status.unwrap_or(false), hours)
+            }
+        };
         let (web_listen, web_workers) = match &raw.web {
             None => (DEFAULT_LISTEN.to_owned(), 4),
             Some(w) => {
@@ -340,6 +390,57 @@ impl Config {
             }
         };
 
+        let ntp_servers = match &raw.time {
+            None => Vec::new(),
+            Some(t) => {
+                let list = t.value.ntp_servers.clone().unwrap_or_default();
+                if list.len() > 8 {
+                    return Err(at.err(&t.referenced, "time.ntp_servers: at most 8 servers"));
+                }
+                if let Some(bad) = list
+                    .iter()
+                    .find(|s| s.is_empty() || s.len() > 253 || s.contains(char::is_whitespace))
+                {
+                    return Err(at.err(
+                        &t.referenced,
+                        format!("time.ntp_servers: {bad:?} is not a host or host:port"),
+                    ));
+                }
+                list
+            }
+        };
+        let admin_password_hash = match &raw.admin_password_hash {
+            None => None,
+            Some(h) if h.value.starts_with("$argon2") => Some(h.value.clone()),
+            Some(h) => {
+                let m = "admin_password_hash: expected an argon2 hash ($argon2id$...)";
+                return Err(at.err(&h.referenced, m));
+            }
+        };
+
+        let mqtt = match &raw.mqtt {
+            None => None,
+            Some(m) => Some(
+                crate::mqtt::MqttConfig::from_raw(
+                    m,
+                    raw.device_name.as_deref().unwrap_or("streampulse"),
+                )
+                .map_err(|e| at.err(&e.at, e.message))?,
+            ),
+        };
+        let mut notify: Vec<crate::notify::Webhook> = Vec::new();
+        for (i, n) in raw.notify.iter().flatten().enumerate() {
+            let w = crate::notify::Webhook::parse(&n.value)
+                .map_err(|m| at.err(&n.referenced, format!("notify[{i}]: {m}")))?;
+            if notify.iter().any(|o| o.url == w.url) {
+                return Err(at.err(
+                    &n.referenced,
+                    format!("notify[{i}]: {} is listed twice", w.url_redacted),
+                ));
+            }
+            notify.push(w);
+        }
+
         let mut names = HashSet::new();
         let mut streams = Vec::with_capacity(raw.streams.len());
         for (i, s) in raw.streams.iter().enumerate() {
@@ -362,11 +463,16 @@ impl Config {
             streams,
             web_listen,
             web_workers,
+            web_public_status,
+            web_session_hours,
             heartbeat_retention_days: heartbeat_days,
             rollup_retention_days: rollup_days,
             max_concurrent_probes: max_concurrent,
             commit_interval: Duration::from_secs(commit_secs.into()),
-            has_mqtt_block: raw.mqtt.is_some(),
+            mqtt,
+            notify,
+            ntp_servers,
+            admin_password_hash,
         })
     }
 
@@ -556,7 +662,10 @@ streams:
         let c = parse(SEED, "config.yaml").unwrap();
         assert_eq!(c.heartbeat, Duration::from_secs(20));
         assert_eq!(c.timezone, "Asia/Calcutta");
-        assert!(c.has_mqtt_block);
+        let mqtt = c.mqtt.as_ref().expect("the seed's mqtt block is kept");
+        assert!(!mqtt.enabled);
+        assert_eq!(mqtt.topic, "stream_monitor/status");
+        assert_eq!(mqtt.interval, Duration::from_secs(10));
         assert_eq!(c.streams.len(), 2);
         assert_eq!(c.streams[0].target.kind, Kind::Mjpeg);
         let tapo = &c.streams[1];
@@ -702,5 +811,74 @@ streams:
         std::fs::write(&p, "heartbeat_seconds: [\n").unwrap();
         assert!(r.poll().unwrap().is_err());
         assert!(r.poll().is_none(), "a broken file is reported once");
+    }
+
+    #[test]
+    fn ntp_servers_and_admin_hash() {
+        let c = parse(
+            "time:\n  ntp_servers: [pool.ntp.org, '10.0.0.1:123']\n\
+             admin_password_hash: $argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.ntp_servers, ["pool.ntp.org", "10.0.0.1:123"]);
+        assert!(c.admin_password_hash.unwrap().starts_with("$argon2id$"));
+        assert!(parse("heartbeat_seconds: 20\n", "c.yaml")
+            .unwrap()
+            .ntp_servers
+            .is_empty());
+        let e = parse("admin_password_hash: hunter2\n", "c.yaml").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = parse("time:\n  ntp_servers: ['a b']\n", "c.yaml").unwrap_err();
+        assert!(e.message.contains("ntp_servers"), "{e}");
+        assert!(parse("time:\n  servers: [x]\n", "c.yaml").is_err());
+    }
+}
+
+/// Property tests: no input crashes the parser, and every error names a
+/// line that exists in the file.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GOOD: &str = "heartbeat_seconds: 20\ntimezone: Europe/Berlin\nweb:\n  listen: 127.0.0.1:8000\nstreams:\n- name: a\n  url: rtsp://u:p@10.0.0.1/x\n  interval: 30\n- name: b\n  url: http://10.0.0.2:8081/\n  kind: mjpeg\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            if let Err(e) = parse_bytes(&bytes, "c.yaml") {
+                let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+                prop_assert!(e.line.is_none_or(|l| l <= lines + 1), "{e}");
+            }
+        }
+
+        #[test]
+        fn truncated_or_mutated_good_config_never_panics(cut in 0usize..GOOD.len(), at in 0usize..GOOD.len(), b in any::<u8>()) {
+            let _ = parse(&GOOD[..cut], "c.yaml");
+            let mut m = GOOD.as_bytes().to_vec();
+            m[at] = b;
+            if let Err(e) = parse_bytes(&m, "c.yaml") {
+                prop_assert!(!e.message.is_empty());
+                prop_assert!(!e.to_string().contains("u:p@"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn ten_thousand_streams_parse() {
+        let mut s = String::from("streams:\n");
+        for i in 0..10_000 {
+            s.push_str(&format!(
+                "- name: cam{i}\n  url: rtsp://10.0.{}.{}/s\n",
+                i / 250,
+                i % 250
+            ));
+        }
+        let c = parse(&s, "c.yaml").unwrap();
+        assert_eq!(c.streams.len(), 10_000);
     }
 }

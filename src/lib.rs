@@ -17,18 +17,27 @@
 //! ```
 //!
 //! * [`config`]: parse + validate `config.yaml` (errors name line and column), hot reload.
+//! * [`config_edit`]: the web GUI's edits of `config.yaml` (validated, atomic write).
 //! * [`probe`]: one probe of one stream, with a hard deadline and byte cap.
 //! * [`monitor`]: per-stream jittered schedules under a global concurrency cap.
 //! * [`state`]: the in-memory board and the debounce state machine (pure, no I/O).
 //! * [`store`]: SQLite schema, versions, the recorder thread and retention.
-//! * [`web`]: the HTTP server and JSON API.
+//! * [`web`]: the HTTP server: web GUI (setup, login, dashboard, history, editor,
+//!   "Check now" previews), JSON API and Prometheus `/metrics`.
+//! * [`mqtt`]: publishing to an MQTT broker (status, per-stream state, HA discovery).
+//! * [`notify`]: webhooks on state changes.
+//! * [`preview`]: the web's "Check now" picture (JPEG pass-through, on-box H.264 decode).
 //! * [`system`]: appliance concerns (clock sync state).
 //! * [`cmds`]: the subcommands of the `streampulse` binary.
 
 pub mod clock;
 pub mod cmds;
 pub mod config;
+pub mod config_edit;
 pub mod monitor;
+pub mod mqtt;
+pub mod notify;
+pub mod preview;
 pub mod probe;
 pub mod redact;
 pub mod shutdown;

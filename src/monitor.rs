@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{broadcast, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -23,9 +23,13 @@ use crate::clock::SharedClock;
 use crate::config::{Config, StreamConfig};
 use crate::probe;
 use crate::shutdown;
-use crate::state::{Board, Health, StreamState};
+use crate::state::{Board, Health, StreamState, Transition};
 use crate::store::recorder::{Record, RecorderTx, FLAG_CLOCK_UNSYNCED};
 use crate::system::timesync::SyncSource;
+use crate::web::metrics::ProbeStats;
+
+/// State changes a broadcast holds for slow readers before they lag.
+const TRANSITIONS_CAP: usize = 256;
 
 /// Shared by every stream task.
 pub struct Ctx {
@@ -40,6 +44,12 @@ pub struct Ctx {
     /// tokio-monotonic ms (since `epoch`) of the last completed probe.
     pub last_probe_ms: AtomicI64,
     pub epoch: Instant,
+    /// State changes for readers that must never slow a probe (MQTT,
+    /// webhooks): a bounded broadcast, so `send` never waits; a reader that
+    /// falls behind gets `Lagged` and re-reads the board.
+    pub transitions: broadcast::Sender<Transition>,
+    /// Latency histograms and failure counts per stream, for `/metrics`.
+    pub probe_stats: ProbeStats,
 }
 
 impl Ctx {
@@ -59,6 +69,8 @@ impl Ctx {
             probes_done: AtomicU64::new(0),
             last_probe_ms: AtomicI64::new(0),
             epoch: Instant::now(),
+            transitions: broadcast::channel(TRANSITIONS_CAP).0,
+            probe_stats: ProbeStats::default(),
         }
     }
 }
@@ -229,6 +241,9 @@ async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: shutdown::Rec
     let name: Arc<str> = Arc::from(sc.name.as_str());
     // Spread first probes over up to 3 s so a restart does not hit every camera at once.
     let mut next = Instant::now() + jitter(sc.interval.min(Duration::from_secs(3)));
+    // Latest heartbeat timestamp so far: one earlier than that means the wall
+    // clock stepped back, and the heartbeat is flagged like an unsynced one.
+    let mut ts_high = i64::MIN;
     loop {
         tokio::select! {
             biased;
@@ -243,13 +258,21 @@ async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: shutdown::Rec
         let started = Instant::now();
         let ts_ms = ctx.clock.now_ms();
         let sync = ctx.sync.state(ts_ms);
+        let stepped_back = ts_ms < ts_high;
+        ts_high = ts_high.max(ts_ms);
         let outcome = tokio::select! {
             biased;
             _ = shutdown_rx.wait() => return,
             o = probe::run(&sc.target) => o,
         };
         drop(permit);
-        record(&ctx, &name, ts_ms, &outcome, !sync.trusted());
+        record(
+            &ctx,
+            &name,
+            ts_ms,
+            &outcome,
+            !sync.trusted() || stepped_back,
+        );
 
         // Next slot: keep the cadence (interval ± 10 %), never stack up.
         let spread = sc.interval / 10;
@@ -262,6 +285,7 @@ async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: shutdown::Rec
 
 fn record(ctx: &Ctx, name: &Arc<str>, ts_ms: i64, outcome: &probe::Outcome, unsynced: bool) {
     ctx.probes_done.fetch_add(1, Ordering::Relaxed);
+    ctx.probe_stats.observe(name, outcome);
     ctx.last_probe_ms
         .store(ctx.epoch.elapsed().as_millis() as i64, Ordering::Relaxed);
     let (transition, media_changed, health) = {
@@ -305,6 +329,8 @@ fn record(ctx: &Ctx, name: &Arc<str>, ts_ms: i64, outcome: &probe::Outcome, unsy
                 tracing::info!(stream = %name, "{} → {}: {}", t.from.as_str(), t.to.as_str(), t.message)
             }
         }
+        // No receiver (MQTT and webhooks off) is not an error.
+        let _ = ctx.transitions.send(t.clone());
         ctx.recorder.send(Record::Event(t));
     }
 }

@@ -2,6 +2,7 @@
 //! and a `run(args) -> anyhow::Result<u8>` returning the exit code.
 
 pub mod check_config;
+pub mod passwd;
 pub mod probe;
 pub mod run;
 
@@ -23,6 +24,8 @@ pub enum Cmd {
     CheckConfig(check_config::Args),
     /// Probe one URL once and print what was learnt (a field engineer's tool).
     Probe(probe::Args),
+    /// Make an admin password hash for the web GUI (or set it with --config).
+    Passwd(passwd::Args),
 }
 
 /// Dispatches to the subcommand.
@@ -31,6 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Run(a) => run::run(a),
         Cmd::CheckConfig(a) => check_config::run(a),
         Cmd::Probe(a) => probe::run(a),
+        Cmd::Passwd(a) => passwd::run(a),
     }
 }
 

@@ -1,12 +1,14 @@
 //! `streampulse run`: the appliance's main loop.
 //!
 //! Start order: load config → open (and upgrade) the database → recorder
-//! thread → tokio runtime → web server (port bound) → monitor tasks → config
-//! reload loop. Stop order is the reverse: monitor, pending RTSP TEARDOWNs,
-//! web workers, recorder (commits its last batch). The first SIGINT/SIGTERM
+//! thread → tokio runtime → web server (port bound) → MQTT publisher and
+//! webhooks → monitor tasks → config reload loop. Stop order is the reverse:
+//! monitor, pending RTSP TEARDOWNs, MQTT `offline`, webhooks, web workers,
+//! recorder (commits its last batch). The first SIGINT/SIGTERM
 //! stops gracefully; a second one exits at once.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,7 @@ use crate::config::{self, Config};
 use crate::monitor::{self, Monitor};
 use crate::store::{self, recorder, retention::Policy};
 use crate::system::timesync::{KernelSync, SyncSource};
+use crate::system::{self, watchdog};
 use crate::{clock, shutdown, state, web};
 
 /// How often the config file is checked for edits.
@@ -33,6 +36,11 @@ pub struct Args {
     /// Overrides `web.listen` (e.g. `127.0.0.1:0` for a free port).
     #[arg(long)]
     pub listen: Option<String>,
+    /// A `config.yaml` on the boot partition to import before loading
+    /// `--config`: validated, copied atomically, then renamed `.applied`
+    /// (an invalid one stays, with a `.error` note). See docs/APPLIANCE.md.
+    #[arg(long)]
+    pub boot_config: Option<PathBuf>,
 }
 
 fn policy(c: &Config) -> Policy {
@@ -43,6 +51,9 @@ fn policy(c: &Config) -> Policy {
 }
 
 pub fn run(args: Args) -> Result<u8> {
+    if let Some(boot) = &args.boot_config {
+        system::bootcfg::at_start(boot, &args.config, clock::real().now_ms());
+    }
     let cfg = config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(
         "streampulse {} starting: {} streams from {}, data in {}",
@@ -51,11 +62,9 @@ pub fn run(args: Args) -> Result<u8> {
         args.config.display(),
         args.data_dir.display()
     );
-    if cfg.has_mqtt_block {
-        tracing::info!("config has an mqtt: block; this build does not publish to MQTT yet");
-    }
     let db_path = args.data_dir.join(store::DB_FILE);
     let conn = store::open(&db_path)?;
+    system::health::global().set_data_dir(&args.data_dir);
     let clock = clock::real();
     let sync: Arc<dyn SyncSource> = Arc::new(KernelSync);
     let recorder = recorder::start(conn, clock.clone(), cfg.commit_interval, policy(&cfg));
@@ -93,33 +102,74 @@ pub fn run(args: Args) -> Result<u8> {
             recorder_stats: recorder.stats.clone(),
             monitor: Some(ctx.clone()),
             started: Instant::now(),
+            gui: web::Gui::new(
+                &args.config,
+                &args.data_dir,
+                clock.clone(),
+                Some(tokio::runtime::Handle::current()),
+            ),
         });
         let listen = args
             .listen
             .clone()
             .unwrap_or_else(|| cfg.web_listen.clone());
-        let web = web::start(&listen, cfg.web_workers, web_ctx)?;
+        let web = web::start(&listen, cfg.web_workers, web_ctx.clone())?;
         tracing::info!("listening on http://{}", web.addr);
 
         let mut monitor = Monitor::new(ctx, cfg.max_concurrent_probes, shutdown_rx.clone());
+        // Readers of state changes, subscribed before the first probe; the
+        // monitor's broadcast is bounded, so neither can ever slow it down.
+        let transitions = monitor.ctx().transitions.clone();
+        let mut mqtt = crate::mqtt::MqttHandle::start(&cfg, web_ctx.clone(), transitions.clone());
+        let mut notifier = crate::notify::NotifyHandle::start(&cfg, transitions);
         monitor.apply(&cfg);
+
+        // DB open and port bound: tell systemd (if it supervises us) and
+        // ping its watchdog only while the loop, recorder and probes progress.
+        let loop_ticks = Arc::new(AtomicU64::new(0));
+        let watchdog = watchdog::start_for_run(
+            watchdog::RunProgress {
+                loop_ticks: loop_ticks.clone(),
+                monitor: monitor.ctx().clone(),
+                recorder: recorder.stats.clone(),
+                config: shared_cfg.clone(),
+                board: board.clone(),
+            },
+            shutdown_rx.clone(),
+        );
+        if let Some(w) = &watchdog {
+            system::health::global().set_watchdog(w.report.clone());
+        }
+        let system_thread = system::health::start(
+            system::health::global(),
+            shared_cfg.clone(),
+            recorder.sender(),
+            clock.clone(),
+            shutdown_rx.clone(),
+        );
 
         let mut reloader = config::Reloader::new(&args.config);
         let signals = wait_for_signal();
         tokio::pin!(signals);
         loop {
+            loop_ticks.fetch_add(1, Ordering::Relaxed);
             tokio::select! {
                 _ = &mut signals => break,
                 _ = tokio::time::sleep(RELOAD_POLL) => {}
+                // The web GUI wrote config.yaml: read it now.
+                _ = web_ctx.gui.reload_now.notified() => {}
             }
             match reloader.poll() {
                 None => {}
                 Some(Ok(new)) => {
                     tracing::info!("config reloaded: {} streams", new.streams.len());
                     monitor.apply(&new);
-                    recorder
-                        .sender()
-                        .send(recorder::Record::Retention(policy(&new)));
+                    // Reconnects only if the mqtt: section changed.
+                    mqtt.apply(&new).await;
+                    notifier.apply(&new);
+                    // Tightened if the data partition is filling up.
+                    let p = system::health::global().effective_policy(policy(&new));
+                    recorder.sender().send(recorder::Record::Retention(p));
                     *shared_cfg.write().expect("config lock") = Arc::new(new);
                     *config_error.lock().expect("config_error lock") = None;
                 }
@@ -130,9 +180,20 @@ pub fn run(args: Args) -> Result<u8> {
             }
         }
         tracing::info!("stopping");
+        if let Some(w) = &watchdog {
+            w.stopping();
+        }
         drop(shutdown_tx);
         monitor.stop().await;
         crate::probe::rtsp::wait_for_teardowns(Duration::from_secs(3)).await;
+        // Retained `offline` on the availability topic, then DISCONNECT.
+        mqtt.stop().await;
+        notifier.stop();
+        // Both threads return at their next wait once shutdown is signalled.
+        if let Some(w) = watchdog {
+            w.join();
+        }
+        let _ = system_thread.join();
         Ok::<_, anyhow::Error>(web)
     });
     let web = result?;

@@ -33,6 +33,8 @@ struct Found {
     describe_ms: Option<u32>,
     first_frame_ms: Option<u32>,
     media: MediaFacts,
+    /// The JPEG, when the caller asked to keep it.
+    frame: Option<Vec<u8>>,
 }
 
 /// Probes an MJPEG stream or snapshot URL; see the module docs.
@@ -53,24 +55,33 @@ pub async fn probe(target: &Target, progress: &mut Progress) -> Result<(), Failu
         .saturating_sub(progress.start.elapsed())
         .max(Duration::from_millis(100));
     let t = target.clone();
-    let found = tokio::task::spawn_blocking(move || fetch_frame(&t, budget))
+    let keep = progress.keep_frame;
+    let found = tokio::task::spawn_blocking(move || fetch_frame(&t, budget, keep))
         .await
         .map_err(|e| Failure::new(Reason::Protocol, format!("probe thread failed: {e}")))?;
     progress.stages.describe_ms = found.describe_ms;
     progress.stages.first_frame_ms = found.first_frame_ms;
     progress.media = found.media;
+    progress.frame = found.frame.map(|data| super::Frame {
+        codec: "jpeg".into(),
+        data,
+    });
     found.result
 }
 
-fn fetch_frame(t: &Target, budget: Duration) -> Found {
+fn fetch_frame(t: &Target, budget: Duration, keep_frame: bool) -> Found {
     let mut found = Found {
         result: Ok(()),
         describe_ms: None,
         first_frame_ms: None,
         media: MediaFacts::default(),
+        frame: None,
     };
     let start = Instant::now();
     found.result = fetch_frame_inner(t, budget, &mut found, start);
+    if !keep_frame || found.result.is_err() {
+        found.frame = None;
+    }
     found
 }
 
@@ -158,6 +169,7 @@ fn fetch_frame_inner(
     let decoded = jpeg::decode(&frame).map_err(|m| Failure::new(Reason::BadFrame, m))?;
     found.media.width = Some(decoded.width);
     found.media.height = Some(decoded.height);
+    found.frame = Some(frame);
     Ok(())
 }
 

@@ -238,3 +238,69 @@ mod tests {
         assert!(decode(b"\xff\xd8\xff\xd9").is_err());
     }
 }
+
+/// Property tests: arbitrary bytes never panic the framer or the reader, and
+/// how a stream is split into reads never changes where a frame ends.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn real_jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img =
+            image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 7]));
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut out)
+            .encode_image(&img)
+            .unwrap();
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn framer_never_panics_on_garbage(tail in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let mut buf = vec![0xFF, 0xD8];
+            buf.extend_from_slice(&tail);
+            let mut f = JpegFramer::new();
+            if let Ok(Some(end)) = f.advance(&buf) {
+                prop_assert!(end <= buf.len());
+            }
+        }
+
+        #[test]
+        fn split_points_do_not_matter(cuts in proptest::collection::vec(1usize..400, 1..20)) {
+            let j = real_jpeg(24, 16);
+            let mut f = JpegFramer::new();
+            let mut n: usize = 0;
+            let mut found = None;
+            for c in cuts.iter().chain(std::iter::once(&usize::MAX)) {
+                n = n.saturating_add(*c).min(j.len());
+                if let Some(end) = f.advance(&j[..n]).unwrap() {
+                    found = Some(end);
+                    break;
+                }
+            }
+            prop_assert_eq!(found, Some(j.len()));
+        }
+
+        #[test]
+        fn reader_is_bounded_on_garbage(body in proptest::collection::vec(any::<u8>(), 0..20_000)) {
+            let cap = 4096;
+            match crate::probe::http::read_one_jpeg(&mut &body[..], cap) {
+                Ok(frame) => prop_assert!(frame.len() <= cap && frame.starts_with(&[0xFF, 0xD8])),
+                Err(f) => prop_assert!(!f.message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn decode_never_panics(mut j in Just(real_jpeg(16, 16)), flips in proptest::collection::vec((0usize..600, any::<u8>()), 0..8)) {
+            for (at, v) in flips {
+                let i = at % j.len();
+                j[i] = v;
+            }
+            let _ = decode(&j);
+        }
+    }
+}

@@ -320,6 +320,17 @@ impl Stage {
     }
 }
 
+/// The frame that proved a stream alive, kept only on request
+/// ([`run_keeping_frame`]: the web preview); the monitor's probes drop it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// `h264`, `h265` or `jpeg`.
+    pub codec: String,
+    /// A complete JPEG, or an H.264/H.265 key frame in Annex B with its
+    /// parameter sets (retina's `FrameFormat::SIMPLE`).
+    pub data: Vec<u8>,
+}
+
 /// Progress of a running probe, filled in as stages complete.
 #[derive(Debug)]
 pub struct Progress {
@@ -327,6 +338,10 @@ pub struct Progress {
     pub stage: Stage,
     pub stages: Stages,
     pub media: MediaFacts,
+    /// Set by the caller: keep the proving frame in [`Progress::frame`].
+    pub keep_frame: bool,
+    /// The proving frame, when `keep_frame` was set and the probe succeeded.
+    pub frame: Option<Frame>,
 }
 
 impl Progress {
@@ -336,6 +351,8 @@ impl Progress {
             stage: Stage::Dns,
             stages: Stages::default(),
             media: MediaFacts::default(),
+            keep_frame: false,
+            frame: None,
         }
     }
 
@@ -358,7 +375,18 @@ const HTTP_GRACE: Duration = Duration::from_secs(1);
 
 /// Probes `target` once, never taking (much) longer than `target.timeout`.
 pub async fn run(target: &Target) -> Outcome {
+    run_inner(target, false).await.0
+}
+
+/// Like [`run`], and also returns the frame that proved the stream alive
+/// (for the web's on-demand preview; at most `target.max_frame_bytes`).
+pub async fn run_keeping_frame(target: &Target) -> (Outcome, Option<Frame>) {
+    run_inner(target, true).await
+}
+
+async fn run_inner(target: &Target, keep_frame: bool) -> (Outcome, Option<Frame>) {
     let mut progress = Progress::new();
+    progress.keep_frame = keep_frame;
     let deadline = match target.kind {
         Kind::Rtsp => target.timeout,
         Kind::Mjpeg | Kind::Snapshot => target.timeout + HTTP_GRACE,
@@ -378,12 +406,14 @@ pub async fn run(target: &Target) -> Outcome {
         reason: f.reason,
         message: crate::redact::scrub(&f.message, target.creds.as_ref()),
     });
-    Outcome {
+    let frame = if result.is_ok() { progress.frame } else { None };
+    let outcome = Outcome {
         result,
         latency_ms: Progress::ms(progress.start),
         stages: progress.stages,
         media: progress.media,
-    }
+    };
+    (outcome, frame)
 }
 
 async fn probe_inner(target: &Target, progress: &mut Progress) -> Result<(), Failure> {

@@ -172,6 +172,12 @@ async fn play_to_keyframe(
         if frame.is_random_access_point() && frame.loss() == 0 {
             progress.stages.first_frame_ms = Some(Progress::ms(t));
             progress.media.frame_bytes = u32::try_from(frame.data().len()).ok();
+            if progress.keep_frame {
+                progress.frame = Some(super::Frame {
+                    codec: progress.media.codec.clone().unwrap_or_default(),
+                    data: frame.into_data(),
+                });
+            }
             // JPEG dimensions (and changed H.26x parameters) are known only now.
             if let Some(ParametersRef::Video(v)) = demuxed.streams()[video_i].parameters() {
                 learn(&mut progress.media, v);
@@ -239,7 +245,9 @@ fn learn(media: &mut MediaFacts, v: &VideoParameters) {
 /// status is exposed, so transport errors are told apart by their text.
 fn classify(e: &retina::Error, during: &str) -> Failure {
     let text = first_line(&e.to_string());
-    if let Some(status) = e.status_code() {
+    // A 2xx "error" is retina rejecting what came with a success (e.g. no
+    // usable SDP after a 10 MB header): its own text says what.
+    if let Some(status) = e.status_code().filter(|s| !(200..300).contains(s)) {
         let reason = match status {
             401 | 403 => Reason::Auth,
             404 => Reason::NotFound,
@@ -247,6 +255,10 @@ fn classify(e: &retina::Error, during: &str) -> Failure {
         };
         let hint = match status {
             401 => " (wrong or missing username/password)",
+            301 | 302 | 303 | 307 | 308 => {
+                " (redirect; not followed: configure the URL it points to)"
+            }
+            453 | 503 => " (the camera refuses another session: session limit reached?)",
             461 => " (transport not offered: try `transport: udp` or `tcp`)",
             _ => "",
         };

@@ -92,3 +92,163 @@ pub fn events(
         .collect();
     rows
 }
+
+/// Heartbeats of one time bucket (for the history chart).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BucketRow {
+    /// Start of the bucket, ms since the epoch.
+    pub start_ms: i64,
+    pub probes: u32,
+    pub ok: u32,
+    /// Mean latency of the successful probes (None if none succeeded).
+    pub latency_avg_ms: Option<f64>,
+    /// Highest latency of the successful probes.
+    pub latency_max_ms: Option<u32>,
+}
+
+/// Heartbeats of `stream` in `[since_ms, until_ms)` grouped into buckets of
+/// `bucket_ms` starting at `since_ms`; buckets without heartbeats are
+/// absent. Hours whose raw heartbeats were already pruned come from the
+/// hourly rollups (so a long range still shows up/down). Oldest first.
+pub fn buckets(
+    conn: &Connection,
+    stream: &str,
+    since_ms: i64,
+    until_ms: i64,
+    bucket_ms: i64,
+) -> rusqlite::Result<Vec<BucketRow>> {
+    let bucket_ms = bucket_ms.max(1);
+    let mut stmt = conn.prepare_cached(
+        "SELECT (h.ts_ms - ?2) / ?4, count(*), sum(h.ok),
+                avg(CASE WHEN h.ok THEN h.latency_ms END),
+                max(CASE WHEN h.ok THEN h.latency_ms END)
+         FROM heartbeats h
+         WHERE h.stream_id = (SELECT id FROM streams WHERE name = ?1)
+           AND h.ts_ms >= ?2 AND h.ts_ms < ?3
+         GROUP BY 1 ORDER BY 1",
+    )?;
+    let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<BucketRow> {
+        let idx: i64 = r.get(0)?;
+        Ok(BucketRow {
+            start_ms: since_ms + idx * bucket_ms,
+            probes: r.get::<_, i64>(1)?.clamp(0, u32::MAX as i64) as u32,
+            ok: r.get::<_, i64>(2)?.clamp(0, u32::MAX as i64) as u32,
+            latency_avg_ms: r.get(3)?,
+            latency_max_ms: r
+                .get::<_, Option<i64>>(4)?
+                .map(|v| v.clamp(0, u32::MAX as i64) as u32),
+        })
+    };
+    let mut out = stmt
+        .query_map(params![stream, since_ms, until_ms, bucket_ms], map)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // Older hours from rollups, where no raw heartbeat is left.
+    let first_raw = out.first().map(|b| b.start_ms).unwrap_or(until_ms);
+    let mut stmt = conn.prepare_cached(
+        "SELECT (r.hour_ms - ?2) / ?4, sum(r.probes), sum(r.ok),
+                sum(r.latency_sum_ms) * 1.0 / nullif(sum(r.ok), 0), max(r.latency_max_ms)
+         FROM rollups r JOIN streams s ON s.id = r.stream_id
+         WHERE s.name = ?1 AND r.hour_ms >= ?2 AND r.hour_ms < ?3
+         GROUP BY 1 ORDER BY 1",
+    )?;
+    let older = stmt
+        .query_map(params![stream, since_ms, first_raw, bucket_ms], map)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if !older.is_empty() {
+        let mut merged: Vec<BucketRow> = older
+            .into_iter()
+            .filter(|b| b.start_ms + bucket_ms <= first_raw)
+            .collect();
+        merged.extend(out);
+        out = merged;
+    }
+    Ok(out)
+}
+
+/// Probes and successful probes of `stream` in `[since_ms, until_ms)`:
+/// raw heartbeats where they are kept, hourly rollups before that.
+pub fn uptime(
+    conn: &Connection,
+    stream: &str,
+    since_ms: i64,
+    until_ms: i64,
+) -> rusqlite::Result<(u64, u64)> {
+    let (probes, ok, first): (i64, Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT count(*), sum(h.ok), min(h.ts_ms)
+         FROM heartbeats h
+         WHERE h.stream_id = (SELECT id FROM streams WHERE name = ?1)
+           AND h.ts_ms >= ?2 AND h.ts_ms < ?3",
+        params![stream, since_ms, until_ms],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let first_raw_hour = super::retention::hour_start(first.unwrap_or(until_ms));
+    let (rp, rok): (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT sum(r.probes), sum(r.ok)
+         FROM rollups r JOIN streams s ON s.id = r.stream_id
+         WHERE s.name = ?1 AND r.hour_ms >= ?2 AND r.hour_ms < ?3",
+        params![stream, since_ms, first_raw_hour],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let n = |v: i64| v.max(0) as u64;
+    Ok((
+        n(probes) + n(rp.unwrap_or(0)),
+        n(ok.unwrap_or(0)) + n(rok.unwrap_or(0)),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::store::init(&mut c, None).unwrap();
+        c.execute(
+            "INSERT INTO streams (id, name, kind, url_redacted, created_ms) VALUES (1, 'cam', 'rtsp', 'x', 0)",
+            [],
+        )
+        .unwrap();
+        c
+    }
+
+    const H: i64 = 3_600_000;
+    const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % H;
+
+    #[test]
+    fn buckets_and_uptime_combine_rollups_and_heartbeats() {
+        let c = db();
+        // Hours 0-1 only as rollups (raw pruned): 10 probes, 5 ok each.
+        for h in 0..2 {
+            c.execute(
+                "INSERT INTO rollups VALUES (1, ?1, 10, 5, 500, 150)",
+                [T0 + h * H],
+            )
+            .unwrap();
+        }
+        // Hours 2-3 raw: one probe every 10 min, the first of each hour failing.
+        for i in 0..12 {
+            let ok = i % 6 != 0;
+            c.execute(
+                "INSERT INTO heartbeats (stream_id, ts_ms, ok, latency_ms) VALUES (1, ?1, ?2, ?3)",
+                params![T0 + 2 * H + i * 600_000, ok as i64, 100 + i],
+            )
+            .unwrap();
+        }
+        // A rollup for hour 2 also exists: it must not be counted twice.
+        c.execute(
+            "INSERT INTO rollups VALUES (1, ?1, 6, 5, 500, 105)",
+            [T0 + 2 * H],
+        )
+        .unwrap();
+        let (p, ok) = uptime(&c, "cam", T0, T0 + 4 * H).unwrap();
+        assert_eq!((p, ok), (20 + 12, 10 + 10));
+        let b = buckets(&c, "cam", T0, T0 + 4 * H, H).unwrap();
+        assert_eq!(b.len(), 4, "{b:?}");
+        assert_eq!((b[0].start_ms, b[0].probes, b[0].ok), (T0, 10, 5));
+        assert_eq!(b[0].latency_avg_ms, Some(100.0));
+        assert_eq!((b[2].start_ms, b[2].probes, b[2].ok), (T0 + 2 * H, 6, 5));
+        assert_eq!(b[3].latency_max_ms, Some(111));
+        assert!(buckets(&c, "nope", T0, T0 + 4 * H, H).unwrap().is_empty());
+        assert_eq!(uptime(&c, "nope", T0, T0 + H).unwrap(), (0, 0));
+    }
+}

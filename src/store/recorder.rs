@@ -3,14 +3,25 @@
 //!
 //! Why one thread and batches: an SD card pays for every fsync, and SQLite
 //! in WAL mode wants one writer. The monitor never blocks on the recorder:
-//! [`RecorderTx::send`] uses a bounded channel's `try_send` and counts what
+//! [`RecorderTx::send`] never waits on its bounded queue and counts what
 //! it had to drop when the card is too slow (visible in stats and logs).
 //! Dropping every sender (or calling [`RecorderHandle::stop`]) commits the last
 //! batch and ends the thread.
+//!
+//! A full data partition: SQLite in WAL mode cannot even delete when the disk
+//! is full (the delete needs WAL space, the checkpoint needs the file to
+//! grow), so the recorder holds a small [`RESERVE_BYTES`] file next to the
+//! database. When a commit fails with "disk full" it releases the reserve,
+//! runs retention at once and, if that frees nothing, prunes the oldest
+//! rolled-up day of raw heartbeats ([`retention::prune_oldest_day`]); freed
+//! pages are reused, so the file stops growing. Failed batches stay queued
+//! (bounded) and commit once space is back; the reserve is re-created when
+//! there is room again. Retention reads its time through a
+//! [`retention::SteadyClock`], so a forward clock jump never deletes history.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -68,6 +79,8 @@ pub struct RecorderStats {
     pub commits: AtomicU64,
     /// Failed commits (disk full, I/O error).
     pub commit_errors: AtomicU64,
+    /// The last commit error, cleared by the next successful commit (`/healthz`).
+    pub last_error: std::sync::Mutex<Option<String>>,
     /// Milliseconds (monotonic, since recorder start) of the last loop pass;
     /// the watchdog uses it to prove the recorder is alive.
     pub last_progress_ms: AtomicI64,
@@ -76,26 +89,55 @@ pub struct RecorderStats {
 /// Cloneable, non-blocking sending side.
 #[derive(Clone)]
 pub struct RecorderTx {
-    tx: SyncSender<Record>,
+    tx: Sender<Record>,
+    /// Records sent and not yet received: the queue's bound ([`QUEUE`]).
+    queued: Arc<AtomicUsize>,
     stats: Arc<RecorderStats>,
 }
 
 impl RecorderTx {
     /// Queues `r`; never blocks. Returns false (and counts it) if the queue is full.
     pub fn send(&self, r: Record) -> bool {
-        match self.tx.try_send(r) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    tracing::warn!(
-                        "recorder queue full: {n} records dropped so far (slow storage?)"
-                    );
-                }
-                false
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= QUEUE {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!("recorder queue full: {n} records dropped so far (slow storage?)");
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            return false;
         }
+        if self.tx.send(r).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// The receiving end: an unbounded channel plus the shared count that bounds
+/// it, so the bound costs no memory up front. (`sync_channel(QUEUE)`
+/// allocated and touched every slot at start: 16384 × 136-byte [`Record`]s,
+/// 2.2 MB resident for an empty queue, measured by `make bench`.)
+struct QueueRx {
+    rx: mpsc::Receiver<Record>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl QueueRx {
+    fn recv_timeout(&self, wait: Duration) -> Result<Record, RecvTimeoutError> {
+        let r = self.rx.recv_timeout(wait);
+        if r.is_ok() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn try_recv(&self) -> Result<Record, TryRecvError> {
+        let r = self.rx.try_recv();
+        if r.is_ok() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        r
     }
 }
 
@@ -130,6 +172,15 @@ const QUEUE: usize = 16_384;
 const MAX_BATCH: usize = 2_000;
 /// Retention runs this often (and once shortly after start).
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// Space held back on the data partition for a disk-full day: enough for
+/// SQLite to checkpoint and commit the deletes that make room.
+pub const RESERVE_BYTES: u64 = 4 << 20;
+/// File name of the reserve, next to the database.
+pub const RESERVE_FILE: &str = "streampulse.reserve";
+/// After a disk-full recovery attempt, the next one waits this long.
+const RECOVER_EVERY: Duration = Duration::from_secs(30);
+/// How often a released reserve is re-created (if there is room).
+const RESERVE_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// Starts the recorder thread on `conn`.
 pub fn start(
@@ -138,7 +189,12 @@ pub fn start(
     commit_interval: Duration,
     policy: Policy,
 ) -> RecorderHandle {
-    let (tx, rx) = mpsc::sync_channel(QUEUE);
+    let (tx, rx) = mpsc::channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let rx = QueueRx {
+        rx,
+        queued: queued.clone(),
+    };
     let stats = Arc::new(RecorderStats::default());
     let st = stats.clone();
     let stop = Arc::new(AtomicBool::new(false));
@@ -150,6 +206,7 @@ pub fn start(
     RecorderHandle {
         tx: Some(RecorderTx {
             tx,
+            queued,
             stats: stats.clone(),
         }),
         stop,
@@ -160,7 +217,7 @@ pub fn start(
 
 fn run(
     mut conn: Connection,
-    rx: mpsc::Receiver<Record>,
+    rx: QueueRx,
     clock: SharedClock,
     commit_interval: Duration,
     mut policy: Policy,
@@ -168,6 +225,11 @@ fn run(
     stop: &AtomicBool,
 ) {
     let started = Instant::now();
+    let mut reserve = Reserve::new(conn.path());
+    reserve.ensure();
+    let mut next_reserve_check = Instant::now() + RESERVE_CHECK_EVERY;
+    let mut next_recovery = Instant::now();
+    let mut steady = retention::SteadyClock::default();
     let mut ids: HashMap<String, i64> = HashMap::new();
     let mut pending: Vec<Record> = Vec::new();
     let mut next_commit = Instant::now() + commit_interval;
@@ -217,10 +279,18 @@ fn run(
                         stats.heartbeats_committed.fetch_add(n, Ordering::Relaxed);
                         stats.commits.fetch_add(1, Ordering::Relaxed);
                         pending.clear();
+                        *stats.last_error.lock().expect("last_error lock") = None;
                     }
                     Err(e) => {
                         stats.commit_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::error!("committing {} records failed: {e:#}", pending.len());
+                        *stats.last_error.lock().expect("last_error lock") =
+                            Some(format!("committing heartbeats failed: {e}"));
+                        if is_disk_full(&e) && Instant::now() >= next_recovery {
+                            next_recovery = Instant::now() + RECOVER_EVERY;
+                            let now_ms = steady.now_ms(clock.now_ms(), Instant::now());
+                            make_room(&mut conn, &mut reserve, now_ms, &policy);
+                        }
                         // Keep a bounded backlog: retry next time, but never grow without bound.
                         if pending.len() > QUEUE {
                             let excess = pending.len() - QUEUE;
@@ -239,9 +309,13 @@ fn run(
             tracing::debug!("recorder: all senders gone, last batch committed");
             return;
         }
+        if Instant::now() >= next_reserve_check {
+            next_reserve_check = Instant::now() + RESERVE_CHECK_EVERY;
+            reserve.ensure();
+        }
         if Instant::now() >= next_retention {
             next_retention = Instant::now() + RETENTION_EVERY;
-            let now_ms = clock.now_ms();
+            let now_ms = steady.now_ms(clock.now_ms(), Instant::now());
             match retention::run(&mut conn, now_ms, &policy) {
                 Ok(r) => {
                     tracing::info!(
@@ -252,6 +326,105 @@ fn run(
                 Err(e) => tracing::error!("retention failed: {e:#}"),
             }
         }
+    }
+}
+
+/// True if `e` is SQLite's "database or disk is full".
+fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
+}
+
+/// The data partition is full: release the reserve so SQLite can write
+/// again, apply retention now and, if it frees nothing, prune the oldest
+/// rolled-up day of raw heartbeats. See the module docs.
+fn make_room(conn: &mut Connection, reserve: &mut Reserve, now_ms: i64, policy: &Policy) {
+    if reserve.release() {
+        tracing::warn!(
+            "data partition full: released the {} MiB space reserve to make room",
+            RESERVE_BYTES >> 20
+        );
+    } else {
+        tracing::warn!("data partition full (no space reserve left)");
+    }
+    let deleted = match retention::run(conn, now_ms, policy) {
+        Ok(r) => r.heartbeats_deleted,
+        Err(e) => {
+            tracing::error!("retention to make room failed: {e:#}");
+            return;
+        }
+    };
+    if deleted > 0 {
+        tracing::warn!("data partition full: retention pruned {deleted} heartbeats");
+        return;
+    }
+    match retention::prune_oldest_day(conn, now_ms) {
+        Ok(0) => tracing::error!(
+            "data partition full and nothing left to prune: heartbeats are kept in memory \
+             (bounded) until space is freed"
+        ),
+        Ok(n) => tracing::warn!(
+            "data partition full: pruned the {n} oldest raw heartbeats (their hourly rollups stay)"
+        ),
+        Err(e) => tracing::error!("pruning to make room failed: {e:#}"),
+    }
+}
+
+/// Creates `path` with `len` bytes of allocated blocks: `fallocate` where the
+/// filesystem has it (ext4, tmpfs: no data written, so no flash wear), else
+/// real zeros (a sparse file would reserve nothing).
+fn allocate(path: &std::path::Path, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::create(path)?;
+    let len_off = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: a valid open fd; fallocate only allocates blocks of that file.
+    if unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len_off) } == 0 {
+        return Ok(());
+    }
+    let mut f = f;
+    std::io::Write::write_all(&mut f, &vec![0u8; len as usize])?;
+    f.sync_all()
+}
+
+/// The space reserve next to the database (see the module docs).
+struct Reserve {
+    /// `None` for an in-memory database.
+    path: Option<std::path::PathBuf>,
+}
+
+impl Reserve {
+    fn new(db_path: Option<&str>) -> Reserve {
+        let path = db_path
+            .filter(|p| !p.is_empty())
+            .map(|p| std::path::Path::new(p).with_file_name(RESERVE_FILE));
+        Reserve { path }
+    }
+
+    /// Creates the reserve if it is missing and the partition has room for
+    /// it and then some (four times its size); a no-op otherwise.
+    fn ensure(&mut self) {
+        let Some(path) = &self.path else { return };
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == RESERVE_BYTES) {
+            return;
+        }
+        let Some(dir) = path.parent() else { return };
+        match crate::system::disk::usage(dir) {
+            Ok(u) if u.free_bytes >= 4 * RESERVE_BYTES => {}
+            _ => return,
+        }
+        match allocate(path, RESERVE_BYTES) {
+            Ok(()) => tracing::debug!("space reserve {} in place", path.display()),
+            Err(e) => {
+                let _ = std::fs::remove_file(path);
+                tracing::warn!("cannot create the space reserve {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// Deletes the reserve; true if there was one.
+    fn release(&mut self) -> bool {
+        self.path
+            .as_ref()
+            .is_some_and(|p| std::fs::remove_file(p).is_ok())
     }
 }
 
@@ -284,7 +457,7 @@ fn commit(
     let mut n = 0;
     {
         let mut hb = tx.prepare_cached(
-            "INSERT OR REPLACE INTO heartbeats (stream_id, ts_ms, ok, latency_ms, reason, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR REPLACE INTO heartbeats_recent (stream_id, ts_ms, ok, latency_ms, reason, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for r in records {
             match r {

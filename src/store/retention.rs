@@ -1,6 +1,9 @@
 //! Retention and hourly rollups, so the card never fills.
 //!
 //! Each pass (hourly, from the recorder thread, on its connection):
+//! 0. moves heartbeats older than [`ARCHIVE_AFTER_MS`] from the append-only
+//!    `heartbeats_recent` to `heartbeats_archive` (see schema.sql: one batch
+//!    an hour instead of one scattered page per stream every commit);
 //! 1. re-aggregates the hours from the watermark up to the current hour into
 //!    `rollups` (the last finished hour is redone next time, so heartbeats
 //!    committed late still count);
@@ -19,6 +22,35 @@ pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 /// 2020-01-01T00:00:00Z: anything earlier is an unset clock.
 pub const SANE_EPOCH_MS: i64 = 1_577_836_800_000;
+/// Heartbeats stay in `heartbeats_recent` at least this long (late commits
+/// of slow probes still land next to their neighbours).
+pub const ARCHIVE_AFTER_MS: i64 = 15 * 60_000;
+
+/// Moves heartbeats older than `now_ms - ARCHIVE_AFTER_MS` from
+/// `heartbeats_recent` to `heartbeats_archive`; returns how many. Lossless,
+/// so any clock will do.
+pub fn archive(tx: &Connection, now_ms: i64) -> rusqlite::Result<u64> {
+    let cutoff = now_ms.saturating_sub(ARCHIVE_AFTER_MS);
+    tx.execute(
+        "INSERT OR REPLACE INTO heartbeats_archive (stream_id, ts_ms, ok, latency_ms, reason, flags)
+         SELECT stream_id, ts_ms, ok, latency_ms, reason, flags FROM heartbeats_recent WHERE ts_ms < ?1",
+        [cutoff],
+    )?;
+    Ok(tx.execute("DELETE FROM heartbeats_recent WHERE ts_ms < ?1", [cutoff])? as u64)
+}
+
+/// Deletes raw heartbeats older than `cutoff_ms` from both tables.
+fn delete_heartbeats_before(tx: &Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
+    let a = tx.execute(
+        "DELETE FROM heartbeats_archive WHERE ts_ms < ?1",
+        [cutoff_ms],
+    )?;
+    let r = tx.execute(
+        "DELETE FROM heartbeats_recent WHERE ts_ms < ?1",
+        [cutoff_ms],
+    )?;
+    Ok((a + r) as u64)
+}
 
 /// Retention settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +77,73 @@ pub struct Report {
     pub events_deleted: u64,
 }
 
+/// Calendar time for retention that a forward jump of the wall clock cannot
+/// drag ahead.
+///
+/// It follows the wall clock, but never runs ahead of the first plausible
+/// (≥ 2020) reading plus the monotonic time elapsed since. So a wall clock
+/// that jumps forward during a run (a wrong RTC, a bad NTP answer, a manual
+/// `date`) never makes retention delete more; a backward jump only makes it
+/// delete less. The price: after a legitimate forward correction (e.g. a
+/// `fake-hwclock` boot at the last shutdown's time, then NTP) retention keeps
+/// data longer than configured, by the size of the jump, until the next
+/// restart. A Pi booting in 1970 anchors at its first plausible reading,
+/// i.e. when NTP sets the clock.
+#[derive(Debug, Default)]
+pub struct SteadyClock {
+    /// First plausible wall reading (ms) and the monotonic instant of it.
+    anchor: Option<(i64, std::time::Instant)>,
+}
+
+impl SteadyClock {
+    /// Retention's "now" for a wall reading `wall_ms` taken at `mono`.
+    pub fn now_ms(&mut self, wall_ms: i64, mono: std::time::Instant) -> i64 {
+        match self.anchor {
+            Some((w0, m0)) => {
+                let elapsed = i64::try_from(mono.saturating_duration_since(m0).as_millis())
+                    .unwrap_or(i64::MAX);
+                wall_ms.min(w0.saturating_add(elapsed))
+            }
+            None => {
+                if wall_ms >= SANE_EPOCH_MS {
+                    self.anchor = Some((wall_ms, mono));
+                }
+                wall_ms
+            }
+        }
+    }
+}
+
+/// Emergency space recovery when the data partition is full and the policy
+/// frees nothing: deletes up to one day of the oldest raw heartbeats, only
+/// from hours already rolled up (their summary stays) and never from the
+/// last day. Returns the rows deleted; never deletes with an unset clock.
+pub fn prune_oldest_day(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<u64> {
+    if now_ms < SANE_EPOCH_MS {
+        return Ok(0);
+    }
+    let tx = conn.transaction()?;
+    let oldest: Option<i64> =
+        tx.query_row("SELECT min(ts_ms) FROM heartbeats", [], |r| r.get(0))?;
+    let watermark: Option<i64> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'rollup_watermark'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let (Some(oldest), Some(watermark)) = (oldest, watermark) else {
+        return Ok(0);
+    };
+    let cutoff = oldest
+        .saturating_add(DAY_MS)
+        .min(watermark)
+        .min(now_ms - DAY_MS);
+    let n = delete_heartbeats_before(&tx, cutoff)?;
+    tx.commit()?;
+    Ok(n)
+}
+
 /// Start of the UTC hour containing `ts_ms`.
 pub fn hour_start(ts_ms: i64) -> i64 {
     ts_ms.div_euclid(HOUR_MS) * HOUR_MS
@@ -54,6 +153,7 @@ pub fn hour_start(ts_ms: i64) -> i64 {
 pub fn run(conn: &mut Connection, now_ms: i64, policy: &Policy) -> rusqlite::Result<Report> {
     let mut report = Report::default();
     let tx = conn.transaction()?;
+    archive(&tx, now_ms)?;
     let current_hour = hour_start(now_ms);
     let watermark: Option<i64> = tx
         .query_row(
@@ -92,8 +192,7 @@ pub fn run(conn: &mut Connection, now_ms: i64, policy: &Policy) -> rusqlite::Res
     if now_ms >= SANE_EPOCH_MS {
         let rolled_up_to = current_hour - HOUR_MS;
         let hb_cutoff = (now_ms - i64::from(policy.heartbeat_days) * DAY_MS).min(rolled_up_to);
-        report.heartbeats_deleted =
-            tx.execute("DELETE FROM heartbeats WHERE ts_ms < ?1", [hb_cutoff])? as u64;
+        report.heartbeats_deleted = delete_heartbeats_before(&tx, hb_cutoff)?;
         let long_cutoff = now_ms - i64::from(policy.rollup_days) * DAY_MS;
         report.rollups_deleted =
             tx.execute("DELETE FROM rollups WHERE hour_ms < ?1", [long_cutoff])? as u64;
@@ -125,6 +224,43 @@ mod tests {
     }
 
     const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR_MS; // an hour boundary in 2027
+
+    #[test]
+    fn pass_moves_old_heartbeats_to_the_archive() {
+        let mut c = db();
+        for i in 0..6 {
+            hb(&c, T0 + i * 600_000, true, 100); // one every 10 minutes for an hour
+        }
+        let count = |c: &Connection, t: &str| -> i64 {
+            c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            (
+                count(&c, "heartbeats_recent"),
+                count(&c, "heartbeats_archive")
+            ),
+            (6, 0)
+        );
+        // At T0 + 1 h: the five older than 15 minutes move, the last one stays.
+        run(&mut c, T0 + HOUR_MS, &Policy::default()).unwrap();
+        assert_eq!(
+            (
+                count(&c, "heartbeats_recent"),
+                count(&c, "heartbeats_archive")
+            ),
+            (1, 5)
+        );
+        assert_eq!(count(&c, "heartbeats"), 6, "the view still sees every row");
+        let r: (i64, i64) = c
+            .query_row(
+                "SELECT probes, ok FROM rollups WHERE hour_ms = ?1",
+                [T0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(r, (6, 6), "the hour rolls up across both tables");
+    }
 
     #[test]
     fn rolls_up_hours_and_prunes_old_heartbeats() {
@@ -169,6 +305,73 @@ mod tests {
         let r2 = run(&mut c, now + 60_000, &Policy::default()).unwrap();
         assert_eq!(r2.hours_rolled, 1);
         assert_eq!(r2.heartbeats_deleted, 0);
+    }
+
+    #[test]
+    fn steady_clock_ignores_forward_jumps_and_follows_backward_ones() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let mut c = SteadyClock::default();
+        // A 1970 boot: passed through (retention never deletes with it), no anchor.
+        assert_eq!(c.now_ms(60_000, t0), 60_000);
+        // NTP sets the clock: the first plausible reading anchors.
+        assert_eq!(c.now_ms(T0, t0 + Duration::from_secs(10)), T0);
+        // Ten seconds later the wall clock jumps 30 days ahead: ignored.
+        let t = t0 + Duration::from_secs(20);
+        assert_eq!(c.now_ms(T0 + 30 * DAY_MS, t), T0 + 10_000);
+        // A backward jump is followed (deleting less is always safe).
+        assert_eq!(c.now_ms(T0 - 2 * HOUR_MS, t), T0 - 2 * HOUR_MS);
+        // Time keeps moving with the monotonic clock.
+        let t = t0 + Duration::from_secs(3610);
+        assert_eq!(c.now_ms(T0 + 30 * DAY_MS, t), T0 + 3_600_000);
+    }
+
+    #[test]
+    fn forward_jump_never_prunes_recent_history() {
+        use std::time::{Duration, Instant};
+        let mut c = db();
+        for i in 0..(3 * 24) {
+            hb(&c, T0 + i * HOUR_MS, true, 10);
+        }
+        let now = T0 + 3 * DAY_MS;
+        let t0 = Instant::now();
+        let mut clock = SteadyClock::default();
+        assert_eq!(clock.now_ms(now, t0), now);
+        let jumped = clock.now_ms(now + 365 * DAY_MS, t0 + Duration::from_secs(30));
+        let r = run(&mut c, jumped, &Policy::default()).unwrap();
+        assert_eq!(r.heartbeats_deleted, 0, "{r:?}");
+    }
+
+    #[test]
+    fn emergency_prune_takes_one_rolled_up_day_and_never_the_last() {
+        let mut c = db();
+        // 5 days, one heartbeat an hour.
+        for i in 0..(5 * 24) {
+            hb(&c, T0 + i * HOUR_MS, true, 10);
+        }
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM heartbeats", [], |r| r.get(0))
+                .unwrap()
+        };
+        let now = T0 + 5 * DAY_MS;
+        // Nothing rolled up yet: nothing may go.
+        assert_eq!(prune_oldest_day(&mut c, now).unwrap(), 0);
+        // A generous policy: the pass only rolls up.
+        let keep_all = Policy {
+            heartbeat_days: 30,
+            rollup_days: 730,
+        };
+        assert_eq!(run(&mut c, now, &keep_all).unwrap().heartbeats_deleted, 0);
+        assert_eq!(prune_oldest_day(&mut c, now).unwrap(), 24);
+        assert_eq!(count(&c), 4 * 24);
+        for _ in 0..10 {
+            prune_oldest_day(&mut c, now).unwrap();
+        }
+        let oldest: i64 = c
+            .query_row("SELECT min(ts_ms) FROM heartbeats", [], |r| r.get(0))
+            .unwrap();
+        assert!(oldest >= now - DAY_MS, "the last day is never pruned");
+        assert_eq!(prune_oldest_day(&mut c, 30_000).unwrap(), 0, "unset clock");
     }
 
     #[test]

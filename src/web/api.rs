@@ -123,7 +123,7 @@ pub fn healthz(ctx: &WebCtx) -> Value {
             .count()
     };
     let st = &ctx.recorder_stats;
-    json!({
+    let mut v = json!({
         "ok": true,
         "version": crate::VERSION,
         "device_name": cfg.device_name,
@@ -145,7 +145,18 @@ pub fn healthz(ctx: &WebCtx) -> Value {
             "commit_errors": st.commit_errors.load(Ordering::Relaxed),
         },
         "config_error": ctx.config_error.lock().expect("config_error lock").clone(),
-    })
+    });
+    // The box itself (data partition space and retention, NTP offset, watchdog,
+    // boot-config import) goes here, not in /api/status: that one's top-level
+    // keys are stream names (seed shape).
+    let data_dir = ctx.db_path.parent().unwrap_or(std::path::Path::new("."));
+    if let (Some(o), Value::Object(extra)) = (
+        v.as_object_mut(),
+        crate::system::health::global().json(data_dir),
+    ) {
+        o.extend(extra);
+    }
+    v
 }
 
 /// Parses a `since`/`until` value: epoch milliseconds or an RFC 3339 time.
@@ -218,21 +229,4 @@ pub fn history(
         "heartbeats": hb,
         "events": ev,
     }))
-}
-
-/// `/`: a plain-text pointer until the web GUI exists.
-pub fn index_text(ctx: &WebCtx) -> String {
-    let cfg = ctx.config.read().expect("config lock").clone();
-    let board = ctx.board.lock().expect("board lock");
-    let mut s = format!("StreamPulse {} on {}\n\n", crate::VERSION, cfg.device_name);
-    for (name, st) in board.iter() {
-        let last = st
-            .last
-            .as_ref()
-            .map(|l| l.message.clone())
-            .unwrap_or_default();
-        s.push_str(&format!("{:<8} {name}: {last}\n", st.health.as_str()));
-    }
-    s.push_str("\nJSON: /api/status  /api/streams  /api/streams/{name}/history  /healthz\n");
-    s
 }

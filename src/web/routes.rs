@@ -1,38 +1,148 @@
-//! URL → [`Route`], a pure function with one table test (moonfire's `path.rs`).
+//! URL → [`Route`], a pure function with one table test (moonfire's `path.rs`),
+//! and the one place that says which routes need a login.
 
 /// Every URL the server answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    Root,                     // /
+    Dashboard,                // /
+    Setup,                    // /setup (first boot only)
+    Login,                    // /login
+    Logout,                   // /logout (POST)
+    AddStream,                // /add
+    Stream(String),           // /streams/{name}
+    EditStream(String),       // /streams/{name}/edit
+    DeleteStream(String),     // /streams/{name}/delete (GET asks, POST deletes)
+    EnableStream(String),     // /streams/{name}/enable (POST enabled=0|1)
+    Preview(String),          // /streams/{name}/preview (GET shows, POST checks now)
+    Frame(String),            // /streams/{name}/frame.jpg (the last preview picture)
+    Settings,                 // /settings
+    SettingsMqtt,             // /settings/mqtt
+    SettingsAccess,           // /settings/access (password, API tokens)
+    Static(&'static str),     // /static/{app.css,app.js,icon.svg}, /favicon.ico
     ApiStatus,                // /api/status
     ApiStreams,               // /api/streams
     ApiStreamHistory(String), // /api/streams/{name}/history
     Healthz,                  // /healthz
+    Metrics,                  // /metrics (Prometheus text)
     NotFound,
 }
 
+/// Who may use a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, always (login, setup, static files, `/healthz`).
+    Public,
+    /// Anyone if `web.public_status: true`, else like [`Access::Api`].
+    PublicStatus,
+    /// A session cookie or an API token (`Authorization: Bearer`).
+    Api,
+    /// A session cookie (HTML pages and forms).
+    Page,
+}
+
+/// Static files, compiled in.
+pub const STATIC_FILES: [&str; 3] = ["app.css", "app.js", "icon.svg"];
+
 impl Route {
     /// Decodes a request path (without the query string). Stream names are
-    /// percent-decoded; names may contain spaces and any Unicode.
+    /// percent-decoded; names may contain spaces, `/` (as `%2F`) and any Unicode.
     pub fn decode(path: &str) -> Route {
         match path {
-            "/" => return Route::Root,
+            "/" => return Route::Dashboard,
+            "/setup" => return Route::Setup,
+            "/login" => return Route::Login,
+            "/logout" => return Route::Logout,
+            "/add" => return Route::AddStream,
+            "/settings" => return Route::Settings,
+            "/settings/mqtt" => return Route::SettingsMqtt,
+            "/settings/access" => return Route::SettingsAccess,
             "/api/status" | "/api/status/" => return Route::ApiStatus,
             "/api/streams" | "/api/streams/" => return Route::ApiStreams,
             "/healthz" => return Route::Healthz,
+            "/metrics" => return Route::Metrics,
+            "/favicon.ico" => return Route::Static("icon.svg"),
             _ => {}
         }
-        if let Some(rest) = path.strip_prefix("/api/streams/") {
-            if let Some(enc) = rest.strip_suffix("/history") {
-                if !enc.is_empty() && !enc.contains('/') {
-                    if let Ok(name) = percent_encoding::percent_decode_str(enc).decode_utf8() {
-                        return Route::ApiStreamHistory(name.into_owned());
-                    }
-                }
+        if let Some(file) = path.strip_prefix("/static/") {
+            if let Some(f) = STATIC_FILES.iter().find(|f| **f == file) {
+                return Route::Static(f);
             }
+            return Route::NotFound;
+        }
+        if let Some(rest) = path.strip_prefix("/api/streams/") {
+            if let Some(name) = rest.strip_suffix("/history").and_then(name_segment) {
+                return Route::ApiStreamHistory(name);
+            }
+            return Route::NotFound;
+        }
+        if let Some(rest) = path.strip_prefix("/streams/") {
+            let (enc, action) = rest.split_once('/').unwrap_or((rest, ""));
+            let Some(name) = name_segment(enc) else {
+                return Route::NotFound;
+            };
+            return match action {
+                "" => Route::Stream(name),
+                "edit" => Route::EditStream(name),
+                "delete" => Route::DeleteStream(name),
+                "enable" => Route::EnableStream(name),
+                "preview" => Route::Preview(name),
+                "frame.jpg" => Route::Frame(name),
+                _ => Route::NotFound,
+            };
         }
         Route::NotFound
     }
+
+    /// Who may use this route; see [`Access`].
+    pub fn access(&self) -> Access {
+        match self {
+            Route::Setup | Route::Login | Route::Static(_) | Route::Healthz | Route::NotFound => {
+                Access::Public
+            }
+            Route::ApiStatus | Route::Metrics => Access::PublicStatus,
+            Route::ApiStreams | Route::ApiStreamHistory(_) => Access::Api,
+            _ => Access::Page,
+        }
+    }
+
+    /// True for routes answering JSON or text for programs (errors as JSON).
+    pub fn is_api(&self) -> bool {
+        matches!(
+            self,
+            Route::ApiStatus
+                | Route::ApiStreams
+                | Route::ApiStreamHistory(_)
+                | Route::Healthz
+                | Route::Metrics
+        )
+    }
+}
+
+/// A percent-decoded, non-empty path segment.
+fn name_segment(enc: &str) -> Option<String> {
+    if enc.is_empty() || enc.contains('/') {
+        return None;
+    }
+    percent_encoding::percent_decode_str(enc)
+        .decode_utf8()
+        .ok()
+        .map(|n| n.into_owned())
+        .filter(|n| !n.is_empty())
+}
+
+/// Characters escaped in a path segment: everything but unreserved ones.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `/streams/{name}{suffix}` with the name percent-encoded.
+pub fn stream_path(name: &str, suffix: &str) -> String {
+    format!(
+        "/streams/{}{suffix}",
+        percent_encoding::utf8_percent_encode(name, SEGMENT)
+    )
 }
 
 /// Splits `url` (as tiny_http gives it) into path and query.
@@ -46,23 +156,53 @@ mod tests {
 
     #[test]
     fn decode_table() {
+        let s = |n: &str| n.to_owned();
         let cases = [
-            ("/", Route::Root),
+            ("/", Route::Dashboard),
+            ("/setup", Route::Setup),
+            ("/login", Route::Login),
+            ("/logout", Route::Logout),
+            ("/add", Route::AddStream),
+            ("/settings", Route::Settings),
+            ("/settings/mqtt", Route::SettingsMqtt),
+            ("/settings/access", Route::SettingsAccess),
+            ("/static/app.css", Route::Static("app.css")),
+            ("/static/app.js", Route::Static("app.js")),
+            ("/static/icon.svg", Route::Static("icon.svg")),
+            ("/favicon.ico", Route::Static("icon.svg")),
+            ("/static/../config.yaml", Route::NotFound),
+            ("/static/", Route::NotFound),
             ("/api/status", Route::ApiStatus),
             ("/api/status/", Route::ApiStatus),
             ("/api/streams", Route::ApiStreams),
             ("/healthz", Route::Healthz),
+            ("/metrics", Route::Metrics),
+            ("/streams/cam1", Route::Stream(s("cam1"))),
+            ("/streams/new", Route::Stream(s("new"))),
+            (
+                "/streams/Front%20door/edit",
+                Route::EditStream(s("Front door")),
+            ),
+            ("/streams/a%2Fb/delete", Route::DeleteStream(s("a/b"))),
+            ("/streams/x/enable", Route::EnableStream(s("x"))),
+            ("/streams/x/preview", Route::Preview(s("x"))),
+            ("/streams/x/frame.jpg", Route::Frame(s("x"))),
+            ("/streams/%3Cscript%3E", Route::Stream(s("<script>"))),
+            ("/streams/x/other", Route::NotFound),
+            ("/streams/", Route::NotFound),
+            ("/streams//edit", Route::NotFound),
+            ("/streams/%ff", Route::NotFound),
             (
                 "/api/streams/cam1/history",
-                Route::ApiStreamHistory("cam1".into()),
+                Route::ApiStreamHistory(s("cam1")),
             ),
             (
                 "/api/streams/Front%20door/history",
-                Route::ApiStreamHistory("Front door".into()),
+                Route::ApiStreamHistory(s("Front door")),
             ),
             (
                 "/api/streams/a%2Fb/history",
-                Route::ApiStreamHistory("a/b".into()),
+                Route::ApiStreamHistory(s("a/b")),
             ),
             ("/api/streams//history", Route::NotFound),
             ("/api/streams/a/b/history", Route::NotFound),
@@ -75,5 +215,33 @@ mod tests {
         }
         assert_eq!(split_query("/a?b=1"), ("/a", "b=1"));
         assert_eq!(split_query("/a"), ("/a", ""));
+    }
+
+    #[test]
+    fn stream_paths_round_trip() {
+        for name in [
+            "cam 1",
+            "a/b",
+            "<script>alert(1)</script>",
+            "Café ☕",
+            "x?y#z&w",
+            "new",
+        ] {
+            let p = stream_path(name, "/edit");
+            assert_eq!(Route::decode(&p), Route::EditStream(name.into()), "{p}");
+            assert!(!p.contains(['<', '>', '"', '\'', ' ']), "{p}");
+        }
+    }
+
+    #[test]
+    fn access_classes() {
+        assert_eq!(Route::Login.access(), Access::Public);
+        assert_eq!(Route::Healthz.access(), Access::Public);
+        assert_eq!(Route::Metrics.access(), Access::PublicStatus);
+        assert_eq!(Route::ApiStatus.access(), Access::PublicStatus);
+        assert_eq!(Route::ApiStreams.access(), Access::Api);
+        assert_eq!(Route::Dashboard.access(), Access::Page);
+        assert_eq!(Route::Frame("x".into()).access(), Access::Page);
+        assert_eq!(Route::Logout.access(), Access::Page);
     }
 }

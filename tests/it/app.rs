@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// API token every daemon started here accepts (seeded into its data dir),
+/// and that [`App::get`]/[`App::get_text`] send: the JSON API needs a login
+/// or a token unless the config says `web.public_status: true`.
+pub const TEST_TOKEN: &str = "sp_integration-tests-0123456789abcdefghijklmnop";
+
 /// A running daemon.
 pub struct App {
     child: Child,
@@ -21,12 +26,20 @@ pub struct App {
 impl App {
     /// Starts `streampulse run` on `config` with data in `data_dir`.
     pub fn start(config: &Path, data_dir: &Path) -> App {
+        Self::start_with_env(config, data_dir, &[])
+    }
+
+    /// Like [`App::start`] with extra environment variables (e.g. libfaketime's).
+    pub fn start_with_env(config: &Path, data_dir: &Path, env: &[(&str, &str)]) -> App {
+        streampulse::web::auth::seed_token(data_dir, "integration tests", TEST_TOKEN)
+            .expect("seeding the test API token should succeed");
         let mut child = super::util::streampulse()
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -68,6 +81,7 @@ impl App {
         );
         let mut resp = agent
             .get(&format!("http://{}{path}", self.addr))
+            .header("Authorization", &format!("Bearer {TEST_TOKEN}"))
             .call()
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let status = resp.status().as_u16();
@@ -86,6 +100,7 @@ impl App {
         );
         agent
             .get(&format!("http://{}{path}", self.addr))
+            .header("Authorization", &format!("Bearer {TEST_TOKEN}"))
             .call()
             .unwrap()
             .body_mut()

@@ -1,0 +1,39 @@
+#!/bin/sh
+# `make image BOARD=<board>`: builds the SD-card image with Buildroot.
+#
+#   buildroot/build-image.sh BOARD [BUILDROOT_VERSION]
+#
+# Needs the internet (Buildroot downloads its toolchain, the kernel, U-Boot
+# or the Pi firmware and every package) and ~15 GB of disk; takes 30-90 min
+# the first time. BUILDROOT=/path uses an existing Buildroot tree instead of
+# cloning the pinned release into target/buildroot-<version>.
+# Output: target/image-<board>/images/sdcard.img (+ .xz), for ./flash.sh.
+set -eu
+[ $# -ge 1 ] || { echo "usage: $0 BOARD [BUILDROOT_VERSION]" >&2; exit 2; }
+BOARD=$1
+VERSION=${2:-2026.05.1}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+DEF="$REPO/buildroot/configs/streampulse_${BOARD}_defconfig"
+if [ ! -f "$DEF" ]; then
+    echo "unknown BOARD=$BOARD; one of:" >&2
+    ls "$REPO/buildroot/configs" | sed -n 's/^streampulse_\(.*\)_defconfig$/  \1/p' >&2
+    exit 2
+fi
+
+# The static binary the package installs (buildroot/package/streampulse).
+if grep -q '^BR2_aarch64=y' "$DEF"; then arch=aarch64; else arch=armv7; fi
+"$REPO/scripts/cross.sh" "$arch"
+
+BR=${BUILDROOT:-$REPO/target/buildroot-$VERSION}
+if [ ! -f "$BR/Makefile" ]; then
+    git clone --depth 1 --branch "$VERSION" https://gitlab.com/buildroot.org/buildroot.git "$BR"
+fi
+OUT="$REPO/target/image-$BOARD"
+# A clean make environment: our Makefile's variables must not leak into Buildroot's.
+brmake() { env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS make -C "$BR" O="$OUT" "$@"; }
+brmake BR2_EXTERNAL="$REPO/buildroot" "streampulse_${BOARD}_defconfig"
+"$REPO/buildroot/check-defconfigs.sh" "$BR" "$DEF"
+brmake
+xz -T0 -k -f "$OUT/images/sdcard.img"
+ls -l "$OUT/images/sdcard.img" "$OUT/images/sdcard.img.xz"
+echo "Write it with: sudo ./flash.sh $OUT/images/sdcard.img.xz /dev/sdX"

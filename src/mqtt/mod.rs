@@ -1,0 +1,534 @@
+//! MQTT publishing (rumqttc): the aggregate status on an interval, each
+//! stream's state (retained) on every change, availability with an LWT, and
+//! optional Home Assistant discovery.
+//!
+//! A reader of the board, never a writer, and never in the monitor's way:
+//! state changes arrive over the monitor's bounded broadcast (a lagging
+//! reader re-reads the board), and everything waiting for the broker lives
+//! in a small [`Outbox`] of *which* things are due — at most one aggregate
+//! and one state per stream — whose payloads are built from the board when
+//! they are sent, so a long outage queues nothing and the broker gets the
+//! latest state when it is back. Each (re)connection republishes everything
+//! (a restarted broker without persistence has lost its retained messages).
+//!
+//! Two tasks per broker: [`connection_loop`] owns rumqttc's `EventLoop`
+//! (reconnects with exponential backoff and jitter, reports connects and
+//! retained messages), and the publisher task decides what to send and
+//! hands it to rumqttc with `try_publish` only while connected, so nothing
+//! piles up in rumqttc's queues while the broker is away.
+//!
+//! Stale topics: on connect we subscribe to our own state and discovery
+//! topics; a retained message there that belongs to no configured stream (a
+//! stream deleted while we were not running) is cleared with an empty
+//! retained message, which also removes the Home Assistant entity.
+//!
+//! [`MqttHandle::apply`] reconnects only when the `mqtt:` section (or the
+//! device name, which is part of every topic) changed; a change of streams
+//! just updates topics and discovery on the live connection.
+
+pub mod client;
+pub mod settings;
+pub mod topics;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, StreamConfig};
+use crate::state::Transition;
+use crate::web::{api, WebCtx};
+pub use settings::{MqttConfig, MqttTransport, RawMqtt};
+use topics::Layout;
+
+/// Requests rumqttc may hold at once; the rest waits in our [`Outbox`].
+const REQUEST_CAP: usize = 64;
+/// While connected with a non-empty outbox (rumqttc's queue was full), try again this often.
+const FLUSH_RETRY: Duration = Duration::from_millis(200);
+/// First reconnect delay; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How long stopping may take to say `offline` and disconnect.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// What the publisher knows about its connection, for pages and `/metrics`.
+#[derive(Debug, Default)]
+pub struct MqttStatus {
+    /// True between CONNACK and the next error.
+    pub connected: AtomicBool,
+    /// PUBLISH packets written to the broker since start.
+    pub published: AtomicU64,
+    /// The last connection error in words (no secrets); None once connected.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// The running publisher, if MQTT is enabled. Lives on the tokio runtime.
+pub struct MqttHandle {
+    running: Option<Running>,
+    web: Arc<WebCtx>,
+    transitions: broadcast::Sender<Transition>,
+    /// Shared with the web side; survives reconnects.
+    pub status: Arc<MqttStatus>,
+}
+
+struct Running {
+    cfg: MqttConfig,
+    /// The configured streams; dropping the sender stops the publisher.
+    streams_tx: watch::Sender<Arc<Vec<StreamConfig>>>,
+    task: JoinHandle<()>,
+}
+
+impl MqttHandle {
+    /// Starts publishing if `cfg.mqtt` is present and enabled. Must be called
+    /// inside the tokio runtime. `transitions` is the monitor's broadcast.
+    pub fn start(
+        cfg: &Config,
+        web: Arc<WebCtx>,
+        transitions: broadcast::Sender<Transition>,
+    ) -> MqttHandle {
+        let mut h = MqttHandle {
+            running: None,
+            web,
+            transitions,
+            status: Arc::new(MqttStatus::default()),
+        };
+        match cfg.mqtt.as_ref() {
+            Some(m) if m.enabled => h.running = Some(h.spawn(m.clone(), cfg)),
+            Some(_) => tracing::info!("mqtt: disabled in the config"),
+            None => {}
+        }
+        h
+    }
+
+    fn spawn(&self, m: MqttConfig, cfg: &Config) -> Running {
+        let (streams_tx, streams_rx) = watch::channel(Arc::new(cfg.streams.clone()));
+        let task = tokio::spawn(publish_loop(
+            m.clone(),
+            streams_rx,
+            self.web.clone(),
+            self.transitions.subscribe(),
+            self.status.clone(),
+        ));
+        Running {
+            cfg: m,
+            streams_tx,
+            task,
+        }
+    }
+
+    /// Applies a reloaded config: same `mqtt:` section → only the stream list
+    /// is updated on the live connection; otherwise the old connection says
+    /// `offline` and a new one starts with the new settings.
+    pub async fn apply(&mut self, cfg: &Config) {
+        let wanted = cfg.mqtt.as_ref().filter(|m| m.enabled);
+        if let (Some(r), Some(w)) = (&self.running, wanted) {
+            if r.cfg == *w {
+                r.streams_tx.send_replace(Arc::new(cfg.streams.clone()));
+                return;
+            }
+        }
+        if self.running.is_none() && wanted.is_none() {
+            return;
+        }
+        if let Some(r) = self.running.take() {
+            match wanted {
+                Some(_) => tracing::info!("mqtt: settings changed; reconnecting"),
+                None => tracing::info!("mqtt: disabled by the new config; disconnecting"),
+            }
+            r.stop().await;
+        }
+        if let Some(w) = wanted {
+            self.running = Some(self.spawn(w.clone(), cfg));
+        }
+    }
+
+    /// Publishes `offline`, disconnects and waits for the tasks (bounded).
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        drop(self.streams_tx);
+        let mut task = self.task;
+        if tokio::time::timeout(STOP_GRACE + Duration::from_secs(1), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// What [`connection_loop`] reports.
+#[derive(Debug)]
+enum ConnEvent {
+    Connected,
+    Lost,
+    /// A retained message on one of our subscriptions.
+    Retained {
+        topic: String,
+        empty: bool,
+    },
+}
+
+/// What is due to be sent. Names and topics only: payloads are built from
+/// the board when sent, so this stays as small as the config.
+#[derive(Debug, Default)]
+struct Outbox {
+    online: bool,
+    subscribe: bool,
+    /// Topics to clear with an empty retained message.
+    clears: BTreeSet<String>,
+    /// Streams whose discovery config is due.
+    discovery: BTreeSet<String>,
+    /// Streams whose state is due.
+    states: BTreeSet<String>,
+    aggregate: bool,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        !self.online
+            && !self.subscribe
+            && !self.aggregate
+            && self.clears.is_empty()
+            && self.discovery.is_empty()
+            && self.states.is_empty()
+    }
+}
+
+struct Publisher {
+    cfg: MqttConfig,
+    layout: Layout,
+    client: AsyncClient,
+    web: Arc<WebCtx>,
+    outbox: Outbox,
+    connected: bool,
+    status: Arc<MqttStatus>,
+}
+
+async fn publish_loop(
+    cfg: MqttConfig,
+    mut streams_rx: watch::Receiver<Arc<Vec<StreamConfig>>>,
+    web: Arc<WebCtx>,
+    mut transitions: broadcast::Receiver<Transition>,
+    status: Arc<MqttStatus>,
+) {
+    let label = cfg.broker_label();
+    for k in &cfg.ignored_keys {
+        tracing::info!(
+            "mqtt.{k} is a StreamPulse v2.2 setting without meaning here \
+             (the status is read in-process); ignored"
+        );
+    }
+    if cfg.transport.is_tls() && !cfg.tls.verify {
+        tracing::warn!("mqtt: tls_verify is off: any certificate is accepted for {label}");
+    }
+    let options = match client::options(&cfg) {
+        Ok(o) => o,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tracing::error!("mqtt: {msg}; not connecting to {label} until the config changes");
+            *status.last_error.lock().expect("mqtt status lock") = Some(msg);
+            while streams_rx.changed().await.is_ok() {}
+            return;
+        }
+    };
+    tracing::info!("mqtt: publishing to {label}, topic {}", cfg.topic);
+    let (client, mut eventloop) = AsyncClient::new(options, REQUEST_CAP);
+    eventloop.network_options = client::network_options();
+    let (ev_tx, mut ev_rx) = mpsc::channel(32);
+    let mut conn = tokio::spawn(connection_loop(
+        eventloop,
+        ev_tx,
+        label.clone(),
+        status.clone(),
+    ));
+
+    let layout = Layout::new(&cfg, &streams_rx.borrow_and_update());
+    let mut tick = tokio::time::interval(cfg.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut p = Publisher {
+        cfg,
+        layout,
+        client,
+        web,
+        outbox: Outbox::default(),
+        connected: false,
+        status,
+    };
+    let mut transitions_open = true;
+    loop {
+        let retry = p.connected && !p.outbox.is_empty();
+        tokio::select! {
+            changed = streams_rx.changed() => match changed {
+                Ok(()) => {
+                    let streams = streams_rx.borrow_and_update().clone();
+                    p.set_streams(&streams);
+                }
+                Err(_) => break,
+            },
+            t = transitions.recv(), if transitions_open => match t {
+                Ok(t) => {
+                    p.outbox.states.insert(t.stream);
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!("mqtt: missed {n} state changes; republishing every state");
+                    p.queue_all_states();
+                }
+                Err(broadcast::error::RecvError::Closed) => transitions_open = false,
+            },
+            _ = tick.tick() => p.outbox.aggregate = true,
+            ev = ev_rx.recv() => match ev {
+                Some(ConnEvent::Connected) => p.on_connect(),
+                Some(ConnEvent::Lost) => p.set_connected(false),
+                Some(ConnEvent::Retained { topic, empty }) => p.on_retained(topic, empty),
+                None => {
+                    tracing::error!("mqtt: connection task ended; not publishing to {label}");
+                    while streams_rx.changed().await.is_ok() {}
+                    return;
+                }
+            },
+            _ = tokio::time::sleep(FLUSH_RETRY), if retry => {}
+        }
+        if p.connected {
+            p.flush();
+        }
+    }
+
+    // Stopping: say `offline` ourselves (a clean DISCONNECT suppresses the
+    // LWT), then disconnect; if the broker is away, dropping the connection
+    // leaves the LWT to say it.
+    if !p.connected {
+        // Nobody to tell; the backoff sleep would only delay the stop.
+        conn.abort();
+    } else {
+        let offline = p.client.publish(
+            p.layout.availability.clone(),
+            QoS::AtLeastOnce,
+            true,
+            "offline",
+        );
+        if tokio::time::timeout(Duration::from_secs(1), offline)
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            let _ = p.client.try_disconnect();
+        }
+    }
+    if tokio::time::timeout(STOP_GRACE, &mut conn).await.is_err() {
+        conn.abort();
+    }
+    p.set_connected(false);
+    tracing::info!("mqtt: disconnected from {label}");
+}
+
+impl Publisher {
+    fn set_connected(&mut self, c: bool) {
+        self.connected = c;
+        self.status.connected.store(c, Ordering::Relaxed);
+    }
+
+    fn queue_all_states(&mut self) {
+        for s in &self.layout.streams {
+            self.outbox.states.insert(s.name.clone());
+        }
+    }
+
+    fn on_connect(&mut self) {
+        self.set_connected(true);
+        let o = &mut self.outbox;
+        o.online = true;
+        o.subscribe = true;
+        o.aggregate = true;
+        if self.cfg.discovery {
+            for s in &self.layout.streams {
+                o.discovery.insert(s.name.clone());
+            }
+        }
+        self.queue_all_states();
+    }
+
+    /// New stream list: clear the topics of streams that are gone (or were
+    /// renamed), announce and publish the current ones.
+    fn set_streams(&mut self, streams: &[StreamConfig]) {
+        let old = std::mem::replace(&mut self.layout, Layout::new(&self.cfg, streams));
+        let now = self.layout.owned_topics();
+        for s in &old.streams {
+            if !now.contains_key(s.state_topic.as_str()) {
+                self.outbox.clears.insert(s.state_topic.clone());
+            }
+            if self.cfg.discovery && !now.contains_key(s.discovery_topic.as_str()) {
+                self.outbox.clears.insert(s.discovery_topic.clone());
+            }
+        }
+        for t in now.keys() {
+            self.outbox.clears.remove(*t);
+        }
+        if self.cfg.discovery {
+            for s in &self.layout.streams {
+                self.outbox.discovery.insert(s.name.clone());
+            }
+        }
+        self.queue_all_states();
+    }
+
+    /// A retained message under our own topics: clear it unless a configured
+    /// stream owns it.
+    fn on_retained(&mut self, topic: String, empty: bool) {
+        if empty {
+            return;
+        }
+        let owned =
+            self.layout.streams.iter().any(|s| {
+                s.state_topic == topic || (self.cfg.discovery && s.discovery_topic == topic)
+            });
+        if !owned {
+            tracing::info!("mqtt: clearing stale retained topic {topic}");
+            self.outbox.clears.insert(topic);
+        }
+    }
+
+    /// Hands what is due to rumqttc until its queue is full; the rest stays.
+    fn flush(&mut self) {
+        let qos = client::qos(self.cfg.qos);
+        let c = &self.client;
+        let o = &mut self.outbox;
+        if o.online {
+            if c.try_publish(&self.layout.availability, QoS::AtLeastOnce, true, "online")
+                .is_err()
+            {
+                return;
+            }
+            o.online = false;
+        }
+        if o.subscribe {
+            let discovery = self.layout.discovery_wildcard.clone();
+            if c.try_subscribe(&self.layout.state_wildcard, QoS::AtMostOnce)
+                .is_err()
+                || c.try_subscribe(discovery, QoS::AtMostOnce).is_err()
+            {
+                return;
+            }
+            o.subscribe = false;
+        }
+        while let Some(topic) = o.clears.first().cloned() {
+            if c.try_publish(topic.as_str(), qos, true, Vec::new())
+                .is_err()
+            {
+                return;
+            }
+            o.clears.remove(&topic);
+        }
+        while let Some(name) = o.discovery.first().cloned() {
+            if let Some(s) = self.layout.stream(&name) {
+                let payload = topics::discovery_payload(&self.cfg, &self.layout, s).to_string();
+                if c.try_publish(s.discovery_topic.as_str(), qos, true, payload)
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            o.discovery.remove(&name);
+        }
+        if !o.states.is_empty() {
+            let all = api::status(&self.web);
+            while let Some(name) = o.states.first().cloned() {
+                if let (Some(s), Some(v)) = (self.layout.stream(&name), all.get(&name)) {
+                    let payload = serde_json::to_vec(v).unwrap_or_default();
+                    if c.try_publish(s.state_topic.as_str(), qos, true, payload)
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                o.states.remove(&name);
+            }
+        }
+        if o.aggregate {
+            let payload = serde_json::to_vec(&api::status(&self.web)).unwrap_or_default();
+            if c.try_publish(&self.layout.aggregate, qos, self.cfg.retain, payload)
+                .is_err()
+            {
+                return;
+            }
+            o.aggregate = false;
+        }
+    }
+}
+
+/// A reconnect delay: `base` halved plus up to the other half at random, so
+/// boxes that lost the same broker do not all come back in the same second.
+fn jittered(base: Duration) -> Duration {
+    let half = base / 2;
+    half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
+}
+
+/// Owns rumqttc's event loop: polls it (which reconnects), backs off after
+/// errors, and reports connects, losses and retained messages. Ends when the
+/// client sent DISCONNECT, the client is gone, or the publisher stopped listening.
+async fn connection_loop(
+    mut el: EventLoop,
+    tx: mpsc::Sender<ConnEvent>,
+    label: String,
+    status: Arc<MqttStatus>,
+) {
+    let mut delay = BACKOFF_MIN;
+    let mut last_error: Option<String> = None;
+    loop {
+        let ev = match el.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                delay = BACKOFF_MIN;
+                tracing::info!("mqtt: connected to {label}");
+                last_error = None;
+                *status.last_error.lock().expect("mqtt status lock") = None;
+                ConnEvent::Connected
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.retain => ConnEvent::Retained {
+                topic: p.topic,
+                empty: p.payload.is_empty(),
+            },
+            Ok(Event::Outgoing(Outgoing::Publish(_))) => {
+                status.published.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
+            Ok(_) => continue,
+            Err(ConnectionError::RequestsDone) => return,
+            Err(e) => {
+                let msg = client::describe(&e);
+                let wait = jittered(delay);
+                if last_error.as_deref() == Some(msg.as_str()) {
+                    tracing::debug!(
+                        "mqtt: {label}: {msg}; retrying in {:.1} s",
+                        wait.as_secs_f32()
+                    );
+                } else {
+                    tracing::warn!(
+                        "mqtt: {label}: {msg}; retrying in {:.1} s",
+                        wait.as_secs_f32()
+                    );
+                }
+                *status.last_error.lock().expect("mqtt status lock") = Some(msg.clone());
+                last_error = Some(msg);
+                if tx.send(ConnEvent::Lost).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(wait).await;
+                delay = (delay * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        if tx.send(ev).await.is_err() {
+            return;
+        }
+    }
+}

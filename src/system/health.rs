@@ -1,0 +1,206 @@
+//! The box's own health: data-partition space (and the retention it
+//! implies), the NTP offset, the watchdog, the boot-config import. Shown in
+//! `/healthz`; `/api/status` stays keyed by stream name only (seed shape).
+//!
+//! [`start`] runs the `system` thread: every minute it reads free space and,
+//! when the pressure step changes, sends the recorder a tightened retention
+//! policy ([`super::disk::tightened`]); every ten minutes it measures the
+//! clock's offset against the configured NTP servers. Slow or dead NTP
+//! servers only delay this thread, never a probe.
+//!
+//! Why a process-wide [`global`]: there is one box, one data partition and
+//! one clock per process, and the web handlers (which live in another module
+//! with their own context struct) read it. Only `streampulse run` writes it;
+//! a value that was never set reads as `null`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::disk::{self, Pressure};
+use super::sntp;
+use super::watchdog::WatchdogStatus;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::shutdown;
+use crate::store::recorder::{Record, RecorderTx};
+use crate::store::retention::Policy;
+
+/// Everything `/healthz` shows about the box beyond the streams.
+#[derive(Default)]
+pub struct Health {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    data_dir: Option<PathBuf>,
+    ntp: Option<Result<sntp::Measurement, String>>,
+    pressure: Option<Pressure>,
+    retention: Option<Policy>,
+    watchdog: Option<Arc<Mutex<WatchdogStatus>>>,
+    boot_config: Option<String>,
+}
+
+/// The process's [`Health`]; see the module docs for why it is global.
+pub fn global() -> &'static Health {
+    static H: OnceLock<Health> = OnceLock::new();
+    H.get_or_init(Health::default)
+}
+
+impl Health {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("health lock")
+    }
+
+    /// Records where the data partition is.
+    pub fn set_data_dir(&self, dir: &Path) {
+        self.lock().data_dir = Some(dir.to_path_buf());
+    }
+
+    /// Records what the boot-config import did at start (one line).
+    pub fn set_boot_config(&self, what: String) {
+        self.lock().boot_config = Some(what);
+    }
+
+    /// Shares the watchdog's report.
+    pub fn set_watchdog(&self, report: Arc<Mutex<WatchdogStatus>>) {
+        self.lock().watchdog = Some(report);
+    }
+
+    /// The last measured pressure (None before the first check).
+    pub fn pressure(&self) -> Option<Pressure> {
+        self.lock().pressure
+    }
+
+    /// `configured` as tightened for the last measured pressure.
+    pub fn effective_policy(&self, configured: Policy) -> Policy {
+        disk::tightened(configured, self.pressure().unwrap_or(Pressure::None))
+    }
+
+    /// The `/healthz` fragment: `disk` (of `data_dir`), `ntp`, `watchdog`, `boot_config`.
+    pub fn json(&self, data_dir: &Path) -> Value {
+        let (ntp, pressure, retention, watchdog, boot) = {
+            let i = self.lock();
+            (
+                i.ntp.clone(),
+                i.pressure,
+                i.retention,
+                i.watchdog.clone(),
+                i.boot_config.clone(),
+            )
+        };
+        let d = data_dir;
+        let disk = match disk::usage(d) {
+            Ok(u) => json!({
+                "path": d,
+                "total_bytes": u.total_bytes,
+                "free_bytes": u.free_bytes,
+                "free_percent": (u.free_percent() * 10.0).round() / 10.0,
+                "pressure": disk::pressure(u),
+                "retention": retention.map(|p| json!({
+                    "heartbeat_days": p.heartbeat_days,
+                    "rollup_days": p.rollup_days,
+                    "tightened": pressure.is_some_and(|p| p != Pressure::None),
+                })),
+            }),
+            Err(e) => json!({"path": d, "error": format!("{e:#}")}),
+        };
+        json!({
+            "disk": disk,
+            "ntp": ntp.map(|r| match r {
+                Ok(m) => serde_json::to_value(m).unwrap_or(Value::Null),
+                Err(e) => json!({"error": e}),
+            }),
+            "watchdog": watchdog.map(|w| serde_json::to_value(&*w.lock().expect("watchdog report lock")).unwrap_or(Value::Null)),
+            "boot_config": boot,
+        })
+    }
+}
+
+/// How often free space is checked.
+const DISK_EVERY: Duration = Duration::from_secs(60);
+/// How often the NTP offset is measured.
+const NTP_EVERY: Duration = Duration::from_secs(600);
+/// Deadline of one SNTP query.
+const NTP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Starts the `system` thread (see the module docs); it ends at shutdown.
+pub fn start(
+    health: &'static Health,
+    config: Arc<RwLock<Arc<Config>>>,
+    recorder: RecorderTx,
+    clock: SharedClock,
+    shutdown_rx: shutdown::Receiver,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("system".into())
+        .spawn(move || {
+            let mut next_ntp = Instant::now();
+            let mut sent: Option<Policy> = None;
+            loop {
+                let cfg = config.read().expect("config lock").clone();
+                check_disk(health, &cfg, &recorder, &mut sent);
+                if Instant::now() >= next_ntp && !cfg.ntp_servers.is_empty() {
+                    next_ntp = Instant::now() + NTP_EVERY;
+                    let r = sntp::query_any(&cfg.ntp_servers, NTP_TIMEOUT, &*clock);
+                    match &r {
+                        Ok(m) if m.offset_ms.abs() > 1_000 => tracing::warn!(
+                            "clock is {} ms off {} (is NTP blocked?)",
+                            m.offset_ms,
+                            m.server
+                        ),
+                        Ok(m) => tracing::debug!("clock offset {} ms ({})", m.offset_ms, m.server),
+                        Err(e) => tracing::warn!("NTP check failed: {e}"),
+                    }
+                    health.lock().ntp = Some(r.map_err(|e| e.to_string()));
+                }
+                if shutdown_rx.wait_for(DISK_EVERY) {
+                    return;
+                }
+            }
+        })
+        .expect("spawning the system thread should succeed")
+}
+
+/// Reads free space and sends a new retention policy when the step changed.
+fn check_disk(health: &Health, cfg: &Config, recorder: &RecorderTx, sent: &mut Option<Policy>) {
+    let Some(dir) = health.lock().data_dir.clone() else {
+        return;
+    };
+    let u = match disk::usage(&dir) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!("disk check: {e:#}");
+            return;
+        }
+    };
+    let p = disk::pressure(u);
+    let previous = health.lock().pressure.replace(p);
+    if previous.is_some_and(|old| old != p) || (previous.is_none() && p != Pressure::None) {
+        let msg = format!(
+            "data partition {}: {} MiB free ({:.1} %), pressure {p:?}",
+            dir.display(),
+            u.free_bytes >> 20,
+            u.free_percent()
+        );
+        if p == Pressure::None {
+            tracing::info!("{msg}");
+        } else {
+            tracing::warn!("{msg}: retention tightened");
+        }
+    }
+    let configured = Policy {
+        heartbeat_days: cfg.heartbeat_retention_days,
+        rollup_days: cfg.rollup_retention_days,
+    };
+    let effective = disk::tightened(configured, p);
+    health.lock().retention = Some(effective);
+    if *sent != Some(effective) && (sent.is_some() || effective != configured) {
+        recorder.send(Record::Retention(effective));
+    }
+    *sent = Some(effective);
+}

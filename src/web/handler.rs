@@ -1,0 +1,474 @@
+//! One request, start to finish: read it (body capped), route it, decide
+//! who is asking and whether they may, check CSRF on every POST, run the
+//! handler, and answer with a content type and security headers.
+//!
+//! The access rules live here and in [`Route::access`] only:
+//!
+//! | route class | first boot (no admin password) | after setup |
+//! |---|---|---|
+//! | `/setup` | the setup form | 404 (gone for good) |
+//! | `/login`, `/static/*`, `/healthz` | `/login` → `/setup`; others public | public |
+//! | `/api/status`, `/metrics` | public if `web.public_status`, else API token | public if `web.public_status`, else session or API token |
+//! | other JSON (`/api/streams…`) | API token | session or API token |
+//! | pages and forms | redirect to `/setup` | session (else redirect to `/login`) |
+//!
+//! Every POST must come from this site (`Origin`/`Sec-Fetch-Site` checked
+//! when the browser sends them) and carry the session's CSRF token (forms:
+//! `csrf` field; scripts: `X-CSRF-Token`), or for `/login` and `/setup` the
+//! pre-session token of [`auth::PRE_COOKIE`].
+
+use std::io::Read;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use tiny_http::{Header, Method, Request, Response, StatusCode};
+
+use super::routes::{self, Access, Route};
+use super::{api, auth, metrics, pages, HttpError, WebCtx};
+use crate::config::Config;
+
+/// Largest request body accepted (forms are a few KB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Content security policy of every HTML page: our own script and style
+/// only, no inline script, no framing, forms post only to us.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// A request as handlers see it (headers copied, body read).
+#[derive(Debug)]
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    /// Raw `Cookie:` header.
+    pub cookies: String,
+    pub host: String,
+    pub origin: Option<String>,
+    pub sec_fetch_site: Option<String>,
+    pub authorization: Option<String>,
+    pub csrf_header: Option<String>,
+    pub content_type: String,
+    pub remote: IpAddr,
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    /// The value of cookie `name`.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        auth::cookie(&self.cookies, name)
+    }
+
+    /// The form fields of a urlencoded body (last value wins).
+    pub fn form(&self) -> Form {
+        Form(
+            url::form_urlencoded::parse(&self.body)
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    /// Query string parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    pub fn is_post(&self) -> bool {
+        self.method == Method::Post
+    }
+}
+
+/// Decoded form fields.
+#[derive(Debug, Default)]
+pub struct Form(pub Vec<(String, String)>);
+
+impl Form {
+    /// The last value of `name`, or "".
+    pub fn get(&self, name: &str) -> String {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+    /// True if checkbox `name` was sent checked.
+    pub fn checked(&self, name: &str) -> bool {
+        matches!(self.get(name).as_str(), "1" | "on" | "true" | "yes")
+    }
+}
+
+/// A response under construction.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub ctype: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+    /// `Cache-Control`; `no-store` unless set.
+    pub cache: &'static str,
+}
+
+impl Resp {
+    pub fn new(status: u16, ctype: &'static str, body: Vec<u8>) -> Resp {
+        Resp {
+            status,
+            ctype,
+            body,
+            headers: Vec::new(),
+            cache: "no-store",
+        }
+    }
+    pub fn html(status: u16, body: String) -> Resp {
+        Resp::new(status, "text/html; charset=utf-8", body.into_bytes())
+    }
+    pub fn json(v: &serde_json::Value) -> Resp {
+        Resp::new(
+            200,
+            "application/json",
+            serde_json::to_vec_pretty(v).unwrap_or_default(),
+        )
+    }
+    /// `303 See Other` to a local path.
+    pub fn redirect(location: &str) -> Resp {
+        let mut r = Resp::new(
+            303,
+            "text/plain; charset=utf-8",
+            format!("See {location}\n").into_bytes(),
+        );
+        r.headers.push(("Location", location.to_owned()));
+        r
+    }
+    pub fn with_header(mut self, name: &'static str, value: String) -> Resp {
+        self.headers.push((name, value));
+        self
+    }
+    fn is_html(&self) -> bool {
+        self.ctype.starts_with("text/html")
+    }
+}
+
+/// Who is asking.
+#[derive(Debug, Default)]
+pub struct Who {
+    /// The session cookie's token and its session.
+    pub session: Option<(String, auth::Session)>,
+    /// The name of the API token presented, if valid.
+    pub token: Option<String>,
+}
+
+/// Reads the request line, headers and (capped) body.
+fn read_request(rq: &mut Request, path: &str, query: &str) -> Result<Req, HttpError> {
+    let h = |name: &'static str| {
+        rq.headers()
+            .iter()
+            .find(|x| x.field.equiv(name))
+            .map(|x| x.value.as_str().to_owned())
+    };
+    let mut req = Req {
+        method: rq.method().clone(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        cookies: h("Cookie").unwrap_or_default(),
+        host: h("Host").unwrap_or_default(),
+        origin: h("Origin"),
+        sec_fetch_site: h("Sec-Fetch-Site"),
+        authorization: h("Authorization"),
+        csrf_header: h("X-CSRF-Token"),
+        content_type: h("Content-Type").unwrap_or_default().to_ascii_lowercase(),
+        remote: rq
+            .remote_addr()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        body: Vec::new(),
+    };
+    if req.method == Method::Post {
+        if rq.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
+            return Err(HttpError::new(413, "request body too large"));
+        }
+        let mut body = Vec::new();
+        rq.as_reader()
+            .take(MAX_BODY_BYTES as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|_| HttpError::new(400, "could not read the request body"))?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(HttpError::new(413, "request body too large"));
+        }
+        req.body = body;
+    }
+    Ok(req)
+}
+
+/// Answers one request; see the module docs.
+pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Request) {
+    let t = Instant::now();
+    let url = rq.url().to_owned();
+    let (path, query) = routes::split_query(&url);
+    let route = Route::decode(path);
+    let cfg = ctx.config.read().expect("config lock").clone();
+    let resp = match read_request(&mut rq, path, query) {
+        Ok(req) => {
+            let who = identify(ctx, &cfg, &req);
+            match gate(ctx, db, &cfg, &route, &req, &who) {
+                Ok(mut r) => {
+                    // Sliding expiry: renew the cookie with every page.
+                    if let (Some((tok, _)), true) = (&who.session, r.is_html()) {
+                        r.headers.push((
+                            "Set-Cookie",
+                            auth::set_cookie(
+                                auth::SESSION_COOKIE,
+                                tok,
+                                i64::from(cfg.web_session_hours) * 3600,
+                            ),
+                        ));
+                    }
+                    r
+                }
+                Err(e) => error_response(ctx, &cfg, &route, &who, e),
+            }
+        }
+        Err(e) => error_response(ctx, &cfg, &route, &Who::default(), e),
+    };
+    let method = rq.method().clone();
+    tracing::debug!("{method} {route:?} {} {:?}", resp.status, t.elapsed());
+    let mut out = Response::from_data(resp.body)
+        .with_status_code(StatusCode(resp.status))
+        .with_header(header("Content-Type", resp.ctype))
+        .with_header(header("Cache-Control", resp.cache))
+        .with_header(header("X-Content-Type-Options", "nosniff"))
+        .with_header(header("Referrer-Policy", "same-origin"))
+        .with_header(header("X-Frame-Options", "DENY"));
+    if resp.ctype.starts_with("text/html") {
+        out = out.with_header(header("Content-Security-Policy", CSP));
+    }
+    for (k, v) in &resp.headers {
+        out = out.with_header(header(k, v));
+    }
+    if let Err(e) = rq.respond(out) {
+        tracing::debug!("response not delivered: {e}");
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    // Values are ours (never raw user input with CR/LF): cookie tokens are
+    // base64url and locations are percent-encoded paths.
+    Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .unwrap_or_else(|_| Header::from_bytes("X-Invalid-Header", "1").expect("valid header"))
+}
+
+/// Finds the session (cookie) and API token (bearer) of a request.
+fn identify(ctx: &WebCtx, cfg: &Config, req: &Req) -> Who {
+    let mut who = Who::default();
+    if let (Some(hash), Some(tok)) = (
+        cfg.admin_password_hash.as_deref(),
+        req.cookie(auth::SESSION_COOKIE),
+    ) {
+        let life = i64::from(cfg.web_session_hours) * 3_600_000;
+        if let Some(s) = ctx.gui.sessions.get(tok, life, hash) {
+            who.session = Some((tok.to_owned(), s));
+        }
+    }
+    if let Some(b) = req
+        .authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+    {
+        who.token = ctx.gui.tokens.verify(b.trim());
+    }
+    who
+}
+
+/// True if a POST came from a page of this site (or from a non-browser
+/// client that sends neither header). Pages use `Referrer-Policy:
+/// same-origin`: with `no-referrer`, browsers send `Origin: null` even for
+/// same-origin form posts.
+fn same_origin(req: &Req) -> bool {
+    if let Some(site) = &req.sec_fetch_site {
+        if !matches!(site.as_str(), "same-origin" | "none") {
+            return false;
+        }
+    }
+    match &req.origin {
+        None => true,
+        Some(o) if o == "null" => false,
+        Some(o) => {
+            let host = o
+                .strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+                .unwrap_or("");
+            !req.host.is_empty() && host.eq_ignore_ascii_case(&req.host)
+        }
+    }
+}
+
+/// Access rules, CSRF, then the handler; see the module docs.
+fn gate(
+    ctx: &WebCtx,
+    db: &mut Option<rusqlite::Connection>,
+    cfg: &Config,
+    route: &Route,
+    req: &Req,
+    who: &Who,
+) -> Result<Resp, HttpError> {
+    let set_up = cfg.admin_password_hash.is_some();
+    if req.method != Method::Get && req.method != Method::Head && req.method != Method::Post {
+        return Err(HttpError::new(405, "method not allowed"));
+    }
+    if req.is_post() {
+        if !same_origin(req) {
+            return Err(HttpError::new(403, "cross-site request refused"));
+        }
+        if !req
+            .content_type
+            .starts_with("application/x-www-form-urlencoded")
+        {
+            return Err(HttpError::new(
+                415,
+                "send forms as application/x-www-form-urlencoded",
+            ));
+        }
+    }
+    match route {
+        Route::Static(f) => return Ok(static_file(f)),
+        Route::Healthz => return get_only(req).map(|_| Resp::json(&api::healthz(ctx))),
+        Route::NotFound => return Err(HttpError::new(404, "no such page")),
+        Route::Setup if set_up => {
+            return Err(HttpError::new(
+                404,
+                "this box is already set up; log in instead",
+            ))
+        }
+        Route::Setup => return pages::setup(ctx, cfg, req),
+        Route::Login if !set_up => return Ok(Resp::redirect("/setup")),
+        Route::Login => return pages::login(ctx, cfg, req, who),
+        _ => {}
+    }
+    let allowed = match route.access() {
+        Access::Public => true,
+        Access::PublicStatus => {
+            cfg.web_public_status || who.session.is_some() || who.token.is_some()
+        }
+        Access::Api => who.session.is_some() || who.token.is_some(),
+        Access::Page => who.session.is_some(),
+    };
+    if !allowed {
+        if route.is_api() {
+            let msg = if set_up {
+                "authentication required: log in, or send Authorization: Bearer <API token>"
+            } else {
+                "not set up yet: open /setup in a browser to set the admin password"
+            };
+            return Err(HttpError::new(401, msg));
+        }
+        if !set_up {
+            return Ok(Resp::redirect("/setup"));
+        }
+        if req.is_post() {
+            return Ok(Resp::redirect("/login?msg=expired"));
+        }
+        let next = if req.query.is_empty() {
+            req.path.clone()
+        } else {
+            format!("{}?{}", req.path, req.query)
+        };
+        let enc: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        return Ok(Resp::redirect(&format!("/login?next={enc}")));
+    }
+    if req.is_post() {
+        // Every state-changing request carries the session's CSRF token.
+        let Some((_, s)) = &who.session else {
+            return Err(HttpError::new(403, "forms need a login session"));
+        };
+        let sent = req
+            .csrf_header
+            .clone()
+            .unwrap_or_else(|| req.form().get("csrf"));
+        if !auth::ct_eq(sent.as_bytes(), s.csrf.as_bytes()) {
+            return Err(HttpError::new(
+                403,
+                "the form was out of date or did not come from this site; reload the page and try again",
+            ));
+        }
+    }
+    let session = who.session.as_ref().map(|(t, s)| (t.as_str(), s));
+    match route {
+        Route::ApiStatus => get_only(req).map(|_| Resp::json(&api::status(ctx))),
+        Route::ApiStreams => get_only(req).map(|_| Resp::json(&api::streams(ctx))),
+        Route::Metrics => get_only(req).map(|_| {
+            Resp::new(
+                200,
+                metrics::CONTENT_TYPE,
+                metrics::render(ctx).into_bytes(),
+            )
+        }),
+        Route::ApiStreamHistory(name) => {
+            get_only(req)?;
+            let conn = open_db(ctx, db)?;
+            Ok(Resp::json(&api::history(ctx, conn, name, &req.query)?))
+        }
+        _ => pages::page(ctx, db, cfg, route, req, session),
+    }
+}
+
+/// 405 unless GET/HEAD.
+pub fn get_only(req: &Req) -> Result<(), HttpError> {
+    if req.is_post() {
+        Err(HttpError::new(405, "method not allowed"))
+    } else {
+        Ok(())
+    }
+}
+
+/// This worker's read-only database connection, opened on first use.
+pub fn open_db<'a>(
+    ctx: &WebCtx,
+    db: &'a mut Option<rusqlite::Connection>,
+) -> Result<&'a rusqlite::Connection, HttpError> {
+    if db.is_none() {
+        *db = Some(crate::store::open_read_only(&ctx.db_path).map_err(|e| {
+            tracing::error!("web: {e:#}");
+            HttpError::new(503, "database not available")
+        })?);
+    }
+    Ok(db.as_ref().expect("opened above"))
+}
+
+fn static_file(name: &str) -> Resp {
+    let (ctype, body): (&'static str, &'static str) = match name {
+        "app.css" => ("text/css; charset=utf-8", include_str!("static/app.css")),
+        "app.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("static/app.js"),
+        ),
+        "icon.svg" => ("image/svg+xml", include_str!("static/icon.svg")),
+        _ => ("text/plain; charset=utf-8", ""),
+    };
+    let mut r = Resp::new(200, ctype, body.as_bytes().to_vec());
+    // Pages link them with ?v=<version>, so a day of caching is safe.
+    r.cache = "public, max-age=86400";
+    r
+}
+
+/// Turns an error into JSON (API routes) or an HTML page.
+fn error_response(ctx: &WebCtx, cfg: &Config, route: &Route, who: &Who, e: HttpError) -> Resp {
+    let mut r = if route.is_api() {
+        let mut r = Resp::new(
+            e.status,
+            "application/json",
+            serde_json::to_vec(&serde_json::json!({ "error": e.public_msg })).unwrap_or_default(),
+        );
+        if e.status == 401 {
+            r.headers
+                .push(("WWW-Authenticate", "Bearer realm=\"streampulse\"".into()));
+        }
+        r
+    } else {
+        pages::error_page(ctx, cfg, who.session.as_ref().map(|(_, s)| s), &e)
+    };
+    if e.status == 405 {
+        r.headers.push(("Allow", "GET, HEAD, POST".into()));
+    }
+    r
+}

@@ -1,0 +1,410 @@
+//! `/metrics`: Prometheus text exposition (format 0.0.4).
+//!
+//! [`ProbeStats`] keeps what the board does not: a latency histogram and
+//! failure counts by reason per stream, fed by the monitor after every probe
+//! (one short mutex section, no allocation once a stream was seen). [`render`]
+//! reads it together with the board, the recorder's counters, the clock
+//! state and the database size. Everything is in memory: counters restart at
+//! zero with the process, as Prometheus expects (`process_start_time_seconds`
+//! tells it when).
+//!
+//! A plain function of [`WebCtx`]: whether `/metrics` needs a login is
+//! decided by the router, not here.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+use super::WebCtx;
+use crate::probe::{Outcome, Reason};
+use crate::state::Health;
+
+/// Content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Upper bounds (seconds) of the latency histogram: a good RTSP probe takes
+/// 0.1–0.5 s, a slow camera a few seconds, the longest deadline 120 s.
+pub const LATENCY_BUCKETS_S: [f64; 12] = [
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct StreamStats {
+    /// Non-cumulative counts per bucket; the last slot is +Inf.
+    buckets: [u64; LATENCY_BUCKETS_S.len() + 1],
+    ok_count: u64,
+    ok_sum_ms: u64,
+    probes: u64,
+    /// Indexed by `Reason::code() - 1`.
+    failures: [u64; Reason::ALL.len()],
+}
+
+/// Per-stream probe counters for `/metrics`. Shared by the monitor (writer)
+/// and the web workers (readers); the lock is held for a few additions.
+#[derive(Debug, Default)]
+pub struct ProbeStats {
+    inner: Mutex<BTreeMap<String, StreamStats>>,
+}
+
+impl ProbeStats {
+    /// Counts one probe: latency into the histogram if it succeeded, its
+    /// reason into the failure counts if not.
+    pub fn observe(&self, stream: &str, outcome: &Outcome) {
+        let mut m = self.inner.lock().expect("probe stats lock");
+        if !m.contains_key(stream) {
+            m.insert(stream.to_owned(), StreamStats::default());
+        }
+        let s = m.get_mut(stream).expect("inserted above");
+        s.probes += 1;
+        match outcome.reason() {
+            None => {
+                let secs = f64::from(outcome.latency_ms) / 1000.0;
+                let i = LATENCY_BUCKETS_S
+                    .iter()
+                    .position(|b| secs <= *b)
+                    .unwrap_or(LATENCY_BUCKETS_S.len());
+                s.buckets[i] += 1;
+                s.ok_count += 1;
+                s.ok_sum_ms += u64::from(outcome.latency_ms);
+            }
+            Some(r) => s.failures[usize::from(r.code() - 1)] += 1,
+        }
+    }
+
+    /// Forgets streams not in `keep` (removed from the config).
+    fn retain(&self, keep: impl Fn(&str) -> bool) -> BTreeMap<String, StreamStats> {
+        let mut m = self.inner.lock().expect("probe stats lock");
+        m.retain(|k, _| keep(k));
+        m.clone()
+    }
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Resident set size from `/proc/self/statm` (pages × page size).
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096))
+}
+
+/// Database size including the WAL (what the SD card holds).
+fn db_bytes(ctx: &WebCtx) -> u64 {
+    let mut total = 0;
+    for suffix in ["", "-wal"] {
+        let mut p = ctx.db_path.clone().into_os_string();
+        p.push(suffix);
+        total += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+    }
+    total
+}
+
+/// Renders every metric.
+pub fn render(ctx: &WebCtx) -> String {
+    let mut out = String::with_capacity(4096);
+    let now_ms = ctx.clock.now_ms();
+
+    family(
+        &mut out,
+        "streampulse_build_info",
+        "gauge",
+        "Always 1; the version is in the label.",
+    );
+    let _ = writeln!(
+        out,
+        "streampulse_build_info{{version=\"{}\"}} 1",
+        label(crate::VERSION)
+    );
+
+    // Copy what we need and let go of the board at once.
+    let states: Vec<(String, Health, bool)> = ctx
+        .board
+        .lock()
+        .expect("board lock")
+        .values()
+        .map(|s| (s.name.clone(), s.health, s.enabled))
+        .collect();
+
+    family(
+        &mut out,
+        "streampulse_stream_up",
+        "gauge",
+        "1 if the stream is up (debounced), 0 if down or not yet known.",
+    );
+    for (name, health, _) in &states {
+        let _ = writeln!(
+            out,
+            "streampulse_stream_up{{stream=\"{}\"}} {}",
+            label(name),
+            u8::from(*health == Health::Up)
+        );
+    }
+    family(
+        &mut out,
+        "streampulse_stream_state",
+        "gauge",
+        "1 for the stream's current debounced state (unknown, up or down).",
+    );
+    for (name, health, _) in &states {
+        for h in [Health::Unknown, Health::Up, Health::Down] {
+            let _ = writeln!(
+                out,
+                "streampulse_stream_state{{stream=\"{}\",state=\"{}\"}} {}",
+                label(name),
+                h.as_str(),
+                u8::from(*health == h)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "streampulse_stream_enabled",
+        "gauge",
+        "1 if the stream is probed, 0 if disabled in the config.",
+    );
+    for (name, _, enabled) in &states {
+        let _ = writeln!(
+            out,
+            "streampulse_stream_enabled{{stream=\"{}\"}} {}",
+            label(name),
+            u8::from(*enabled)
+        );
+    }
+
+    if let Some(m) = &ctx.monitor {
+        let names: std::collections::HashSet<&str> =
+            states.iter().map(|(n, _, _)| n.as_str()).collect();
+        let stats = m.probe_stats.retain(|n| names.contains(n));
+
+        family(
+            &mut out,
+            "streampulse_probes_total",
+            "counter",
+            "Probes finished, by stream.",
+        );
+        for (name, s) in &stats {
+            let _ = writeln!(
+                out,
+                "streampulse_probes_total{{stream=\"{}\"}} {}",
+                label(name),
+                s.probes
+            );
+        }
+        family(
+            &mut out,
+            "streampulse_probe_failures_total",
+            "counter",
+            "Failed probes, by stream and reason code.",
+        );
+        for (name, s) in &stats {
+            for (reason, n) in Reason::ALL.iter().zip(s.failures) {
+                if n == 0 {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "streampulse_probe_failures_total{{stream=\"{}\",reason=\"{}\"}} {n}",
+                    label(name),
+                    reason.as_str()
+                );
+            }
+        }
+        family(
+            &mut out,
+            "streampulse_probe_latency_seconds",
+            "histogram",
+            "Time from connect to the first complete frame, successful probes only.",
+        );
+        for (name, s) in &stats {
+            let name = label(name);
+            let mut cumulative = 0;
+            for (i, b) in LATENCY_BUCKETS_S.iter().enumerate() {
+                cumulative += s.buckets[i];
+                let _ = writeln!(
+                    out,
+                    "streampulse_probe_latency_seconds_bucket{{stream=\"{name}\",le=\"{b}\"}} {cumulative}"
+                );
+            }
+            cumulative += s.buckets[LATENCY_BUCKETS_S.len()];
+            let _ = writeln!(
+                out,
+                "streampulse_probe_latency_seconds_bucket{{stream=\"{name}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let _ = writeln!(
+                out,
+                "streampulse_probe_latency_seconds_sum{{stream=\"{name}\"}} {}",
+                s.ok_sum_ms as f64 / 1000.0
+            );
+            let _ = writeln!(
+                out,
+                "streampulse_probe_latency_seconds_count{{stream=\"{name}\"}} {}",
+                s.ok_count
+            );
+        }
+
+        family(
+            &mut out,
+            "streampulse_heartbeats_total",
+            "counter",
+            "Heartbeats (probe results) produced by the monitor.",
+        );
+        let _ = writeln!(
+            out,
+            "streampulse_heartbeats_total {}",
+            m.probes_done.load(Ordering::Relaxed)
+        );
+    }
+
+    let st = &ctx.recorder_stats;
+    family(
+        &mut out,
+        "streampulse_heartbeats_committed_total",
+        "counter",
+        "Heartbeats written to the database.",
+    );
+    let _ = writeln!(
+        out,
+        "streampulse_heartbeats_committed_total {}",
+        st.heartbeats_committed.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "streampulse_recorder_dropped_total",
+        "counter",
+        "Records dropped because the recorder queue was full.",
+    );
+    let _ = writeln!(
+        out,
+        "streampulse_recorder_dropped_total {}",
+        st.dropped.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "streampulse_db_commit_errors_total",
+        "counter",
+        "Failed database commits (disk full, I/O errors).",
+    );
+    let _ = writeln!(
+        out,
+        "streampulse_db_commit_errors_total {}",
+        st.commit_errors.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "streampulse_db_size_bytes",
+        "gauge",
+        "Size of the SQLite database and its WAL.",
+    );
+    let _ = writeln!(out, "streampulse_db_size_bytes {}", db_bytes(ctx));
+
+    family(
+        &mut out,
+        "streampulse_clock_synced",
+        "gauge",
+        "1 if the system clock is synchronised (NTP) and plausible.",
+    );
+    let _ = writeln!(
+        out,
+        "streampulse_clock_synced {}",
+        u8::from(ctx.sync.state(now_ms).trusted())
+    );
+    family(
+        &mut out,
+        "streampulse_config_error",
+        "gauge",
+        "1 if the last config edit was rejected (the previous config runs).",
+    );
+    let _ = writeln!(
+        out,
+        "streampulse_config_error {}",
+        u8::from(
+            ctx.config_error
+                .lock()
+                .expect("config_error lock")
+                .is_some()
+        )
+    );
+
+    if let Some(rss) = rss_bytes() {
+        family(
+            &mut out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+        );
+        let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+    }
+    family(
+        &mut out,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+    );
+    let started_s = now_ms as f64 / 1000.0 - ctx.started.elapsed().as_secs_f64();
+    let _ = writeln!(out, "process_start_time_seconds {started_s:.3}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Failure, MediaFacts, Stages};
+
+    fn outcome(latency_ms: u32, reason: Option<Reason>) -> Outcome {
+        Outcome {
+            result: match reason {
+                None => Ok(()),
+                Some(r) => Err(Failure::new(r, "x")),
+            },
+            latency_ms,
+            stages: Stages::default(),
+            media: MediaFacts::default(),
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_and_failures() {
+        let p = ProbeStats::default();
+        p.observe("a", &outcome(20, None)); // 0.025
+        p.observe("a", &outcome(100, None)); // exactly 0.1: le is inclusive
+        p.observe("a", &outcome(90_000, None)); // +Inf
+        p.observe("a", &outcome(5, Some(Reason::Connect)));
+        p.observe("a", &outcome(5, Some(Reason::Connect)));
+        let m = p.retain(|_| true);
+        let s = &m["a"];
+        assert_eq!(s.buckets[0], 1);
+        assert_eq!(s.buckets[2], 1);
+        assert_eq!(s.buckets[LATENCY_BUCKETS_S.len()], 1);
+        assert_eq!((s.ok_count, s.ok_sum_ms, s.probes), (3, 90_120, 5));
+        assert_eq!(s.failures[usize::from(Reason::Connect.code() - 1)], 2);
+        assert!(
+            p.retain(|n| n != "a").is_empty(),
+            "removed streams are forgotten"
+        );
+    }
+
+    #[test]
+    fn label_escaping() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

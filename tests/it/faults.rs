@@ -1,0 +1,1 @@
+//! Faults: power loss, data partition full, clock jumps (being written).

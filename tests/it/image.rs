@@ -1,0 +1,292 @@
+//! SD-card images with the appliance's real layout, assembled offline with
+//! genimage from `buildroot/board/common/genimage-*.cfg.in` (the templates the
+//! Buildroot post-image scripts use), and small readers to look inside them
+//! (partition table via `sfdisk --json`, FAT via mtools, labels via blkid).
+//!
+//! The layout tests here run in `make test`; the QEMU boot test (`qemu.rs`)
+//! and the flash tests (`flash.rs`) build their images with the same code.
+
+#![allow(dead_code)] // helpers shared by flash.rs and qemu.rs
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use super::util::manifest_dir;
+
+/// Runs `cmd`, panicking with its output if it fails; returns stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e} (is it installed? make deps)"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `mkfs.ext4 -d dir`: an ext4 image of `size_mib` holding `dir` (no root, no mount).
+pub fn ext4_from_dir(dir: &Path, label: &str, size_mib: u32, out: &Path) {
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", label, "-E", "root_owner=0:0", "-d"])
+        .arg(dir)
+        .arg(out)
+        .arg(format!("{size_mib}M")));
+}
+
+/// Builds `sdcard.img` in `out` from the Raspberry Pi template
+/// (`genimage-mbr.cfg.in`): FAT `boot_files` (copied from the given paths),
+/// `rootfs` as partition 2, an empty data partition.
+pub fn genimage_mbr(out: &Path, boot_files: &[(&str, &Path)], rootfs: &Path) -> PathBuf {
+    let input = out.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    for (name, src) in boot_files {
+        std::fs::copy(src, input.join(name)).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+    }
+    std::fs::copy(rootfs, input.join("rootfs.ext4")).unwrap();
+    let list: String = boot_files
+        .iter()
+        .map(|(n, _)| format!("\t\t\t\"{n}\",\n"))
+        .collect();
+    let template =
+        std::fs::read_to_string(manifest_dir().join("buildroot/board/common/genimage-mbr.cfg.in"))
+            .unwrap();
+    let cfg = template.replace("#BOOT_FILES#\n", &list);
+    genimage(out, &input, &cfg)
+}
+
+/// Builds `sdcard.img` from the Orange Pi template (`genimage-sunxi.cfg.in`).
+pub fn genimage_sunxi(out: &Path, uboot: &Path, rootfs: &Path, partuuid: &str) -> PathBuf {
+    let input = out.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(uboot, input.join("u-boot-sunxi-with-spl.bin")).unwrap();
+    std::fs::copy(rootfs, input.join("rootfs.ext4")).unwrap();
+    std::fs::copy(
+        manifest_dir().join("buildroot/board/common/config.yaml.example"),
+        input.join("config.yaml.example"),
+    )
+    .unwrap();
+    let template = std::fs::read_to_string(
+        manifest_dir().join("buildroot/board/common/genimage-sunxi.cfg.in"),
+    )
+    .unwrap();
+    genimage(out, &input, &template.replace("%PARTUUID%", partuuid))
+}
+
+fn genimage(out: &Path, input: &Path, cfg: &str) -> PathBuf {
+    let cfg_path = out.join("genimage.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let root = out.join("genimage-root");
+    let tmp = out.join("genimage-tmp");
+    let images = out.join("images");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&images).unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+    run(Command::new("genimage")
+        .arg("--rootpath")
+        .arg(&root)
+        .arg("--tmppath")
+        .arg(&tmp)
+        .arg("--inputpath")
+        .arg(input)
+        .arg("--outputpath")
+        .arg(&images)
+        .arg("--config")
+        .arg(&cfg_path));
+    images.join("sdcard.img")
+}
+
+/// One partition-table entry, offsets in bytes.
+#[derive(Debug)]
+pub struct Part {
+    pub start: u64,
+    pub size: u64,
+    /// MBR type (`c`, `83`) or GPT type UUID, lower case.
+    pub kind: String,
+    pub uuid: Option<String>,
+    pub bootable: bool,
+}
+
+/// The partition table of `img` (`sfdisk --json`); also returns the label type.
+pub fn partitions(img: &Path) -> (String, Vec<Part>) {
+    let v: Value = serde_json::from_str(&run(Command::new("sfdisk").arg("--json").arg(img)))
+        .expect("sfdisk --json prints JSON");
+    let t = &v["partitiontable"];
+    let sector = t["sectorsize"].as_u64().unwrap_or(512);
+    let parts = t["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| Part {
+            start: p["start"].as_u64().unwrap() * sector,
+            size: p["size"].as_u64().unwrap() * sector,
+            kind: p["type"].as_str().unwrap().to_ascii_lowercase(),
+            uuid: p["uuid"].as_str().map(str::to_ascii_lowercase),
+            bootable: p["bootable"].as_bool().unwrap_or(false),
+        })
+        .collect();
+    (t["label"].as_str().unwrap().to_owned(), parts)
+}
+
+/// Filesystem `LABEL` and `TYPE` at byte `offset` of `img` (blkid -p).
+pub fn fs_at(img: &Path, offset: u64) -> (String, String) {
+    let out = run(Command::new("blkid")
+        .args(["-p", "-o", "export", "-O"])
+        .arg(offset.to_string())
+        .arg(img));
+    let get = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (get("LABEL"), get("TYPE"))
+}
+
+/// mtools' `-i image@@offset` spec for the FAT partition at `offset`.
+fn fat(img: &Path, offset: u64) -> String {
+    format!("{}@@{offset}", img.display())
+}
+
+/// Names in the FAT root directory at `offset`.
+pub fn fat_ls(img: &Path, offset: u64) -> Vec<String> {
+    let out = run(Command::new("mdir")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-b", "-i"])
+        .arg(fat(img, offset))
+        .arg("::"));
+    out.lines()
+        .map(|l| l.trim_start_matches("::/").trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Contents of `name` on the FAT partition at `offset`, if present.
+pub fn fat_read(img: &Path, offset: u64, name: &str) -> Option<String> {
+    let out = Command::new("mtype")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .arg("-i")
+        .arg(fat(img, offset))
+        .arg(format!("::{name}"))
+        .output()
+        .expect("mtype (mtools) should run");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Writes `name` onto the FAT partition at `offset`.
+pub fn fat_write(img: &Path, offset: u64, name: &str, text: &str, scratch: &Path) {
+    let src = scratch.join(format!("fat-write-{name}"));
+    std::fs::write(&src, text).unwrap();
+    run(Command::new("mcopy")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-o", "-i"])
+        .arg(fat(img, offset))
+        .arg(&src)
+        .arg(format!("::{name}")));
+}
+
+/// A tiny root filesystem (a marker file) for layout tests.
+pub fn tiny_rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("tiny-root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/streampulse-release"), "layout test\n").unwrap();
+    let img = dir.join("tiny-rootfs.ext4");
+    ext4_from_dir(&root, "rootfs", 8, &img);
+    img
+}
+
+/// Raspberry Pi layout: FAT (LBA, bootable, label STREAMPULSE) with the boot
+/// files, ext4 root labelled `rootfs`, ext4 data labelled `SPDATA` whose root
+/// directory belongs to the streampulse user (990), all MiB-aligned.
+#[test]
+fn raspberry_pi_layout() {
+    let dir = super::util::temp_dir("layout-rpi");
+    let rootfs = tiny_rootfs(dir.path());
+    let example = manifest_dir().join("buildroot/board/common/config.yaml.example");
+    let img = genimage_mbr(dir.path(), &[("config.yaml.example", &example)], &rootfs);
+    let (label, parts) = partitions(&img);
+    assert_eq!(label, "dos");
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    assert_eq!((parts[0].kind.as_str(), parts[0].bootable), ("c", true));
+    assert_eq!(parts[1].kind, "83");
+    assert_eq!(parts[2].kind, "83");
+    for p in &parts {
+        assert_eq!(p.start % (1 << 20), 0, "not MiB-aligned: {p:?}");
+    }
+    assert_eq!(
+        fs_at(&img, parts[0].start),
+        ("STREAMPULSE".into(), "vfat".into())
+    );
+    assert_eq!(
+        fs_at(&img, parts[1].start),
+        ("rootfs".into(), "ext4".into())
+    );
+    assert_eq!(
+        fs_at(&img, parts[2].start),
+        ("SPDATA".into(), "ext4".into())
+    );
+    assert_eq!(fat_ls(&img, parts[0].start), ["config.yaml.example"]);
+    // The example on the card must itself be a valid config.
+    let text = fat_read(&img, parts[0].start, "config.yaml.example").unwrap();
+    streampulse::config::parse(&text, "config.yaml.example")
+        .unwrap_or_else(|e| panic!("the shipped example is invalid: {e}"));
+    let stat = run(Command::new("debugfs")
+        .args(["-R", "stat /"])
+        .arg(dir.path().join("images/data.ext4")));
+    assert!(stat.contains("User:   990   Group:   990"), "{stat}");
+}
+
+/// Orange Pi layout: U-Boot SPL raw at 8 KiB, GPT, root first (U-Boot's
+/// distro boot reads partition 1) with the PARTUUID extlinux.conf names,
+/// then the FAT partition for config.yaml, then data.
+#[test]
+fn orange_pi_layout() {
+    let dir = super::util::temp_dir("layout-sunxi");
+    let rootfs = tiny_rootfs(dir.path());
+    let uboot = dir.path().join("u-boot.bin");
+    let spl: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&uboot, &spl).unwrap();
+    let partuuid = "5d3f0e1a-7c2b-4e5f-9a8b-1c2d3e4f5a6b";
+    let built = genimage_sunxi(dir.path(), &uboot, &rootfs, partuuid);
+    // As on a card: written without a backup GPT (gpt-no-backup, as
+    // Buildroot's own Orange Pi layout), onto a device larger than the image.
+    // (grow-data moves the backup GPT to the end at first boot.)
+    let img = dir.path().join("card.img");
+    std::fs::copy(&built, &img).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+    f.set_len(f.metadata().unwrap().len() + (16 << 20)).unwrap();
+    let (label, parts) = partitions(&img);
+    assert_eq!(label, "gpt");
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    assert_eq!(parts[0].start, 1 << 20);
+    assert_eq!(parts[0].uuid.as_deref(), Some(partuuid));
+    assert_eq!(
+        fs_at(&img, parts[0].start),
+        ("rootfs".into(), "ext4".into())
+    );
+    assert_eq!(
+        parts[1].kind, "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7",
+        "FAT partition type"
+    );
+    assert_eq!(
+        fs_at(&img, parts[1].start),
+        ("STREAMPULSE".into(), "vfat".into())
+    );
+    assert_eq!(
+        fs_at(&img, parts[2].start),
+        ("SPDATA".into(), "ext4".into())
+    );
+    let bytes = std::fs::read(&img).unwrap();
+    assert_eq!(
+        &bytes[8 * 1024..8 * 1024 + spl.len()],
+        &spl[..],
+        "SPL at 8 KiB"
+    );
+}
