@@ -68,6 +68,9 @@ pub struct RawConfig {
     /// Clock checks (NTP servers whose offset is measured and shown).
     #[serde(default)]
     pub time: Option<Spanned<RawTime>>,
+    /// The live view's limits (see [`crate::live`]).
+    #[serde(default)]
+    pub live: Option<Spanned<RawLive>>,
     /// Argon2 hash (PHC string, `$argon2id$…`) of the admin password, e.g. in a
     /// `config.yaml` dropped on the boot partition. Carried for the web GUI's
     /// login; never a plain password.
@@ -125,6 +128,40 @@ pub struct RawWeb {
     pub session_hours: Option<u32>,
 }
 
+/// `live:` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLive {
+    /// Browser connections watching live at once, all streams together.
+    /// Default 4, 0..=32; 0 turns the live view off.
+    pub max_viewers: Option<u32>,
+    /// Browser connections watching one stream at once. Default 2, 1..=32.
+    /// Every stream has at most one camera session for all its viewers.
+    pub max_viewers_per_stream: Option<u32>,
+    /// Grid thumbnails are refreshed at most this often, in seconds.
+    /// Default 60, 5..=3600.
+    pub thumbnail_seconds: Option<u32>,
+}
+
+/// Validated `live:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveConfig {
+    /// 0 means the live view is off.
+    pub max_viewers: u32,
+    pub max_viewers_per_stream: u32,
+    pub thumbnail_seconds: u32,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            max_viewers: 4,
+            max_viewers_per_stream: 2,
+            thumbnail_seconds: 60,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetention {
@@ -166,6 +203,8 @@ pub struct Config {
     pub notify: Vec<crate::notify::Webhook>,
     /// NTP servers the clock's offset is measured against (`time.ntp_servers`).
     pub ntp_servers: Vec<String>,
+    /// The live view's limits (`live:`).
+    pub live: LiveConfig,
     /// Admin password hash from the file, if any (see [`RawConfig`]).
     pub admin_password_hash: Option<String>,
 }
@@ -441,6 +480,40 @@ impl Config {
             notify.push(w);
         }
 
+        let live = match &raw.live {
+            None => LiveConfig::default(),
+            Some(l) => {
+                let d = LiveConfig::default();
+                let c = LiveConfig {
+                    max_viewers: l.value.max_viewers.unwrap_or(d.max_viewers),
+                    max_viewers_per_stream: l
+                        .value
+                        .max_viewers_per_stream
+                        .unwrap_or(d.max_viewers_per_stream),
+                    thumbnail_seconds: l.value.thumbnail_seconds.unwrap_or(d.thumbnail_seconds),
+                };
+                if c.max_viewers > 32 {
+                    return Err(at.err(
+                        &l.referenced,
+                        "live.max_viewers: must be between 0 (off) and 32",
+                    ));
+                }
+                if !(1..=32).contains(&c.max_viewers_per_stream) {
+                    return Err(at.err(
+                        &l.referenced,
+                        "live.max_viewers_per_stream: must be between 1 and 32",
+                    ));
+                }
+                if !(5..=3600).contains(&c.thumbnail_seconds) {
+                    return Err(at.err(
+                        &l.referenced,
+                        "live.thumbnail_seconds: must be between 5 and 3600",
+                    ));
+                }
+                c
+            }
+        };
+
         let mut names = HashSet::new();
         let mut streams = Vec::with_capacity(raw.streams.len());
         for (i, s) in raw.streams.iter().enumerate() {
@@ -472,6 +545,7 @@ impl Config {
             mqtt,
             notify,
             ntp_servers,
+            live,
             admin_password_hash,
         })
     }
@@ -783,6 +857,47 @@ streams:
     fn errors_never_show_passwords() {
         let e = err("streams:\n- name: a\n  url: rtsp://u:hunter22@h/x\n  interval: 1\n");
         assert!(!e.to_string().contains("hunter22"), "{e}");
+    }
+
+    #[test]
+    fn live_settings() {
+        let c = parse("streams: []\n", "c").unwrap();
+        assert_eq!(c.live, LiveConfig::default());
+        let c = parse(
+            "live:\n  max_viewers: 0\n  max_viewers_per_stream: 3\n  thumbnail_seconds: 30\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.live.max_viewers,
+                c.live.max_viewers_per_stream,
+                c.live.thumbnail_seconds
+            ),
+            (0, 3, 30)
+        );
+        for (text, want, line) in [
+            (
+                "heartbeat_seconds: 20\nlive:\n  max_viewers: 33\n",
+                "live.max_viewers",
+                3,
+            ),
+            (
+                "live:\n  max_viewers_per_stream: 0\n",
+                "live.max_viewers_per_stream",
+                2,
+            ),
+            (
+                "live:\n  thumbnail_seconds: 1\n",
+                "live.thumbnail_seconds",
+                2,
+            ),
+            ("live:\n  max_viewer: 3\n", "max_viewer", 2),
+        ] {
+            let e = err(text);
+            assert!(e.message.contains(want), "{text}: {e}");
+            assert_eq!(e.line, Some(line), "{text}: {e}");
+        }
     }
 
     #[test]

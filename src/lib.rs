@@ -27,6 +27,8 @@
 //! * [`mqtt`]: publishing to an MQTT broker (status, per-stream state, HA discovery).
 //! * [`notify`]: webhooks on state changes.
 //! * [`preview`]: the web's "Check now" picture (JPEG pass-through, on-box H.264 decode).
+//! * [`live`]: the live grid: MJPEG relay and RTSP → fragmented MP4, one camera
+//!   session per stream shared by its viewers, thumbnails.
 //! * [`system`]: appliance concerns (clock sync state).
 //! * [`cmds`]: the subcommands of the `streampulse` binary.
 
@@ -34,6 +36,7 @@ pub mod clock;
 pub mod cmds;
 pub mod config;
 pub mod config_edit;
+pub mod live;
 pub mod monitor;
 pub mod mqtt;
 pub mod notify;

@@ -50,6 +50,10 @@ pub struct Ctx {
     pub transitions: broadcast::Sender<Transition>,
     /// Latency histograms and failure counts per stream, for `/metrics`.
     pub probe_stats: ProbeStats,
+    /// The live view, set once at start: a stream watched live is probed
+    /// through its live session (one camera session, not two), and probes
+    /// keep their frame when the live grid wants a thumbnail.
+    pub live: std::sync::OnceLock<Arc<crate::live::Hub>>,
 }
 
 impl Ctx {
@@ -71,6 +75,7 @@ impl Ctx {
             epoch: Instant::now(),
             transitions: broadcast::channel(TRANSITIONS_CAP).0,
             probe_stats: ProbeStats::default(),
+            live: std::sync::OnceLock::new(),
         }
     }
 }
@@ -263,7 +268,7 @@ async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: shutdown::Rec
         let outcome = tokio::select! {
             biased;
             _ = shutdown_rx.wait() => return,
-            o = probe::run(&sc.target) => o,
+            o = crate::live::probe_for_monitor(ctx.live.get(), &sc.name, &sc.target) => o,
         };
         drop(permit);
         record(

@@ -109,6 +109,8 @@ pub fn run(args: Args) -> Result<u8> {
                 Some(tokio::runtime::Handle::current()),
             ),
         });
+        // A stream watched live is probed through its live session.
+        let _ = ctx.live.set(web_ctx.gui.live.clone());
         let listen = args
             .listen
             .clone()
@@ -184,6 +186,7 @@ pub fn run(args: Args) -> Result<u8> {
             w.stopping();
         }
         drop(shutdown_tx);
+        web_ctx.gui.live.shutdown();
         monitor.stop().await;
         crate::probe::rtsp::wait_for_teardowns(Duration::from_secs(3)).await;
         // Retained `offline` on the availability topic, then DISCONNECT.

@@ -243,7 +243,7 @@ pub fn read_one_jpeg(r: &mut dyn Read, max_frame_bytes: usize) -> Result<Vec<u8>
 }
 
 /// Builds the `Authorization` header for a 401's challenges (Digest preferred).
-fn answer_challenge(
+pub(crate) fn answer_challenge(
     challenges: &[String],
     creds: &Credentials,
     url: &url::Url,
@@ -301,7 +301,7 @@ fn normalize_algorithm(challenge: &str) -> String {
     out
 }
 
-fn classify(e: ureq::Error, stage: Stage) -> Failure {
+pub(crate) fn classify(e: ureq::Error, stage: Stage) -> Failure {
     use std::io::ErrorKind;
     match e {
         ureq::Error::Timeout(_) => Failure::new(

@@ -195,7 +195,9 @@ async fn play_to_keyframe(
 
 /// Picks the first video track retina can depacketize; returns its index and
 /// the SDP frame rate.
-fn pick_video_stream(streams: &[retina::client::Stream]) -> Result<(usize, Option<f32>), Failure> {
+pub(crate) fn pick_video_stream(
+    streams: &[retina::client::Stream],
+) -> Result<(usize, Option<f32>), Failure> {
     let mut seen = Vec::new();
     for (i, s) in streams.iter().enumerate() {
         let enc = s.encoding_name();
@@ -215,7 +217,7 @@ fn pick_video_stream(streams: &[retina::client::Stream]) -> Result<(usize, Optio
     Err(Failure::new(Reason::NoVideo, msg))
 }
 
-fn codec_name(encoding: &str) -> &'static str {
+pub(crate) fn codec_name(encoding: &str) -> &'static str {
     match encoding {
         "h264" => "h264",
         "h265" => "h265",
@@ -224,7 +226,7 @@ fn codec_name(encoding: &str) -> &'static str {
     }
 }
 
-fn learn(media: &mut MediaFacts, v: &VideoParameters) {
+pub(crate) fn learn(media: &mut MediaFacts, v: &VideoParameters) {
     let (w, h) = v.pixel_dimensions();
     if w > 0 && h > 0 {
         media.width = Some(w);
@@ -243,7 +245,7 @@ fn learn(media: &mut MediaFacts, v: &VideoParameters) {
 
 /// Maps a retina error to a reason. `retina::Error` is opaque: only the RTSP
 /// status is exposed, so transport errors are told apart by their text.
-fn classify(e: &retina::Error, during: &str) -> Failure {
+pub(crate) fn classify(e: &retina::Error, during: &str) -> Failure {
     let text = first_line(&e.to_string());
     // A 2xx "error" is retina rejecting what came with a success (e.g. no
     // usable SDP after a 10 MB header): its own text says what.

@@ -199,8 +199,45 @@ fn check_disk(health: &Health, cfg: &Config, recorder: &RecorderTx, sent: &mut O
     };
     let effective = disk::tightened(configured, p);
     health.lock().retention = Some(effective);
-    if *sent != Some(effective) && (sent.is_some() || effective != configured) {
-        recorder.send(Record::Retention(effective));
+    if let Some(policy) = policy_to_send(sent, configured, p) {
+        recorder.send(Record::Retention(policy));
     }
+}
+
+/// The policy to send the recorder, if it changed. The recorder starts with
+/// the configured policy, so nothing is sent while that still applies.
+/// Updates `sent`.
+fn policy_to_send(sent: &mut Option<Policy>, configured: Policy, p: Pressure) -> Option<Policy> {
+    let effective = disk::tightened(configured, p);
+    let send = *sent != Some(effective) && (sent.is_some() || effective != configured);
     *sent = Some(effective);
+    send.then_some(effective)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_is_sent_only_when_the_step_changes() {
+        let cfg = Policy {
+            heartbeat_days: 8,
+            rollup_days: 730,
+        };
+        let mut sent = None;
+        // Plenty of space at start: the recorder already has `cfg`.
+        assert_eq!(policy_to_send(&mut sent, cfg, Pressure::None), None);
+        assert_eq!(policy_to_send(&mut sent, cfg, Pressure::None), None);
+        // Filling up: tightened once per step, not once a minute.
+        let low = policy_to_send(&mut sent, cfg, Pressure::Low).unwrap();
+        assert_eq!(low.heartbeat_days, 4);
+        assert_eq!(policy_to_send(&mut sent, cfg, Pressure::Low), None);
+        let critical = policy_to_send(&mut sent, cfg, Pressure::Critical).unwrap();
+        assert_eq!((critical.heartbeat_days, critical.rollup_days), (1, 90));
+        // Space freed (or a bigger card): back to the configured policy.
+        assert_eq!(policy_to_send(&mut sent, cfg, Pressure::None), Some(cfg));
+        // A box that starts nearly full tightens at once.
+        let mut fresh = None;
+        assert!(policy_to_send(&mut fresh, cfg, Pressure::High).is_some());
+    }
 }

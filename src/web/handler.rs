@@ -32,8 +32,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Content security policy of every HTML page: our own script and style
 /// only, no inline script, no framing, forms post only to us.
+/// `media-src blob:` lets the live view feed Media Source Extensions.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   media-src 'self' blob:; connect-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
 
 /// A request as handlers see it (headers copied, body read).
 #[derive(Debug)]
@@ -109,6 +111,9 @@ pub struct Resp {
     pub headers: Vec<(&'static str, String)>,
     /// `Cache-Control`; `no-store` unless set.
     pub cache: &'static str,
+    /// A live viewer admitted by [`crate::live`]: it takes over the socket
+    /// on its own thread instead of this response being sent.
+    pub handoff: Option<crate::live::Ticket>,
 }
 
 impl Resp {
@@ -119,6 +124,7 @@ impl Resp {
             body,
             headers: Vec::new(),
             cache: "no-store",
+            handoff: None,
         }
     }
     pub fn html(status: u16, body: String) -> Resp {
@@ -233,6 +239,12 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     };
     let method = rq.method().clone();
     tracing::debug!("{method} {route:?} {} {:?}", resp.status, t.elapsed());
+    let mut resp = resp;
+    if let Some(ticket) = resp.handoff.take() {
+        // Live view: the socket leaves this worker (see `crate::live`).
+        ticket.start(rq);
+        return;
+    }
     let mut out = Response::from_data(resp.body)
         .with_status_code(StatusCode(resp.status))
         .with_header(header("Content-Type", resp.ctype))
@@ -408,6 +420,9 @@ fn gate(
             let conn = open_db(ctx, db)?;
             Ok(Resp::json(&api::history(ctx, conn, name, &req.query)?))
         }
+        Route::Live | Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => {
+            crate::live::page::handle(ctx, cfg, route, req, session.map(|(_, s)| s))
+        }
         _ => pages::page(ctx, db, cfg, route, req, session),
     }
 }
@@ -443,6 +458,11 @@ fn static_file(name: &str) -> Resp {
             include_str!("static/app.js"),
         ),
         "icon.svg" => ("image/svg+xml", include_str!("static/icon.svg")),
+        "live.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("static/live.js"),
+        ),
+        "live.css" => ("text/css; charset=utf-8", include_str!("static/live.css")),
         _ => ("text/plain; charset=utf-8", ""),
     };
     let mut r = Resp::new(200, ctype, body.as_bytes().to_vec());

@@ -66,6 +66,8 @@ pub struct Gui {
     /// Notified after the GUI wrote `config.yaml`; the reload loop then
     /// reads it at once instead of at its next poll.
     pub reload_now: Arc<tokio::sync::Notify>,
+    /// The live view: camera relays and grid thumbnails.
+    pub live: Arc<crate::live::Hub>,
 }
 
 impl Gui {
@@ -79,6 +81,7 @@ impl Gui {
     ) -> Gui {
         Gui {
             sessions: auth::Sessions::new(clock.clone()),
+            live: crate::live::Hub::new(runtime.clone(), clock.clone()),
             limiter: auth::LoginLimiter::new(clock),
             tokens: auth::ApiTokens::load(data_dir),
             config_file: crate::config_edit::ConfigFile::new(config_path),
@@ -132,6 +135,7 @@ pub fn start(listen: &str, workers: usize, ctx: Arc<WebCtx>) -> Result<WebHandle
         format!("cannot listen on {listen} (is another program using the port?)")
     })?;
     set_nodelay(&listener);
+    set_send_timeout(&listener, SEND_TIMEOUT);
     let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot serve on {listen}"))?;
@@ -178,6 +182,34 @@ fn set_nodelay(listener: &std::net::TcpListener) {
     };
     if rc != 0 {
         tracing::debug!("TCP_NODELAY: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// A write to a client that makes no progress for this long fails.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Sets SO_SNDTIMEO on the listening socket; Linux copies it to every
+/// accepted connection (tiny_http has no timeouts of its own). A browser
+/// whose network vanished mid-response then costs a thread for at most
+/// this long: a live viewer ([`crate::live`]) ends, a worker is free again.
+fn set_send_timeout(listener: &std::net::TcpListener, d: std::time::Duration) {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: a valid socket fd and a timeval of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!("SO_SNDTIMEO: {}", std::io::Error::last_os_error());
     }
 }
 

@@ -47,7 +47,7 @@ pub struct Chrome {
     pub flash: Option<String>,
 }
 
-fn chrome(
+pub(crate) fn chrome(
     ctx: &WebCtx,
     cfg: &Config,
     session: Option<&auth::Session>,
@@ -217,7 +217,7 @@ fn attach(fields: &mut [Field], errs: &FieldErrors) -> Option<String> {
     (!general.is_empty()).then(|| general.join(" "))
 }
 
-fn render<T: Template>(status: u16, t: &T) -> Result<Resp, HttpError> {
+pub(crate) fn render<T: Template>(status: u16, t: &T) -> Result<Resp, HttpError> {
     let body = t.render().map_err(|e| {
         tracing::error!("template: {e}");
         HttpError::new(500, "the page could not be rendered")

@@ -24,6 +24,10 @@ pub enum Route {
     ApiStreamHistory(String), // /api/streams/{name}/history
     Healthz,                  // /healthz
     Metrics,                  // /metrics (Prometheus text)
+    Live,                     // /live (the live grid)
+    ApiLive,                  // /api/live (live sessions, caps, thumbnails)
+    LiveStream(String),       // /live/{name}/stream (MJPEG or fragmented MP4, streamed)
+    LiveThumb(String),        // /live/{name}/thumb.jpg
     NotFound,
 }
 
@@ -41,7 +45,7 @@ pub enum Access {
 }
 
 /// Static files, compiled in.
-pub const STATIC_FILES: [&str; 3] = ["app.css", "app.js", "icon.svg"];
+pub const STATIC_FILES: [&str; 5] = ["app.css", "app.js", "icon.svg", "live.js", "live.css"];
 
 impl Route {
     /// Decodes a request path (without the query string). Stream names are
@@ -60,6 +64,8 @@ impl Route {
             "/api/streams" | "/api/streams/" => return Route::ApiStreams,
             "/healthz" => return Route::Healthz,
             "/metrics" => return Route::Metrics,
+            "/live" => return Route::Live,
+            "/api/live" => return Route::ApiLive,
             "/favicon.ico" => return Route::Static("icon.svg"),
             _ => {}
         }
@@ -74,6 +80,17 @@ impl Route {
                 return Route::ApiStreamHistory(name);
             }
             return Route::NotFound;
+        }
+        if let Some(rest) = path.strip_prefix("/live/") {
+            let (enc, action) = rest.split_once('/').unwrap_or((rest, ""));
+            let Some(name) = name_segment(enc) else {
+                return Route::NotFound;
+            };
+            return match action {
+                "stream" => Route::LiveStream(name),
+                "thumb.jpg" => Route::LiveThumb(name),
+                _ => Route::NotFound,
+            };
         }
         if let Some(rest) = path.strip_prefix("/streams/") {
             let (enc, action) = rest.split_once('/').unwrap_or((rest, ""));
@@ -100,7 +117,11 @@ impl Route {
                 Access::Public
             }
             Route::ApiStatus | Route::Metrics => Access::PublicStatus,
-            Route::ApiStreams | Route::ApiStreamHistory(_) => Access::Api,
+            Route::ApiStreams
+            | Route::ApiStreamHistory(_)
+            | Route::ApiLive
+            | Route::LiveStream(_)
+            | Route::LiveThumb(_) => Access::Api,
             _ => Access::Page,
         }
     }
@@ -114,6 +135,9 @@ impl Route {
                 | Route::ApiStreamHistory(_)
                 | Route::Healthz
                 | Route::Metrics
+                | Route::ApiLive
+                | Route::LiveStream(_)
+                | Route::LiveThumb(_)
         )
     }
 }
@@ -141,6 +165,14 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 pub fn stream_path(name: &str, suffix: &str) -> String {
     format!(
         "/streams/{}{suffix}",
+        percent_encoding::utf8_percent_encode(name, SEGMENT)
+    )
+}
+
+/// `/live/{name}{suffix}` with the name percent-encoded.
+pub fn live_path(name: &str, suffix: &str) -> String {
+    format!(
+        "/live/{}{suffix}",
         percent_encoding::utf8_percent_encode(name, SEGMENT)
     )
 }
@@ -208,6 +240,22 @@ mod tests {
             ("/api/streams/a/b/history", Route::NotFound),
             ("/api/streams/%ff/history", Route::NotFound),
             ("/api/statusx", Route::NotFound),
+            ("/live", Route::Live),
+            ("/api/live", Route::ApiLive),
+            ("/static/live.js", Route::Static("live.js")),
+            ("/static/live.css", Route::Static("live.css")),
+            ("/live/cam1/stream", Route::LiveStream(s("cam1"))),
+            (
+                "/live/Front%20door/thumb.jpg",
+                Route::LiveThumb(s("Front door")),
+            ),
+            ("/live/a%2Fb/stream", Route::LiveStream(s("a/b"))),
+            ("/live/cam1", Route::NotFound),
+            ("/live/cam1/other", Route::NotFound),
+            ("/live//stream", Route::NotFound),
+            ("/live/a/b/stream", Route::NotFound),
+            ("/live/%ff/stream", Route::NotFound),
+            ("/live/", Route::NotFound),
             ("/../etc/passwd", Route::NotFound),
         ];
         for (path, want) in cases {
@@ -230,6 +278,8 @@ mod tests {
             let p = stream_path(name, "/edit");
             assert_eq!(Route::decode(&p), Route::EditStream(name.into()), "{p}");
             assert!(!p.contains(['<', '>', '"', '\'', ' ']), "{p}");
+            let l = live_path(name, "/stream");
+            assert_eq!(Route::decode(&l), Route::LiveStream(name.into()), "{l}");
         }
     }
 
@@ -243,5 +293,8 @@ mod tests {
         assert_eq!(Route::Dashboard.access(), Access::Page);
         assert_eq!(Route::Frame("x".into()).access(), Access::Page);
         assert_eq!(Route::Logout.access(), Access::Page);
+        assert_eq!(Route::Live.access(), Access::Page);
+        assert_eq!(Route::LiveStream("x".into()).access(), Access::Api);
+        assert_eq!(Route::ApiLive.access(), Access::Api);
     }
 }
