@@ -336,13 +336,9 @@ pub(crate) mod tests {
         assert_eq!(top.len(), 2);
         let (moof, mdat) = (&top[0], &top[1]);
         assert_eq!(&out[mdat.start..mdat.end], &data);
-        let traf = find(&boxes(&out, moof.start, moof.end), b"traf").start;
-        let traf_box = boxes(&out, moof.start, moof.end)
-            .into_iter()
-            .find(|b| &b.typ == b"traf")
-            .unwrap();
-        assert_eq!(traf_box.start, traf);
-        let inner = boxes(&out, traf_box.start, traf_box.end);
+        let moof_in = boxes(&out, moof.start, moof.end);
+        let traf = find(&moof_in, b"traf");
+        let inner = boxes(&out, traf.start, traf.end);
         let tfdt = find(&inner, b"tfdt");
         assert_eq!(out[tfdt.start], 1, "tfdt version 1 (64-bit time)");
         assert_eq!(

@@ -74,7 +74,7 @@ pub const KEEPALIVE: Duration = Duration::from_secs(2);
 /// An upstream with no data for this long reconnects.
 pub const UPSTREAM_SILENCE: Duration = Duration::from_secs(5);
 /// Attempts to start an upstream before waiting viewers are told it failed.
-const START_ATTEMPTS: u32 = 2;
+const START_ATTEMPTS: u32 = 3;
 /// A key frame and the frames after it, kept so a new viewer starts at
 /// once; dropped (until the next key frame) beyond these.
 const GOP_MAX_BYTES: usize = 4 << 20;
@@ -446,6 +446,22 @@ impl Hub {
             ));
         }
         let mut st = self.lock();
+        let reuse = st.entries.get(name).is_some_and(|e| {
+            e.ch.target == sc.target && !matches!(e.ch.state(), UpState::Closed(_))
+        });
+        // The camera's own cap first: it is the more specific reason.
+        let here = if reuse { st.entries[name].viewers } else { 0 };
+        if here >= caps.max_viewers_per_stream as usize {
+            return Err(HttpError::new(
+                503,
+                format!(
+                    "This camera already has {here} live viewer{} (live.max_viewers_per_stream: {}). \
+                     Cameras allow few sessions; the box shares one among its viewers.",
+                    if here == 1 { "" } else { "s" },
+                    caps.max_viewers_per_stream
+                ),
+            ));
+        }
         if st.total >= caps.max_viewers as usize {
             return Err(HttpError::new(
                 503,
@@ -456,23 +472,8 @@ impl Hub {
                 ),
             ));
         }
-        let reuse = st.entries.get(name).is_some_and(|e| {
-            e.ch.target == sc.target && !matches!(e.ch.state(), UpState::Closed(_))
-        });
         if reuse {
             let e = st.entries.get_mut(name).expect("checked above");
-            if e.viewers >= caps.max_viewers_per_stream as usize {
-                return Err(HttpError::new(
-                    503,
-                    format!(
-                        "This camera already has {} live viewer{} (live.max_viewers_per_stream: {}). \
-                         Cameras allow few sessions; the box shares one among its viewers.",
-                        e.viewers,
-                        if e.viewers == 1 { "" } else { "s" },
-                        caps.max_viewers_per_stream
-                    ),
-                ));
-            }
             e.viewers += 1;
             e.empty_since = None;
         } else {

@@ -191,6 +191,17 @@ fn read_request(rq: &mut Request, path: &str, query: &str) -> Result<Req, HttpEr
         body: Vec::new(),
     };
     if req.method == Method::Post {
+        // Bodies up to MAX_BODY_BYTES with a Content-Length are already in
+        // memory (read on the connection's thread, see `super::limits`), so
+        // the reads below never wait for a slow client. Chunked bodies and
+        // `Expect: 100-continue` would be read here, by a worker: refused
+        // (browsers send neither with a form).
+        if h("Transfer-Encoding").is_some() {
+            return Err(HttpError::new(411, "send the body with a Content-Length"));
+        }
+        if h("Expect").is_some() {
+            return Err(HttpError::new(417, "Expect is not supported"));
+        }
         if rq.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
             return Err(HttpError::new(413, "request body too large"));
         }

@@ -136,7 +136,7 @@ pub fn start(listen: &str, workers: usize, ctx: Arc<WebCtx>) -> Result<WebHandle
     })?;
     set_nodelay(&listener);
     set_send_timeout(&listener, SEND_TIMEOUT);
-    let server = tiny_http::Server::from_listener(listener, None)
+    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits())
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot serve on {listen}"))?;
     let addr = server
@@ -182,6 +182,39 @@ fn set_nodelay(listener: &std::net::TcpListener) {
     };
     if rc != 0 {
         tracing::debug!("TCP_NODELAY: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// A read from a client that makes no progress for this long fails, and an
+/// idle keep-alive connection is closed after it.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// A request's head and body must arrive within this from its first byte.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Longest request head (request line and headers) accepted; beyond: 431.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Connections open at once; beyond: 503 and close. Each costs a thread
+/// (tiny_http reads every connection on its own thread).
+pub const MAX_CONNECTIONS: usize = 256;
+/// Connections open at once from one address (a browser opens about 6; the
+/// live grid one more per camera shown): one noisy host cannot take them all.
+pub const MAX_CONNECTIONS_PER_IP: usize = 64;
+
+/// What one client may hold (tiny_http has no limits of its own; see
+/// `vendor/tiny_http/PATCHED.md`): bodies up to [`handler::MAX_BODY_BYTES`]
+/// arrive completely on the connection's own thread before a worker sees
+/// the request, so a client trickling its request ties up only that
+/// thread, for at most [`REQUEST_TIMEOUT`], never one of the N workers.
+/// Unread bodies (refused with 413) are skipped up to 1 MiB on that thread,
+/// or the connection is closed.
+fn limits() -> tiny_http::Limits {
+    tiny_http::Limits {
+        read_timeout: Some(READ_TIMEOUT),
+        request_timeout: Some(REQUEST_TIMEOUT),
+        max_head_bytes: MAX_HEAD_BYTES,
+        buffer_body_bytes: handler::MAX_BODY_BYTES,
+        max_skip_bytes: 1024 * 1024,
+        max_connections: MAX_CONNECTIONS,
+        max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
     }
 }
 

@@ -661,7 +661,7 @@ pub fn setup(ctx: &WebCtx, cfg: &Config, req: &Req) -> Result<Resp, HttpError> {
             "You can add this and more cameras later.",
         ),
         Field::text("stream_name", "Name", &v("stream_name")).placeholder("Front door"),
-        Field::text("stream_url", "URL", &v("stream_url"))
+        Field::text("stream_url", "URL", &without_password(&v("stream_url")))
             .placeholder("rtsp://192.168.1.20:554/stream1")
             .hint("rtsp://… or an http(s):// MJPEG or snapshot URL."),
         Field::text("stream_username", "Camera username", &v("stream_username"))
@@ -1127,6 +1127,31 @@ fn stream_fields(f: &StreamForm, has_password: bool, heartbeat: u64) -> Vec<Fiel
     v
 }
 
+/// A URL as typed, to show again in a form: a password in it (`user:pw@`)
+/// is cut out, also when the rest is not a valid URL. (A form shown again
+/// after a mistake must not echo a camera password; see `tests/it/security.rs`.)
+fn without_password(typed: &str) -> String {
+    if let Some(mut u) = url::Url::parse(typed.trim()).ok().filter(|u| u.has_host()) {
+        if u.password().is_some() {
+            let _ = u.set_password(None);
+            return u.to_string();
+        }
+        return typed.to_owned();
+    }
+    let (scheme, rest) = match typed.find("://") {
+        Some(i) => typed.split_at(i + 3),
+        None => ("", typed),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}{user}{}", &rest[at..])
+        }
+        None => typed.to_owned(),
+    }
+}
+
 fn form_from_post(f: &super::handler::Form) -> StreamForm {
     StreamForm {
         name: f.get("name"),
@@ -1179,7 +1204,11 @@ fn stream_form(
             }
             Err(e) => errs = edit_failed(e)?,
         }
-        form
+        // Shown again: a password typed into the URL is not echoed back.
+        StreamForm {
+            url: without_password(&form.url),
+            ..form
+        }
     } else {
         match (original, sc) {
             (Some(n), Some(sc)) => match file_entry(ctx, n) {
@@ -1756,5 +1785,21 @@ mod tests {
         assert_eq!(safe_next("http://evil.example/"), "/");
         assert_eq!(safe_next("/\\evil"), "/");
         assert_eq!(safe_next(""), "/");
+    }
+
+    #[test]
+    fn typed_urls_are_shown_without_password() {
+        let cases = [
+            ("rtsp://admin:pw@10.0.0.1/x", "rtsp://admin@10.0.0.1/x"),
+            ("http://u:p%40w@h:8080/a.jpg", "http://u@h:8080/a.jpg"),
+            ("rtsp://u:pw@[::1", "rtsp://u@[::1"),
+            ("u:pw@host/x", "u@host/x"),
+            ("rtsp://admin@10.0.0.1/x", "rtsp://admin@10.0.0.1/x"),
+            ("http://h:8080/p@x", "http://h:8080/p@x"),
+            ("not a url", "not a url"),
+        ];
+        for (typed, shown) in cases {
+            assert_eq!(without_password(typed), shown, "{typed}");
+        }
     }
 }

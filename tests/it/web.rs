@@ -16,40 +16,40 @@ use std::time::{Duration, Instant};
 use super::app::{App, TEST_TOKEN};
 use super::util::{manifest_dir, temp_dir, RtspServer, SnapshotServer};
 
-const PASSWORD: &str = "correct horse battery";
-const CAM_SECRET: &str = "Cam-S3cret-9f2";
-const XSS: &str = "<script>alert(1)</script>";
+pub(super) const PASSWORD: &str = "correct horse battery";
+pub(super) const CAM_SECRET: &str = "Cam-S3cret-9f2";
+pub(super) const XSS: &str = "<script>alert(1)</script>";
 
 /// One answer.
 #[derive(Debug)]
-struct Page {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(super) struct Page {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
 }
 
 impl Page {
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    fn headers_named(&self, name: &str) -> Vec<&str> {
+    pub(super) fn headers_named(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
             .collect()
     }
-    fn location(&self) -> &str {
+    pub(super) fn location(&self) -> &str {
         self.header("location").unwrap_or("")
     }
     /// The value of the hidden input `name` (the first one).
-    fn hidden(&self, name: &str) -> String {
+    pub(super) fn hidden(&self, name: &str) -> String {
         let t = self.text();
         let key = format!("name=\"{name}\" value=\"");
         let i = t
@@ -58,7 +58,7 @@ impl Page {
         t[i + key.len()..].split('"').next().unwrap().to_owned()
     }
     /// The text of the element with `id` (up to the next `<`).
-    fn by_id(&self, id: &str) -> Option<String> {
+    pub(super) fn by_id(&self, id: &str) -> Option<String> {
         let t = self.text();
         let key = format!("id=\"{id}\"");
         let i = t.find(&key)?;
@@ -66,23 +66,23 @@ impl Page {
         let start = rest.find('>')? + 1;
         Some(rest[start..].split('<').next()?.to_owned())
     }
-    fn json(&self) -> serde_json::Value {
+    pub(super) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
 /// A cookie-keeping client that does not follow redirects.
-struct Browser {
-    base: String,
+pub(super) struct Browser {
+    pub(super) base: String,
     agent: ureq::Agent,
-    jar: BTreeMap<String, String>,
+    pub(super) jar: BTreeMap<String, String>,
     /// Extra headers sent with every request.
-    extra: Vec<(String, String)>,
+    pub(super) extra: Vec<(String, String)>,
 }
 
 impl Browser {
-    fn new(app: &App) -> Browser {
+    pub(super) fn new(app: &App) -> Browser {
         Browser {
             base: format!("http://{}", app.addr),
             agent: ureq::Agent::new_with_config(
@@ -142,7 +142,7 @@ impl Browser {
         }
     }
 
-    fn get(&mut self, path: &str) -> Page {
+    pub(super) fn get(&mut self, path: &str) -> Page {
         let mut rq = self.agent.get(&format!("{}{path}", self.base));
         if !self.jar.is_empty() {
             rq = rq.header("Cookie", &self.cookie_header());
@@ -155,14 +155,20 @@ impl Browser {
     }
 
     /// POSTs a form as a browser on this site would (same Origin).
-    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(super) fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let body: String = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
         self.post_raw(path, "application/x-www-form-urlencoded", &body, true)
     }
 
-    fn post_raw(&mut self, path: &str, ctype: &str, body: &str, same_origin: bool) -> Page {
+    pub(super) fn post_raw(
+        &mut self,
+        path: &str,
+        ctype: &str,
+        body: &str,
+        same_origin: bool,
+    ) -> Page {
         let mut rq = self
             .agent
             .post(&format!("{}{path}", self.base))
@@ -181,7 +187,7 @@ impl Browser {
     }
 
     /// The CSRF token of the page at `path`.
-    fn csrf(&mut self, path: &str) -> String {
+    pub(super) fn csrf(&mut self, path: &str) -> String {
         let p = self.get(path);
         assert_eq!(p.status, 200, "GET {path}: {}", p.text());
         p.hidden("csrf")
@@ -189,13 +195,13 @@ impl Browser {
 }
 
 /// A daemon with its config file and data dir.
-struct Box_ {
-    app: App,
-    config: PathBuf,
-    _dir: tempfile::TempDir,
+pub(super) struct Box_ {
+    pub(super) app: App,
+    pub(super) config: PathBuf,
+    pub(super) _dir: tempfile::TempDir,
 }
 
-fn start(name: &str, config: &str) -> Box_ {
+pub(super) fn start(name: &str, config: &str) -> Box_ {
     let dir = temp_dir(name);
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, config).unwrap();
@@ -208,7 +214,7 @@ fn start(name: &str, config: &str) -> Box_ {
 }
 
 /// Runs first-boot setup with [`PASSWORD`].
-fn set_up(b: &mut Browser) {
+pub(super) fn set_up(b: &mut Browser) {
     let p = b.get("/setup");
     assert_eq!(p.status, 200, "{}", p.text());
     let pre = p.hidden("pre");
@@ -227,7 +233,7 @@ fn set_up(b: &mut Browser) {
 }
 
 /// Logs in with `password`; returns the answer.
-fn log_in(b: &mut Browser, password: &str, next: &str) -> Page {
+pub(super) fn log_in(b: &mut Browser, password: &str, next: &str) -> Page {
     let p = b.get("/login");
     assert_eq!(p.status, 200, "{}", p.text());
     let pre = p.hidden("pre");
@@ -238,7 +244,7 @@ fn log_in(b: &mut Browser, password: &str, next: &str) -> Page {
 }
 
 /// A set-up box and a logged-in browser.
-fn logged_in(name: &str, config: &str) -> (Box_, Browser) {
+pub(super) fn logged_in(name: &str, config: &str) -> (Box_, Browser) {
     let bx = start(name, config);
     let mut b = Browser::new(&bx.app);
     set_up(&mut b);

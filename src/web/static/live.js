@@ -311,6 +311,10 @@
         } else if (end - video.currentTime > 0.5 || (b.length > 1 && video.readyState < 3)) {
           // Behind the live edge (or stuck in a gap after skipped frames): jump.
           video.currentTime = end - 0.05;
+        } else {
+          // A little behind: play slightly faster until close to the edge.
+          var rate = end - video.currentTime > 0.15 ? 1.1 : 1;
+          if (video.playbackRate !== rate) video.playbackRate = rate;
         }
         // Keep about 10 s of video in the buffer.
         if (!sb.updating && video.currentTime - b.start(0) > 20) {
