@@ -3,7 +3,7 @@ CARGO ?= cargo
 CONFIG ?= config.yaml
 DATA_DIR ?= data
 
-.PHONY: deps build release run test lint fmt check-config clean bench
+.PHONY: deps build release run test lint fmt check-config clean bench soak
 
 deps:
 	./scripts/install-deps.sh
@@ -47,6 +47,25 @@ clean:
 bench: deps
 	CARGO_TARGET_DIR=target/bench $(CARGO) build --release
 	python3 bench/run.py $(if $(PEER),--peer $(PEER)) $(BENCH_ARGS)
+
+# Memory over a long run: SOAK_STREAMS (1000) streams every 5 s for
+# SOAK_MINUTES (60); VmRSS sampled after a warm-up, curve in
+# bench/results/soak-*.json/.svg, fails if RSS grows by more than 1 MB.
+# Root (own network namespace). Not part of `test`.
+SOAK_MINUTES ?= 60
+SOAK_STREAMS ?= 1000
+soak: deps
+	CARGO_TARGET_DIR=target/bench $(CARGO) build --release
+	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_STREAMS=$(SOAK_STREAMS) python3 bench/soak.py $(SOAK_ARGS)
+
+# Known advisories in Cargo.lock (cargo-audit, installed from crates.io into
+# target/tools). It fetches the RustSec database from GitHub; offline, point
+# AUDIT_DB at a clone of github.com/rustsec/advisory-db. Not part of `test`
+# (CI has no GitHub); the last result is in docs/HARDENING.md.
+.PHONY: audit
+audit:
+	@test -x target/tools/bin/cargo-audit || $(CARGO) install cargo-audit --locked --root target/tools
+	target/tools/bin/cargo-audit audit $(if $(AUDIT_DB),--db $(AUDIT_DB) --no-fetch --stale)
 
 # --- The appliance (docs/APPLIANCE.md) ----------------------------------------
 BOARD ?= rpi4_64

@@ -326,6 +326,10 @@ pub fn parse(text: &str, label: &str) -> Result<Config, Error> {
         if let Some(i) = message.rfind(" at line ") {
             message.truncate(i);
         }
+        // saphyr's advice to its caller, not to whoever edits the file.
+        if let Some(i) = message.find(", set DuplicateKeyPolicy") {
+            message.truncate(i);
+        }
         Error {
             path: label.into(),
             line: loc.map(|l| l.line()).filter(|&l| l > 0),
@@ -777,6 +781,11 @@ streams:
     fn duplicate_key_is_rejected() {
         let e = err("heartbeat_seconds: 20\nheartbeat_seconds: 30\n");
         assert_eq!(e.line, Some(2), "{e}");
+        assert!(
+            e.message
+                .ends_with("duplicate mapping key: heartbeat_seconds"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -246,9 +246,12 @@ async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: shutdown::Rec
     let name: Arc<str> = Arc::from(sc.name.as_str());
     // Spread first probes over up to 3 s so a restart does not hit every camera at once.
     let mut next = Instant::now() + jitter(sc.interval.min(Duration::from_secs(3)));
-    // Latest heartbeat timestamp so far: one earlier than that means the wall
-    // clock stepped back, and the heartbeat is flagged like an unsynced one.
-    let mut ts_high = i64::MIN;
+    // The previous heartbeat's timestamp and monotonic time. A wall clock
+    // behind it stepped back: the heartbeat is flagged like an unsynced one
+    // and, unless NTP vouches for the new reading, stamped on the previous
+    // timeline (plus the monotonic time since), so it is not filed among
+    // older heartbeats: the history stays in the order it was taken.
+    let mut prev: Option<(i64, Instant)> = None;
     loop {
         tokio::select! {
             biased;
@@ -261,10 +264,21 @@ async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: shutdown::Rec
             p = ctx.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
         };
         let started = Instant::now();
-        let ts_ms = ctx.clock.now_ms();
-        let sync = ctx.sync.state(ts_ms);
-        let stepped_back = ts_ms < ts_high;
-        ts_high = ts_high.max(ts_ms);
+        let wall_ms = ctx.clock.now_ms();
+        let sync = ctx.sync.state(wall_ms);
+        let (ts_ms, stepped_back) = match prev {
+            Some((p_ts, p_at)) if wall_ms < p_ts => {
+                let since = i64::try_from(started.duration_since(p_at).as_millis()).unwrap_or(0);
+                let ts = if sync.kernel_synced {
+                    wall_ms
+                } else {
+                    p_ts.saturating_add(since.max(1))
+                };
+                (ts, true)
+            }
+            _ => (wall_ms, false),
+        };
+        prev = Some((ts_ms, started));
         let outcome = tokio::select! {
             biased;
             _ = shutdown_rx.wait() => return,

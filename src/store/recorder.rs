@@ -17,7 +17,18 @@
 //! pages are reused, so the file stops growing. Failed batches stay queued
 //! (bounded) and commit once space is back; the reserve is re-created when
 //! there is room again. Retention reads its time through a
-//! [`retention::SteadyClock`], so a forward clock jump never deletes history.
+//! [`retention::SteadyClock`], anchored when the recorder starts, so a
+//! forward clock jump never deletes history.
+//!
+//! Any failing commit (disk full, I/O error, a card that went away) is
+//! retried with backoff ([`RETRY_MIN`] … [`RETRY_MAX`]) instead of every
+//! pass; after an error other than "disk full", or every [`REOPEN_EVERY`]
+//! failures in a row, the write connection is closed and reopened, so state
+//! SQLite keeps after an I/O error (pager, WAL index mapping, an open
+//! transaction) cannot wedge the recorder for good. Meanwhile records wait in
+//! memory, at most [`QUEUE`] of them (the oldest heartbeats go first and are
+//! counted as dropped; stream rows and events are kept), and
+//! [`RecorderStats`] tells `/healthz` the error, since when, and the backlog.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -84,6 +95,40 @@ pub struct RecorderStats {
     /// Milliseconds (monotonic, since recorder start) of the last loop pass;
     /// the watchdog uses it to prove the recorder is alive.
     pub last_progress_ms: AtomicI64,
+    /// Records held in memory for the next commit (grows while commits fail).
+    pub backlog: AtomicU64,
+    /// Times the write connection was closed and reopened after errors.
+    pub reopens: AtomicU64,
+    /// Wall-clock ms of the first failure of the current run of failing
+    /// commits; 0 while commits work.
+    pub failing_since_ms: AtomicI64,
+    /// Test hook: the next this many commits fail with an injected I/O error.
+    #[cfg(test)]
+    pub inject_io_errors: std::sync::atomic::AtomicU32,
+}
+
+impl RecorderStats {
+    /// True while commits fail (the last one did).
+    pub fn failing(&self) -> bool {
+        self.failing_since_ms.load(Ordering::Relaxed) != 0
+    }
+
+    /// The `/healthz` `recorder` object: counters plus the error state
+    /// (`ok`, `error`, `failing_since_ms`, `backlog`).
+    pub fn json(&self) -> serde_json::Value {
+        let since = self.failing_since_ms.load(Ordering::Relaxed);
+        serde_json::json!({
+            "ok": since == 0,
+            "error": self.last_error.lock().expect("last_error lock").clone(),
+            "failing_since_ms": (since != 0).then_some(since),
+            "heartbeats_committed": self.heartbeats_committed.load(Ordering::Relaxed),
+            "commits": self.commits.load(Ordering::Relaxed),
+            "dropped": self.dropped.load(Ordering::Relaxed),
+            "commit_errors": self.commit_errors.load(Ordering::Relaxed),
+            "backlog": self.backlog.load(Ordering::Relaxed),
+            "reopens": self.reopens.load(Ordering::Relaxed),
+        })
+    }
 }
 
 /// Cloneable, non-blocking sending side.
@@ -181,6 +226,15 @@ pub const RESERVE_FILE: &str = "streampulse.reserve";
 const RECOVER_EVERY: Duration = Duration::from_secs(30);
 /// How often a released reserve is re-created (if there is room).
 const RESERVE_CHECK_EVERY: Duration = Duration::from_secs(60);
+/// First wait after a failed commit (never shorter than the commit interval).
+pub const RETRY_MIN: Duration = Duration::from_secs(1);
+/// Longest wait between retries of a failing commit.
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Reopen the connection after this many failed commits in a row, whatever
+/// the error (an I/O error reopens at once).
+pub const REOPEN_EVERY: u32 = 5;
+/// A repeated, unchanged commit error is logged at most this often.
+const LOG_REPEAT_EVERY: Duration = Duration::from_secs(60);
 
 /// Starts the recorder thread on `conn`.
 pub fn start(
@@ -216,7 +270,7 @@ pub fn start(
 }
 
 fn run(
-    mut conn: Connection,
+    conn: Connection,
     rx: QueueRx,
     clock: SharedClock,
     commit_interval: Duration,
@@ -225,15 +279,22 @@ fn run(
     stop: &AtomicBool,
 ) {
     let started = Instant::now();
+    let db_path = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
     let mut reserve = Reserve::new(conn.path());
     reserve.ensure();
+    // `None` after an error closed it, until a reopen works.
+    let mut conn = Some(conn);
     let mut next_reserve_check = Instant::now() + RESERVE_CHECK_EVERY;
     let mut next_recovery = Instant::now();
-    let mut steady = retention::SteadyClock::default();
+    let mut steady = anchored_steady_clock(&*clock);
     let mut ids: HashMap<String, i64> = HashMap::new();
     let mut pending: Vec<Record> = Vec::new();
     let mut next_commit = Instant::now() + commit_interval;
     let mut next_retention = Instant::now() + Duration::from_secs(30);
+    let mut failing = Failing::default();
     loop {
         stats
             .last_progress_ms
@@ -251,7 +312,7 @@ fn run(
                 Ok(r) => {
                     pending.push(r);
                     // Drain whatever else is queued without waiting.
-                    while pending.len() < MAX_BATCH {
+                    while pending.len() < MAX_BATCH.max(failing.backlog_room()) {
                         match rx.try_recv() {
                             Ok(Record::Retention(p)) => policy = p,
                             Ok(r) => pending.push(r),
@@ -271,32 +332,59 @@ fn run(
                 }
             }
         }
-        if disconnected || Instant::now() >= next_commit || pending.len() >= MAX_BATCH {
+        let due = Instant::now() >= next_commit || pending.len() >= MAX_BATCH;
+        // While commits fail, retries wait for their backoff (the last
+        // attempt at stop does not).
+        if disconnected || (due && failing.retry_due()) {
             if !pending.is_empty() {
                 let t = Instant::now();
-                match commit(&mut conn, &mut ids, &pending) {
+                let result = match &mut conn {
+                    Some(c) => try_commit(c, &mut ids, &pending, &stats),
+                    None => reopen(db_path.as_deref(), &stats).and_then(|mut c| {
+                        let r = try_commit(&mut c, &mut ids, &pending, &stats);
+                        conn = Some(c);
+                        r
+                    }),
+                };
+                match result {
                     Ok(n) => {
                         stats.heartbeats_committed.fetch_add(n, Ordering::Relaxed);
                         stats.commits.fetch_add(1, Ordering::Relaxed);
+                        if failing.count > 0 {
+                            // Space may be back: restore the reserve now, not
+                            // in up to a minute.
+                            next_reserve_check = Instant::now();
+                        }
+                        failing.recovered(&stats, pending.len());
                         pending.clear();
-                        *stats.last_error.lock().expect("last_error lock") = None;
                     }
                     Err(e) => {
-                        stats.commit_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!("committing {} records failed: {e:#}", pending.len());
-                        *stats.last_error.lock().expect("last_error lock") =
-                            Some(format!("committing heartbeats failed: {e}"));
-                        if is_disk_full(&e) && Instant::now() >= next_recovery {
-                            next_recovery = Instant::now() + RECOVER_EVERY;
-                            let now_ms = steady.now_ms(clock.now_ms(), Instant::now());
-                            make_room(&mut conn, &mut reserve, now_ms, &policy);
+                        let disk_full =
+                            is_disk_full(&e) || db_path.as_deref().is_some_and(partition_full);
+                        failing.failed(&e, &stats, pending.len(), commit_interval);
+                        // Ids cached inside the rolled-back transaction may not exist.
+                        ids.clear();
+                        if let Some(c) = &mut conn {
+                            if disk_full && Instant::now() >= next_recovery {
+                                next_recovery = Instant::now() + RECOVER_EVERY;
+                                let now_ms = steady.now_ms(clock.now_ms(), Instant::now());
+                                make_room(c, &mut reserve, now_ms, &policy);
+                            }
                         }
-                        // Keep a bounded backlog: retry next time, but never grow without bound.
-                        if pending.len() > QUEUE {
-                            let excess = pending.len() - QUEUE;
-                            pending.drain(..excess);
-                            stats.dropped.fetch_add(excess as u64, Ordering::Relaxed);
+                        // Whatever SQLite keeps after an I/O error (or a
+                        // transaction left open) goes with the connection.
+                        let stuck = conn.as_ref().is_some_and(|c| !c.is_autocommit());
+                        if conn.is_some()
+                            && (!is_disk_full(&e)
+                                || stuck
+                                || failing.count.is_multiple_of(REOPEN_EVERY))
+                        {
+                            tracing::warn!(
+                                "recorder: closing the database connection to reopen it"
+                            );
+                            conn = None;
                         }
+                        bound_backlog(&mut pending, &stats);
                     }
                 }
                 if t.elapsed() > Duration::from_secs(1) {
@@ -305,8 +393,22 @@ fn run(
             }
             next_commit = Instant::now() + commit_interval;
         }
+        stats.backlog.store(pending.len() as u64, Ordering::Relaxed);
         if disconnected {
-            tracing::debug!("recorder: all senders gone, last batch committed");
+            if pending.is_empty() {
+                tracing::debug!("recorder: all senders gone, last batch committed");
+            } else {
+                tracing::error!(
+                    "recorder: stopping with {} records not committed: {}",
+                    pending.len(),
+                    stats
+                        .last_error
+                        .lock()
+                        .expect("last_error lock")
+                        .clone()
+                        .unwrap_or_default()
+                );
+            }
             return;
         }
         if Instant::now() >= next_reserve_check {
@@ -316,16 +418,172 @@ fn run(
         if Instant::now() >= next_retention {
             next_retention = Instant::now() + RETENTION_EVERY;
             let now_ms = steady.now_ms(clock.now_ms(), Instant::now());
-            match retention::run(&mut conn, now_ms, &policy) {
-                Ok(r) => {
-                    tracing::info!(
+            // Skipped while the connection is closed: the next pass catches up.
+            if let Some(c) = &mut conn {
+                match retention::run(c, now_ms, &policy) {
+                    Ok(r) => {
+                        tracing::info!(
                     "retention: rolled up {} hours, pruned {} heartbeats, {} rollups, {} events",
                     r.hours_rolled, r.heartbeats_deleted, r.rollups_deleted, r.events_deleted
                 )
+                    }
+                    Err(e) => tracing::error!("retention failed: {e:#}"),
                 }
-                Err(e) => tracing::error!("retention failed: {e:#}"),
             }
         }
+    }
+}
+
+/// Retention's clock, anchored when the recorder starts rather than at the
+/// first retention pass (30 s later): a clock stepped forward before that
+/// pass (an NTP step soon after boot) must not make it delete history.
+fn anchored_steady_clock(clock: &dyn crate::clock::Clock) -> retention::SteadyClock {
+    let mut steady = retention::SteadyClock::default();
+    steady.now_ms(clock.now_ms(), Instant::now());
+    steady
+}
+
+/// One commit attempt; with the test hook, an injected I/O error instead.
+fn try_commit(
+    conn: &mut Connection,
+    ids: &mut HashMap<String, i64>,
+    records: &[Record],
+    stats: &RecorderStats,
+) -> rusqlite::Result<u64> {
+    #[cfg(test)]
+    if stats
+        .inject_io_errors
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_WRITE),
+            Some("injected disk I/O error".into()),
+        ));
+    }
+    let _ = stats;
+    commit(conn, ids, records)
+}
+
+/// Reopens the write connection after an error; counts the attempt.
+fn reopen(path: Option<&std::path::Path>, stats: &RecorderStats) -> rusqlite::Result<Connection> {
+    let Some(path) = path else {
+        // An in-memory database cannot be reopened (its rows would be gone).
+        return Err(rusqlite::Error::InvalidPath("in-memory database".into()));
+    };
+    stats.reopens.fetch_add(1, Ordering::Relaxed);
+    super::open(path).map_err(|e| {
+        // Keep SQLite's code (disk full, I/O error) when there is one.
+        match e.downcast::<rusqlite::Error>() {
+            Ok(e) => e,
+            Err(e) => rusqlite::Error::ToSqlConversionFailure(e.into()),
+        }
+    })
+}
+
+/// True if the filesystem holding `db` has (almost) no space left: an I/O
+/// error there is really a full disk (SQLite reports a failed grow of its
+/// WAL index as "disk I/O error", not "disk full").
+fn partition_full(db: &std::path::Path) -> bool {
+    db.parent()
+        .and_then(|d| crate::system::disk::usage(d).ok())
+        .is_some_and(|u| u.free_bytes < 64 * 1024)
+}
+
+/// Keeps at most [`QUEUE`] records waiting for a commit: drops the oldest
+/// heartbeats and media facts first (counted in `dropped`); stream rows,
+/// removals and events are few and keep history consistent, so they stay.
+fn bound_backlog(pending: &mut Vec<Record>, stats: &RecorderStats) {
+    if pending.len() <= QUEUE {
+        return;
+    }
+    let mut excess = pending.len() - QUEUE;
+    let before = pending.len();
+    pending.retain(|r| {
+        if excess > 0 && matches!(r, Record::Heartbeat { .. } | Record::Media { .. }) {
+            excess -= 1;
+            false
+        } else {
+            true
+        }
+    });
+    let n = (before - pending.len()) as u64;
+    let total = stats.dropped.fetch_add(n, Ordering::Relaxed) + n;
+    tracing::warn!("recorder backlog full: dropped the {n} oldest heartbeats ({total} so far)");
+}
+
+/// The state of a run of failing commits: count, backoff, log throttling.
+#[derive(Default)]
+struct Failing {
+    /// Failed commits in a row (0 while commits work).
+    count: u32,
+    since: Option<Instant>,
+    retry_at: Option<Instant>,
+    last_logged: Option<(String, Instant)>,
+}
+
+impl Failing {
+    fn retry_due(&self) -> bool {
+        self.retry_at.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// While failing, drain the queue into the (bounded) backlog rather
+    /// than leave it in the channel.
+    fn backlog_room(&self) -> usize {
+        if self.count > 0 {
+            QUEUE
+        } else {
+            0
+        }
+    }
+
+    fn failed(
+        &mut self,
+        e: &rusqlite::Error,
+        stats: &RecorderStats,
+        held: usize,
+        interval: Duration,
+    ) {
+        self.count += 1;
+        let now = Instant::now();
+        self.since.get_or_insert(now);
+        let backoff = (RETRY_MIN * 2u32.saturating_pow(self.count - 1).min(64))
+            .clamp(interval.max(RETRY_MIN), RETRY_MAX.max(interval));
+        self.retry_at = Some(now + backoff);
+        stats.commit_errors.fetch_add(1, Ordering::Relaxed);
+        if stats.failing_since_ms.load(Ordering::Relaxed) == 0 {
+            stats
+                .failing_since_ms
+                .store(crate::clock::RealClock.now_ms().max(1), Ordering::Relaxed);
+        }
+        let msg = format!("committing heartbeats failed: {e}");
+        *stats.last_error.lock().expect("last_error lock") = Some(msg.clone());
+        let repeat = self
+            .last_logged
+            .as_ref()
+            .is_some_and(|(m, at)| *m == msg && at.elapsed() < LOG_REPEAT_EVERY);
+        if repeat {
+            tracing::debug!("{msg} ({} in a row, {held} records held)", self.count);
+        } else {
+            tracing::error!(
+                "{msg}: {held} records held in memory, retrying in {backoff:?} ({} failures in a row)",
+                self.count
+            );
+            self.last_logged = Some((msg, now));
+        }
+    }
+
+    fn recovered(&mut self, stats: &RecorderStats, committed: usize) {
+        if let Some(since) = self.since {
+            tracing::warn!(
+                "recorder: commits work again after {} failures in {:.0?}; {committed} held records committed",
+                self.count,
+                since.elapsed()
+            );
+        }
+        *self = Failing::default();
+        stats.failing_since_ms.store(0, Ordering::Relaxed);
+        *stats.last_error.lock().expect("last_error lock") = None;
     }
 }
 
@@ -346,11 +604,13 @@ fn make_room(conn: &mut Connection, reserve: &mut Reserve, now_ms: i64, policy: 
     } else {
         tracing::warn!("data partition full (no space reserve left)");
     }
+    // A failed pass still leaves the prune below: it deletes only hours an
+    // earlier pass rolled up, in small steps that fit a nearly full disk.
     let deleted = match retention::run(conn, now_ms, policy) {
         Ok(r) => r.heartbeats_deleted,
         Err(e) => {
             tracing::error!("retention to make room failed: {e:#}");
-            return;
+            0
         }
     };
     if deleted > 0 {
@@ -576,5 +836,118 @@ mod tests {
             )
             .unwrap();
         assert_eq!((n, fails), (10, 5));
+    }
+
+    fn stream(name: &str) -> Record {
+        Record::Stream {
+            name: name.into(),
+            kind: Kind::Snapshot,
+            url_redacted: "http://h/x".into(),
+        }
+    }
+
+    fn heartbeat(i: i64) -> Record {
+        Record::Heartbeat {
+            stream: "a".into(),
+            ts_ms: 1_800_000_000_000 + i * 1000,
+            ok: true,
+            latency_ms: 10,
+            reason: None,
+            flags: 0,
+        }
+    }
+
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Failing commits (an I/O error, as a card that hiccups gives) are
+    /// retried with backoff on a reopened connection; the error shows in the
+    /// stats meanwhile, and once commits work every held heartbeat is stored.
+    #[test]
+    fn io_errors_are_retried_on_a_reopened_connection_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = crate::store::open(&path).unwrap();
+        let clock: SharedClock = Arc::new(SimulatedClock::new(1_800_000_000_000));
+        let rec = start(conn, clock, Duration::from_millis(50), Policy::default());
+        rec.stats.inject_io_errors.store(2, Ordering::SeqCst);
+        let tx = rec.sender();
+        tx.send(stream("a"));
+        for i in 0..10 {
+            tx.send(heartbeat(i));
+        }
+        let st = rec.stats.clone();
+        wait_until("the first failed commit", || {
+            st.commit_errors.load(Ordering::SeqCst) >= 1
+        });
+        assert!(st.failing(), "the error state shows");
+        let j = st.json();
+        assert_eq!(j["ok"], false, "{j}");
+        assert!(j["error"].as_str().unwrap().contains("I/O error"), "{j}");
+        assert_eq!(st.heartbeats_committed.load(Ordering::SeqCst), 0);
+        // Retries wait for their backoff: 1 s, then 2 s (not every 50 ms).
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(st.commit_errors.load(Ordering::SeqCst), 1, "backoff");
+        assert_eq!(st.backlog.load(Ordering::SeqCst), 11, "held in memory");
+        for i in 10..20 {
+            tx.send(heartbeat(i));
+        }
+        wait_until("commits working again", || {
+            st.heartbeats_committed.load(Ordering::SeqCst) == 20
+        });
+        assert_eq!(st.commit_errors.load(Ordering::SeqCst), 2);
+        assert!(
+            st.reopens.load(Ordering::SeqCst) >= 1,
+            "reopened after an I/O error"
+        );
+        assert!(!st.failing());
+        assert_eq!(st.json()["error"], serde_json::Value::Null);
+        assert_eq!(st.dropped.load(Ordering::SeqCst), 0);
+        drop(tx);
+        rec.stop();
+        let c = crate::store::open(&path).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM heartbeats", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 20);
+    }
+
+    /// The backlog held while commits fail is bounded: the oldest
+    /// heartbeats go (counted), stream rows stay so later heartbeats still
+    /// find their stream.
+    #[test]
+    fn backlog_drops_oldest_heartbeats_and_keeps_stream_rows() {
+        let stats = RecorderStats::default();
+        let mut pending = vec![stream("a")];
+        pending.extend((0..QUEUE as i64 + 10).map(heartbeat));
+        pending.push(stream("b"));
+        bound_backlog(&mut pending, &stats);
+        assert_eq!(pending.len(), QUEUE);
+        assert_eq!(stats.dropped.load(Ordering::SeqCst), 12);
+        assert!(matches!(&pending[0], Record::Stream { name, .. } if name == "a"));
+        assert!(
+            matches!(&pending[1], Record::Heartbeat { ts_ms, .. } if *ts_ms == 1_800_000_012_000)
+        );
+        assert!(matches!(pending.last(), Some(Record::Stream { name, .. }) if name == "b"));
+        // Nothing to trim: untouched.
+        bound_backlog(&mut pending, &stats);
+        assert_eq!(pending.len(), QUEUE);
+    }
+
+    /// Retention's clock is anchored when the recorder starts: a wall clock
+    /// stepped forward two days before the first pass does not drag it along.
+    #[test]
+    fn retention_clock_is_anchored_at_start() {
+        let t0 = 1_800_000_000_000;
+        let clock = SimulatedClock::new(t0);
+        let mut steady = anchored_steady_clock(&clock);
+        clock.advance(2 * retention::DAY_MS);
+        let now = steady.now_ms(crate::clock::Clock::now_ms(&clock), Instant::now());
+        assert!((t0..t0 + 60_000).contains(&now), "{now}");
     }
 }

@@ -8,7 +8,8 @@
 //!    `rollups` (the last finished hour is redone next time, so heartbeats
 //!    committed late still count);
 //! 2. deletes raw heartbeats older than `heartbeat_days`, but never from hours
-//!    not yet rolled up;
+//!    not yet rolled up, one hour per transaction (so a nearly full disk can
+//!    still delete: see [`prune_oldest_day`]);
 //! 3. deletes rollups and events older than `rollup_days`.
 //!
 //! A clock that reads before 2020 (a Pi without RTC that booted in 1970) is
@@ -37,19 +38,6 @@ pub fn archive(tx: &Connection, now_ms: i64) -> rusqlite::Result<u64> {
         [cutoff],
     )?;
     Ok(tx.execute("DELETE FROM heartbeats_recent WHERE ts_ms < ?1", [cutoff])? as u64)
-}
-
-/// Deletes raw heartbeats older than `cutoff_ms` from both tables.
-fn delete_heartbeats_before(tx: &Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
-    let a = tx.execute(
-        "DELETE FROM heartbeats_archive WHERE ts_ms < ?1",
-        [cutoff_ms],
-    )?;
-    let r = tx.execute(
-        "DELETE FROM heartbeats_recent WHERE ts_ms < ?1",
-        [cutoff_ms],
-    )?;
-    Ok((a + r) as u64)
 }
 
 /// Retention settings.
@@ -118,14 +106,18 @@ impl SteadyClock {
 /// frees nothing: deletes up to one day of the oldest raw heartbeats, only
 /// from hours already rolled up (their summary stays) and never from the
 /// last day. Returns the rows deleted; never deletes with an unset clock.
+///
+/// Deletes in small steps ([`delete_heartbeats_in_steps`]): a delete writes
+/// the pages it empties to the WAL first, so one day in one transaction
+/// needs about that day's size in free space, which a full partition (with
+/// only the recorder's released reserve) does not have.
 pub fn prune_oldest_day(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<u64> {
     if now_ms < SANE_EPOCH_MS {
         return Ok(0);
     }
-    let tx = conn.transaction()?;
     let oldest: Option<i64> =
-        tx.query_row("SELECT min(ts_ms) FROM heartbeats", [], |r| r.get(0))?;
-    let watermark: Option<i64> = tx
+        conn.query_row("SELECT min(ts_ms) FROM heartbeats", [], |r| r.get(0))?;
+    let watermark: Option<i64> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'rollup_watermark'",
             [],
@@ -139,9 +131,54 @@ pub fn prune_oldest_day(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<
         .saturating_add(DAY_MS)
         .min(watermark)
         .min(now_ms - DAY_MS);
-    let n = delete_heartbeats_before(&tx, cutoff)?;
-    tx.commit()?;
-    Ok(n)
+    delete_heartbeats_in_steps(conn, cutoff)
+}
+
+/// Deletes raw heartbeats older than `cutoff_ms` in small transactions: the
+/// recent table (15 minutes of rows) at once, the archive per stream and at
+/// most one hour of that stream per transaction, found through its primary
+/// key (stream, time), so empty spans (a 1970 boot) cost one lookup. SQLite's
+/// automatic checkpoint then keeps the WAL near its 1000-page mark. An
+/// error after some steps still returns what was deleted: that space is free.
+fn delete_heartbeats_in_steps(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
+    let mut deleted = conn.execute(
+        "DELETE FROM heartbeats_recent WHERE ts_ms < ?1",
+        [cutoff_ms],
+    )? as u64;
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM streams ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        loop {
+            let step = (|| {
+                let oldest: Option<i64> = conn.query_row(
+                    "SELECT min(ts_ms) FROM heartbeats_archive WHERE stream_id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )?;
+                let Some(oldest) = oldest.filter(|t| *t < cutoff_ms) else {
+                    return Ok(None);
+                };
+                let upto = (hour_start(oldest) + HOUR_MS).min(cutoff_ms);
+                conn.execute(
+                    "DELETE FROM heartbeats_archive WHERE stream_id = ?1 AND ts_ms < ?2",
+                    params![id, upto],
+                )
+                .map(|n| Some(n as u64))
+            })();
+            match step {
+                Ok(Some(n)) => deleted += n,
+                Ok(None) => break,
+                Err(e) if deleted == 0 => return Err(e),
+                Err(e) => {
+                    tracing::warn!("retention stopped after deleting {deleted} heartbeats: {e}");
+                    return Ok(deleted);
+                }
+            }
+        }
+    }
+    Ok(deleted)
 }
 
 /// Start of the UTC hour containing `ts_ms`.
@@ -189,17 +226,21 @@ pub fn run(conn: &mut Connection, now_ms: i64, policy: &Policy) -> rusqlite::Res
             [next],
         )?;
     }
+    tx.commit()?;
     if now_ms >= SANE_EPOCH_MS {
+        // Raw heartbeats in steps (days of them in one transaction would
+        // need that much free space for the WAL), then the small tables.
         let rolled_up_to = current_hour - HOUR_MS;
         let hb_cutoff = (now_ms - i64::from(policy.heartbeat_days) * DAY_MS).min(rolled_up_to);
-        report.heartbeats_deleted = delete_heartbeats_before(&tx, hb_cutoff)?;
+        report.heartbeats_deleted = delete_heartbeats_in_steps(conn, hb_cutoff)?;
         let long_cutoff = now_ms - i64::from(policy.rollup_days) * DAY_MS;
+        let tx = conn.transaction()?;
         report.rollups_deleted =
             tx.execute("DELETE FROM rollups WHERE hour_ms < ?1", [long_cutoff])? as u64;
         report.events_deleted =
             tx.execute("DELETE FROM events WHERE ts_ms < ?1", [long_cutoff])? as u64;
+        tx.commit()?;
     }
-    tx.commit()?;
     Ok(report)
 }
 
@@ -372,6 +413,46 @@ mod tests {
             .unwrap();
         assert!(oldest >= now - DAY_MS, "the last day is never pruned");
         assert_eq!(prune_oldest_day(&mut c, 30_000).unwrap(), 0, "unset clock");
+    }
+
+    /// Deleting in steps covers every stream, both tables, and a 1970
+    /// heartbeat (a Pi without RTC) without walking the decades between.
+    #[test]
+    fn steps_cover_every_stream_and_skip_empty_spans() {
+        let mut c = db();
+        c.execute("INSERT INTO streams (id, name, kind, url_redacted, created_ms) VALUES (2, 'b', 'rtsp', 'x', 0)", [])
+            .unwrap();
+        for i in 0..(10 * 24) {
+            hb(&c, T0 + i * HOUR_MS, true, 10);
+            c.execute(
+                "INSERT INTO heartbeats_archive (stream_id, ts_ms, ok, latency_ms) VALUES (2, ?1, 1, 5)",
+                [T0 + i * HOUR_MS + 1],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO heartbeats_archive (stream_id, ts_ms, ok, latency_ms) VALUES (2, 60000, 0, 5)",
+            [],
+        )
+        .unwrap();
+        let now = T0 + 10 * DAY_MS;
+        let t = std::time::Instant::now();
+        let r = run(&mut c, now, &Policy::default()).unwrap();
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            t.elapsed()
+        );
+        // Three days of each stream, plus the 1970 one.
+        assert_eq!(r.heartbeats_deleted, 2 * 3 * 24 + 1);
+        let left: Vec<(i64, i64)> = c
+            .prepare("SELECT stream_id, min(ts_ms) FROM heartbeats GROUP BY stream_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(left, [(1, now - 7 * DAY_MS), (2, now - 7 * DAY_MS + 1)]);
     }
 
     #[test]

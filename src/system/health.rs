@@ -125,6 +125,9 @@ impl Health {
 const DISK_EVERY: Duration = Duration::from_secs(60);
 /// How often the NTP offset is measured.
 const NTP_EVERY: Duration = Duration::from_secs(600);
+/// How soon a failed measurement is retried: one datagram, and /healthz
+/// should not show a server that is back as failing for 10 minutes.
+const NTP_RETRY: Duration = Duration::from_secs(30);
 /// Deadline of one SNTP query.
 const NTP_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -145,8 +148,8 @@ pub fn start(
                 let cfg = config.read().expect("config lock").clone();
                 check_disk(health, &cfg, &recorder, &mut sent);
                 if Instant::now() >= next_ntp && !cfg.ntp_servers.is_empty() {
-                    next_ntp = Instant::now() + NTP_EVERY;
                     let r = sntp::query_any(&cfg.ntp_servers, NTP_TIMEOUT, &*clock);
+                    next_ntp = Instant::now() + if r.is_ok() { NTP_EVERY } else { NTP_RETRY };
                     match &r {
                         Ok(m) if m.offset_ms.abs() > 1_000 => tracing::warn!(
                             "clock is {} ms off {} (is NTP blocked?)",
@@ -158,7 +161,14 @@ pub fn start(
                     }
                     health.lock().ntp = Some(r.map_err(|e| e.to_string()));
                 }
-                if shutdown_rx.wait_for(DISK_EVERY) {
+                // Wake for a retry of a failed NTP check too (the disk check
+                // then runs early: a statvfs, nothing more).
+                let wait = if cfg.ntp_servers.is_empty() {
+                    DISK_EVERY
+                } else {
+                    DISK_EVERY.min(next_ntp.saturating_duration_since(Instant::now()))
+                };
+                if shutdown_rx.wait_for(wait.max(Duration::from_secs(1))) {
                     return;
                 }
             }

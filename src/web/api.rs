@@ -138,12 +138,8 @@ pub fn healthz(ctx: &WebCtx) -> Value {
             "unknown": count(crate::state::Health::Unknown),
         },
         "probes_done": ctx.monitor.as_ref().map(|m| m.probes_done.load(Ordering::Relaxed)),
-        "recorder": {
-            "heartbeats_committed": st.heartbeats_committed.load(Ordering::Relaxed),
-            "commits": st.commits.load(Ordering::Relaxed),
-            "dropped": st.dropped.load(Ordering::Relaxed),
-            "commit_errors": st.commit_errors.load(Ordering::Relaxed),
-        },
+        // Counters plus the error state: ok, error, failing_since_ms, backlog, reopens.
+        "recorder": st.json(),
         "config_error": ctx.config_error.lock().expect("config_error lock").clone(),
     });
     // The box itself (data partition space and retention, NTP offset, watchdog,

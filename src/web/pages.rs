@@ -773,6 +773,8 @@ pub struct HealthView {
     pub clock: String,
     pub clock_class: &'static str,
     pub disk: String,
+    /// Empty while heartbeats are committed; otherwise why not.
+    pub recording_error: String,
     pub uptime: String,
     pub now: String,
     pub tz: String,
@@ -798,10 +800,22 @@ fn health_view(ctx: &WebCtx, cfg: &Config) -> HealthView {
         ),
         Err(_) => "unknown".into(),
     };
+    let st = &ctx.recorder_stats;
+    let recording_error = if st.failing() {
+        let json = st.json();
+        format!(
+            "Heartbeats are not being saved: {} ({} waiting in memory; retrying)",
+            json["error"].as_str().unwrap_or("write failed"),
+            json["backlog"]
+        )
+    } else {
+        String::new()
+    };
     HealthView {
         clock,
         clock_class,
         disk,
+        recording_error,
         uptime: fmt_duration(ctx.started.elapsed().as_secs()),
         now: fmt_time(now, &cfg.tz()),
         tz: cfg.timezone.clone(),

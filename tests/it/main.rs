@@ -6,7 +6,7 @@ mod app; // the `streampulse run` daemon under test, with its JSON API
 mod cli; // check-config, --version
 mod daemon; // end to end: status API, hot reload, crash safety, secrets
 mod fakes; // named fake cameras for hostile.rs (garbage/10 MB headers, loops, P-frames only, ...)
-mod faults; // power loss (SIGKILL rounds), data partition full, clock jumps (libfaketime)
+mod faults; // power loss (100 SIGKILL rounds), data partition full (tmpfs), recorder recovery
 mod flash; // flash.sh against image files and loop devices (never a real disk)
 mod hostile; // hostile and broken cameras: verdict in time, bounded RSS, no fd leaks, no delays
 mod image; // SD-card images with the real genimage layouts (Raspberry Pi, Orange Pi)
@@ -15,6 +15,7 @@ mod metrics; // /metrics parsed by a real Prometheus parser
 mod mosquitto; // real Mosquitto brokers, mosquitto_sub, a test CA (openssl)
 mod mqtt; // MQTT over TCP/password/WS/TLS/WSS, broker restart, HA discovery, hot reload
 mod netns; // faults needing a private network namespace (a DNS server that never answers)
+mod outages; // clock jumps (libfaketime), peers down for long (bounded memory, recovery), broken config edits
 mod probes; // `streampulse probe` against real servers and named fakes
 mod qemu; // the appliance image booted under qemu-system-aarch64 (`make qemu-test`; ignored otherwise)
 mod security; // issue 8: every route's login and CSRF, sessions, setup, rate limit, escaping, secrets, paths, caps, slow clients, systemd unit
