@@ -43,10 +43,19 @@ clean:
 # minutes per size; root: it runs in its own network namespace). With
 # PEER=path/to/streampulse-v2.2-checkout it also runs the Python original on
 # the same streams and prints the ratios. BENCH_ARGS passes options to
-# bench/run.py (e.g. BENCH_ARGS="--sizes 100 --interval 5"). Not part of `test`.
+# bench/run.py (e.g. BENCH_ARGS="--sizes 100 --interval 5"). BENCH_LIBC=musl
+# measures the static x86_64 musl build instead (the appliance's libc; built
+# with cargo-zigbuild as scripts/cross.sh does). Not part of `test`.
+BENCH_LIBC ?= glibc
+BENCH_MUSL = x86_64-unknown-linux-musl
 bench: deps
+ifeq ($(BENCH_LIBC),musl)
+	CARGO_TARGET_DIR=target/bench cargo zigbuild --release --target $(BENCH_MUSL)
+	python3 bench/run.py --binary target/bench/$(BENCH_MUSL)/release/streampulse $(if $(PEER),--peer $(PEER)) $(BENCH_ARGS)
+else
 	CARGO_TARGET_DIR=target/bench $(CARGO) build --release
 	python3 bench/run.py $(if $(PEER),--peer $(PEER)) $(BENCH_ARGS)
+endif
 
 # Memory over a long run: SOAK_STREAMS (1000) streams every 5 s for
 # SOAK_MINUTES (60); VmRSS sampled after a warm-up, curve in

@@ -394,12 +394,23 @@ def yaml_str(s):
     return json.dumps(s)  # a JSON string is a valid YAML scalar
 
 
+def build_label(binary):
+    """What the binary was built against, for the tables: a static binary here
+    is the musl build (the appliance's libc), a dynamic one links glibc."""
+    try:
+        info = subprocess.run(["file", "-b", binary], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return "musl" if ("statically linked" in info or "static-pie" in info) else "glibc"
+
+
 class Ours:
     name = "streampulse"
 
-    def __init__(self, binary, env=None):
+    def __init__(self, binary, env=None, build=None):
         self.binary = binary
         self.env = env or {}
+        self.build = build or build_label(binary)
         self.proc = None
 
     def size(self):
@@ -748,6 +759,7 @@ def measure(side, procs, cams, n, interval, fault, args, run_dir):
     probes = p1 - p0
     r = {
         "side": side.name, "streams": n, "interval_s": interval, "fault": fault,
+        "build": getattr(side, "build", None),
         "window_s": round(wall, 1), "load_avg_at_start": load0,
         "max_concurrent_probes": max_conc if isinstance(side, Ours) else None,
         "vm_hwm_mb": hwm / 1024 if hwm else None,
@@ -781,7 +793,8 @@ def measure(side, procs, cams, n, interval, fault, args, run_dir):
         in_win = [t for t in st["sync_times"] if t <= t0 + wall]
         r["fsyncs_per_min"] = len(in_win) / wall * 60
     fix = " +faults" if fault else ""
-    log(f"{side.name}{fix} n={n}: {probes / wall:.1f}/{n / interval:.1f} probes/s, "
+    log(f"{side.name}{fix} n={n} ({r['build'] or 'python'}, load {load0:.2f}): "
+        f"{probes / wall:.1f}/{n / interval:.1f} probes/s, "
         f"HWM {r['vm_hwm_mb'] or 0:.1f} MB, CPU {r['cpu_ms_per_probe'] or 0:.2f} ms/probe, "
         f"api p99 {api.get('p99_ms')} ms")
     return r
@@ -825,16 +838,32 @@ def cell(r, key, digits):
     return v
 
 
+def result_key(r):
+    """(side, build, fault); results written before builds were labelled
+    came from the glibc build."""
+    build = r.get("build", "glibc") if r["side"] == "streampulse" else None
+    return (r["side"], build, r["fault"])
+
+
 def table(n, interval, results, mix):
-    cols = [("streampulse", False), ("+faults", True), ("peer v2.2", False), ("peer +faults", True)]
     by = {}
     for r in results:
         if r["streams"] == n:
-            by[(r["side"], r["fault"])] = r
-    ours, peer = by.get(("streampulse", False)), by.get(("peer v2.2", False))
-    present = [(lbl, (("streampulse" if not lbl.startswith("peer") else "peer v2.2"), f))
-               for lbl, f in cols if (("streampulse" if not lbl.startswith("peer") else "peer v2.2"), f) in by]
-    head = f"{'':36}" + "".join(f"{lbl:>16}" for lbl, _ in present)
+            by[result_key(r)] = r
+    builds = sorted({b for side, b, _ in by if side == "streampulse"})
+    # One build: the columns read "streampulse", "+faults"; several (glibc
+    # and musl): each build's name heads its pair of columns.
+    cols = []
+    for b in builds:
+        name = "streampulse" if len(builds) == 1 else b
+        cols += [(name, ("streampulse", b, False)), (f"{b} +faults" if len(builds) > 1 else "+faults",
+                                                      ("streampulse", b, True))]
+    cols += [("peer v2.2", ("peer v2.2", None, False)), ("peer +faults", ("peer v2.2", None, True))]
+    present = [(lbl, k) for lbl, k in cols if k in by]
+    ours = by.get(("streampulse", builds[0], False)) if builds else None
+    peer = by.get(("peer v2.2", None, False))
+    width = max([16] + [len(lbl) + 2 for lbl, _ in present])
+    head = f"{'':36}" + "".join(f"{lbl:>{width}}" for lbl, _ in present)
     if ours and peer:
         head += f"{'peer/ours':>11}"
     out = [f"### {n} streams, heartbeat {interval} s: {mix}", "", "```", head]
@@ -842,7 +871,7 @@ def table(n, interval, results, mix):
         line = f"{label:36}"
         for _, k in present:
             v = cell(by[k], key, digits)
-            line += f"{(v if isinstance(v, str) else fmt(v, digits)):>16}"
+            line += f"{(v if isinstance(v, str) else fmt(v, digits)):>{width}}"
         if ours and peer and digits is not None:
             a, b = cell(ours, key, digits), cell(peer, key, digits)
             ratio = "–"
@@ -859,6 +888,17 @@ def table(n, interval, results, mix):
     if ours:
         out.append(f"- streampulse: `monitor.max_concurrent_probes: {ours['max_concurrent_probes']}`, "
                    "commit every 5 s, retention on.")
+    loads = [f"{lbl} {by[k]['load_avg_at_start']:.1f}" for lbl, k in present
+             if by[k].get("load_avg_at_start") is not None]
+    if loads:
+        out.append("- load average at the start of each run (2 cores, shared): " + ", ".join(loads) + ".")
+    runs = sorted({by[k].get("run") for _, k in present if by[k].get("run")})
+    if len(runs) > 1:
+        out.append("- columns from different runs (`--merge`): " + ", ".join(
+            f"{lbl} from {by[k]['run']}" for lbl, k in present if by[k].get("run")) + ".")
+    if len(builds) > 1:
+        out.append("- builds: " + ", ".join(f"{b}: {by[('streampulse', b, False)].get('binary', '?')}"
+                                             for b in builds if ('streampulse', b, False) in by) + ".")
     return "\n".join(out)
 
 
@@ -892,7 +932,8 @@ def svg_chart(results, path):
         bw = W / (len(sizes) * 3)
         for si, n in enumerate(sizes):
             for k, (side, color) in enumerate(sides):
-                r = next((r for r in results if r["streams"] == n and r["side"] == side and not r["fault"]), None)
+                r = next((r for r in results if r["streams"] == n and r["side"] == side and not r["fault"]
+                          and r.get("build", "glibc") in ("glibc", None)), None)
                 if not r:
                     continue
                 v = r["api"].get("p99_ms") if key is None else r.get(key)
@@ -936,16 +977,20 @@ def inside(args):
     try:
         cams = Cameras(procs, work)
         cams.start()
-        sides = [] if args.only == "peer" else [Ours(args.bin, dict(e.split("=", 1) for e in args.env))]
+        sides = [] if args.only == "peer" else [Ours(args.bin, dict(e.split("=", 1) for e in args.env),
+                                                      args.label)]
         if args.peer and args.only != "ours":
             src, venv = setup_peer(args.peer, args.cache)
             sides.append(Peer(src, venv))
         for n in args.sizes:
             for side in sides:
-                for fault in ([False, True] if args.faults else [False]):
+                for fault in ([True] if args.faults_only else [False, True] if args.faults else [False]):
                     rd = os.path.join(work, f"{side.name.split()[0]}-{n}-{'fault' if fault else 'ok'}")
                     try:
-                        results.append(measure(side, procs, cams, n, args.interval, fault, args, rd))
+                        r = measure(side, procs, cams, n, args.interval, fault, args, rd)
+                        if isinstance(side, Ours):
+                            r["binary"] = os.path.relpath(args.bin, ROOT)
+                        results.append(r)
                     except Exception as e:  # one failed run must not lose the others
                         log(f"{side.name} n={n} fault={fault} failed: {e}")
                         if side.proc is not None:
@@ -959,8 +1004,29 @@ def inside(args):
     return results
 
 
+def merge(results, paths):
+    """Adds the results of earlier runs (`--merge`), e.g. the glibc build's
+    next to the musl build's; this run's results win where both have the
+    same side, build, size and fault column."""
+    have = {result_key(r) + (r["streams"],) for r in results}
+    merged = list(results)
+    for path in paths:
+        with open(path) as f:
+            doc = json.load(f)
+        earlier = doc["results"]
+        for r in earlier:
+            r.setdefault("run", doc.get("meta", {}).get("when"))
+            if result_key(r) + (r["streams"],) not in have:
+                have.add(result_key(r) + (r["streams"],))
+                merged.append(r)
+    return merged
+
+
 def report(args, results):
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for r in results:
+        r.setdefault("run", stamp)
+    results = merge(results, args.merge)
     os.makedirs(args.out, exist_ok=True)
     meta = {"when": stamp, "machine": machine_note(), "interval_s": args.interval,
             "warmup_s": args.warmup, "window_s": args.window, "api_seconds": args.api_seconds,
@@ -969,7 +1035,7 @@ def report(args, results):
     doc = [f"# StreamPulse bench {stamp}", "",
            f"Machine: {meta['machine']}. Warm-up {args.warmup} s, window {args.window} s, "
            f"then {args.api_seconds} s of `/api/status` load (4 connections).", ""]
-    for n in args.sizes:
+    for n in sorted({r["streams"] for r in results}):
         if any(r["streams"] == n for r in results):
             doc.append(table(n, args.interval, results, mix_text(n)))
             doc.append("")
@@ -988,7 +1054,15 @@ def report(args, results):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "bench", "release", "streampulse"))
+    ap.add_argument("--bin", "--binary", dest="bin",
+                    default=os.path.join(ROOT, "target", "bench", "release", "streampulse"),
+                    help="the streampulse binary to measure, e.g. a static musl build "
+                         "(default target/bench/release/streampulse)")
+    ap.add_argument("--label", help="name of the build in the tables (default: musl for a static "
+                                    "binary, glibc otherwise)")
+    ap.add_argument("--merge", action="append", default=[], metavar="RESULTS.json",
+                    help="also report the results of an earlier run (e.g. the other libc's); "
+                         "this run's win where both measured the same thing")
     ap.add_argument("--sizes", default="10,100,1000", type=lambda s: [int(x) for x in s.split(",")])
     ap.add_argument("--interval", type=int, default=15, help="heartbeat_seconds (≥ 5; 5 = compressed time)")
     ap.add_argument("--warmup", type=float, default=40,
@@ -998,6 +1072,7 @@ def main():
     ap.add_argument("--aged-hours", type=int, default=24,
                     help="history put in the database before measuring (0 = fresh database)")
     ap.add_argument("--no-faults", dest="faults", action="store_false")
+    ap.add_argument("--faults-only", action="store_true", help="run only the fault column")
     ap.add_argument("--peer", default=os.environ.get("PEER") or None,
                     help="StreamPulse v2.2 checkout (or its version-2.2/); default $PEER")
     ap.add_argument("--cache", default=os.path.join(ROOT, "target", "bench"))

@@ -2,9 +2,13 @@
 //! interval, all sharing a global cap on concurrent probes.
 //!
 //! Isolation is the point: each probe carries its own deadline, so a camera
-//! (or DNS server) that hangs only ever holds one permit for one timeout, and
-//! other streams keep their schedule. Results go to the board (debounce) and
-//! to the recorder (SQLite) without ever blocking on either.
+//! (or DNS server) that hangs only ever holds one permit, and only until its
+//! first-answer stage deadline (`probe::Target::stage_deadline`, min(timeout,
+//! 3 s)), not for the whole timeout: with a share of hung cameras, the permits
+//! they hold on average are hung streams × 3 s ÷ interval, which a
+//! `max_concurrent_probes` sized for the healthy streams can carry, and other
+//! streams keep their schedule. Results go to the board (debounce) and to the
+//! recorder (SQLite) without ever blocking on either.
 //!
 //! [`Monitor::apply`] diffs a new config against the running tasks: unchanged
 //! streams keep their task and state, changed ones restart (state kept when

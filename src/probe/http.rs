@@ -9,7 +9,10 @@
 //!
 //! ureq is blocking, so the request runs on tokio's blocking pool with
 //! ureq's own global timeout set to the probe's remaining budget: the thread
-//! always comes back by itself, even if the async caller gave up first.
+//! always comes back by itself, even if the async caller gave up first. The
+//! connect and the response headers each get only [`Target::stage_deadline`]
+//! (ureq's connect and recv-response timeouts): a camera that accepts and
+//! never answers frees the thread and the monitor's permit after 3 s.
 //! Auth: Basic and Digest, answered to the camera's challenge (credentials are
 //! never sent before the camera asks for them).
 
@@ -45,7 +48,12 @@ pub async fn probe(target: &Target, progress: &mut Progress) -> Result<(), Failu
         .ok_or_else(|| Failure::new(Reason::Protocol, "URL has no host"))?
         .to_owned();
     let port = target.url.port_or_known_default().unwrap_or(80);
-    super::resolve(&host, port, progress).await?;
+    super::within_stage(
+        target.stage_deadline(),
+        Stage::Dns,
+        super::resolve(&host, port, progress),
+    )
+    .await?;
 
     // No separate TCP pre-connect here: single-client MJPEG servers (ffmpeg
     // `-listen 1`, some cameras) would count it as their one viewer.
@@ -91,8 +99,11 @@ fn fetch_frame_inner(
     found: &mut Found,
     start: Instant,
 ) -> Result<(), Failure> {
+    let stage = t.stage_deadline();
     let config = ureq::Agent::config_builder()
         .timeout_global(Some(budget))
+        .timeout_connect(Some(stage))
+        .timeout_recv_response(Some(stage))
         .http_status_as_error(false)
         .max_redirects(3)
         .max_response_header_size(64 * 1024)
@@ -101,10 +112,15 @@ fn fetch_frame_inner(
     let agent = ureq::Agent::new_with_config(config);
     let url = t.url.as_str();
 
-    let mut resp = agent
-        .get(url)
-        .call()
-        .map_err(|e| classify(e, Stage::Describe))?;
+    // A stage timeout names its deadline; anything else as before.
+    let call_failed = |e: ureq::Error| match e {
+        ureq::Error::Timeout(ureq::Timeout::Connect) => super::stage_timeout(stage, Stage::Connect),
+        ureq::Error::Timeout(ureq::Timeout::RecvResponse) => {
+            super::stage_timeout(stage, Stage::Describe)
+        }
+        e => classify(e, Stage::Describe),
+    };
+    let mut resp = agent.get(url).call().map_err(call_failed)?;
     if resp.status() == 401 {
         let Some(creds) = &t.creds else {
             return Err(Failure::new(
@@ -124,7 +140,7 @@ fn fetch_frame_inner(
             .get(url)
             .header("Authorization", &authorization)
             .call()
-            .map_err(|e| classify(e, Stage::Describe))?;
+            .map_err(call_failed)?;
         if resp.status() == 401 {
             return Err(Failure::new(
                 Reason::Auth,

@@ -6,6 +6,13 @@
 //! ([`Target::timeout`]) and a byte cap ([`Target::max_frame_bytes`]), so a
 //! camera that stalls, floods or lies can only fail its own probe.
 //!
+//! Inside that deadline, each stage that waits for a first answer (DNS, TCP
+//! connect, each RTSP request, the HTTP response headers) has its own, shorter
+//! one ([`Target::stage_deadline`]): a camera that accepts and goes silent,
+//! or a dead DNS server, fails with `timeout` after a few seconds instead of
+//! holding a permit of the monitor for the whole `timeout`. Only the wait for
+//! the first frame (a camera's key-frame interval) gets the rest of `timeout`.
+//!
 //! Failures carry a stable [`Reason`] code (stored in SQLite, sent in the API)
 //! and a human message that never contains the camera password.
 
@@ -255,7 +262,8 @@ pub struct Target {
     pub url: url::Url,
     pub kind: Kind,
     pub creds: Option<Credentials>,
-    /// Hard deadline for the whole probe (DNS to first frame).
+    /// Hard deadline for the whole probe (DNS to first frame); each
+    /// first-answer stage also has [`Target::stage_deadline`].
     pub timeout: Duration,
     pub transport: Transport,
     /// Byte cap: a frame (or the bytes read while looking for one) beyond this fails.
@@ -264,6 +272,46 @@ pub struct Target {
 
 /// Default byte cap: a 4K JPEG or H.264 key frame is well under this.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 << 20;
+
+/// Longest wait for the first answer of a stage: DNS, TCP connect, each RTSP
+/// request (DESCRIBE, SETUP, PLAY), the HTTP response headers. A camera on a
+/// LAN answers these in milliseconds. Without this, a camera that accepts and
+/// never answers (or a dead DNS server) held its probe, and one permit of
+/// `monitor.max_concurrent_probes`, for the whole `timeout` (10 s by
+/// default): 150 of them among 1000 streams needed more permits than there
+/// were, and healthy probes queued behind them (docs/PERFORMANCE.md).
+pub const FIRST_ANSWER_DEADLINE: Duration = Duration::from_secs(3);
+
+impl Target {
+    /// Deadline of each first-answer stage: `min(timeout, 3 s)`. The wait for
+    /// the first frame gets whatever is left of `timeout`.
+    pub fn stage_deadline(&self) -> Duration {
+        self.timeout.min(FIRST_ANSWER_DEADLINE)
+    }
+}
+
+/// The failure of a first-answer stage that got no answer within `deadline`.
+pub(crate) fn stage_timeout(deadline: Duration, stage: Stage) -> Failure {
+    Failure::new(
+        Reason::Timeout,
+        format!(
+            "no answer within {:.1} s while {}",
+            deadline.as_secs_f32(),
+            stage.as_str()
+        ),
+    )
+}
+
+/// Runs one first-answer stage under `deadline` ([`Target::stage_deadline`]).
+pub(crate) async fn within_stage<T>(
+    deadline: Duration,
+    stage: Stage,
+    fut: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    tokio::time::timeout(deadline, fut)
+        .await
+        .unwrap_or_else(|_| Err(stage_timeout(deadline, stage)))
+}
 
 /// The result of one probe.
 #[derive(Clone, Debug)]
@@ -512,6 +560,143 @@ mod tests {
             1,
             "codes are stored in the DB: never renumber"
         );
+    }
+
+    #[test]
+    fn stage_deadline_is_the_shorter_of_timeout_and_3_s() {
+        let mut t = target("rtsp://127.0.0.1:1/x", Kind::Rtsp, 10);
+        assert_eq!(t.stage_deadline(), FIRST_ANSWER_DEADLINE);
+        t.timeout = Duration::from_secs(1);
+        assert_eq!(t.stage_deadline(), Duration::from_secs(1));
+    }
+
+    fn target(url: &str, kind: Kind, timeout_s: u64) -> Target {
+        Target {
+            url: url::Url::parse(url).unwrap(),
+            kind,
+            creds: None,
+            timeout: Duration::from_secs(timeout_s),
+            transport: Transport::Tcp,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+
+    /// A real TCP server on loopback that runs `serve` on each connection
+    /// (in its own thread) until dropped.
+    struct Peer {
+        port: u16,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Peer {
+        fn start(serve: fn(std::net::TcpStream)) -> Peer {
+            use std::sync::atomic::Ordering;
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+            l.set_nonblocking(true).unwrap();
+            let port = l.local_addr().unwrap().port();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let s = stop.clone();
+            std::thread::spawn(move || {
+                while !s.load(Ordering::Relaxed) {
+                    match l.accept() {
+                        Ok((c, _)) => {
+                            c.set_nonblocking(false).unwrap();
+                            std::thread::spawn(move || serve(c));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            });
+            Peer { port, stop }
+        }
+    }
+
+    impl Drop for Peer {
+        fn drop(&mut self) {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Accepts, reads whatever comes, never answers (a hung camera).
+    fn silent(mut c: std::net::TcpStream) {
+        use std::io::Read;
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 4096];
+        while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+    }
+
+    /// Asserts a `timeout` naming `stage_words`, decided at the 3 s stage
+    /// deadline although the probe's timeout is 10 s.
+    #[track_caller]
+    fn assert_stage_timeout(o: &Outcome, took: Duration, stage_words: &str) {
+        let f = o.result.as_ref().expect_err("a silent camera fails");
+        assert_eq!(f.reason, Reason::Timeout, "{f:?}");
+        assert!(
+            f.message.contains("3.0 s") && f.message.contains(stage_words),
+            "the message names the stage and its deadline: {f:?}"
+        );
+        assert!(
+            // Well before the 10 s timeout (generous: a loaded CI box).
+            took >= Duration::from_millis(2900) && took < Duration::from_millis(8000),
+            "verdict after {took:?}, not at the 3 s stage deadline: {f:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn silent_rtsp_camera_fails_at_the_stage_deadline() {
+        let peer = Peer::start(silent);
+        let t = target(
+            &format!("rtsp://127.0.0.1:{}/live", peer.port),
+            Kind::Rtsp,
+            10,
+        );
+        let start = Instant::now();
+        let o = run(&t).await;
+        assert_stage_timeout(&o, start.elapsed(), "DESCRIBE");
+        assert!(o.stages.connect_ms.is_some(), "it connected: {o:?}");
+    }
+
+    #[tokio::test]
+    async fn silent_http_camera_fails_at_the_stage_deadline() {
+        let peer = Peer::start(silent);
+        let t = target(
+            &format!("http://127.0.0.1:{}/stream.mjpg", peer.port),
+            Kind::Mjpeg,
+            10,
+        );
+        let start = Instant::now();
+        let o = run(&t).await;
+        assert_stage_timeout(&o, start.elapsed(), "response headers");
+    }
+
+    /// Answers at once, then takes 4 s for the picture: a slow first frame
+    /// still gets the probe's whole timeout, not the stage deadline.
+    fn slow_picture(mut c: std::net::TcpStream) {
+        use std::io::{Read, Write};
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+        let img = image::RgbImage::from_pixel(16, 16, image::Rgb([10, 200, 30]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode_image(&img)
+            .unwrap();
+        let _ = c
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n\r\n");
+        std::thread::sleep(Duration::from_secs(4));
+        let _ = c.write_all(&jpeg);
+    }
+
+    #[tokio::test]
+    async fn slow_first_frame_gets_the_whole_timeout() {
+        let peer = Peer::start(slow_picture);
+        let t = target(
+            &format!("http://127.0.0.1:{}/snap.jpg", peer.port),
+            Kind::Snapshot,
+            8,
+        );
+        let o = run(&t).await;
+        assert!(o.is_ok(), "{o:?}");
+        assert!(o.latency_ms >= 3900, "the picture came after 4 s: {o:?}");
     }
 
     #[test]

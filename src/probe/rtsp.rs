@@ -2,7 +2,9 @@
 //! complete key frame → TEARDOWN.
 //!
 //! Notes from measuring retina 0.4 against real servers (`docs/TESTING.md`):
-//! * retina has no timeouts of its own; the caller ([`super::run`]) bounds us.
+//! * retina has no timeouts of its own; the caller ([`super::run`]) bounds the
+//!   whole probe, and each request (DESCRIBE, SETUP, PLAY) is bounded here by
+//!   [`Target::stage_deadline`], so a silent camera fails fast.
 //! * credentials go in [`retina::client::SessionOptions::creds`], never in the URL.
 //! * only the chosen video track is SETUP: audio (e.g. Opus) that retina cannot
 //!   depacketize would otherwise fail the whole session.
@@ -39,8 +41,10 @@ pub async fn probe(target: &Target, progress: &mut Progress) -> Result<(), Failu
         .ok_or_else(|| Failure::new(Reason::Protocol, "URL has no host"))?
         .to_owned();
     let port = target.url.port().unwrap_or(554);
-    let addrs = super::resolve(&host, port, progress).await?;
-    super::tcp_connect(&addrs, progress).await?;
+    let stage = target.stage_deadline();
+    let addrs =
+        super::within_stage(stage, Stage::Dns, super::resolve(&host, port, progress)).await?;
+    super::within_stage(stage, Stage::Connect, super::tcp_connect(&addrs, progress)).await?;
 
     let group = Arc::new(SessionGroup::default());
     let result = play_to_keyframe(target, progress, group.clone()).await;
@@ -83,11 +87,17 @@ async fn play_to_keyframe(
         .user_agent(format!("StreamPulse/{}", crate::VERSION))
         .teardown(TeardownPolicy::Always);
 
+    // Each request below must be answered within the stage deadline; only
+    // the first key frame may take the rest of the probe's timeout.
+    let stage = target.stage_deadline();
     progress.stage = Stage::Describe;
     let t = Instant::now();
-    let mut session = retina::client::Session::describe(target.url.clone(), options)
-        .await
-        .map_err(|e| classify(&e, "DESCRIBE"))?;
+    let mut session = super::within_stage(stage, Stage::Describe, async {
+        retina::client::Session::describe(target.url.clone(), options)
+            .await
+            .map_err(|e| classify(&e, "DESCRIBE"))
+    })
+    .await?;
     progress.stages.describe_ms = Some(Progress::ms(t));
 
     let (video_i, sdp_fps) = pick_video_stream(session.streams())?;
@@ -107,25 +117,31 @@ async fn play_to_keyframe(
         Transport::Udp => retina::client::Transport::Udp(UdpTransportOptions::default()),
     };
     progress.media.transport = Some(target.transport.as_str().to_owned());
-    session
-        .setup(
-            video_i,
-            SetupOptions::default()
-                .transport(transport)
-                .frame_format(FrameFormat::SIMPLE),
-        )
-        .await
-        .map_err(|e| classify(&e, "SETUP"))?;
+    super::within_stage(stage, Stage::Setup, async {
+        session
+            .setup(
+                video_i,
+                SetupOptions::default()
+                    .transport(transport)
+                    .frame_format(FrameFormat::SIMPLE),
+            )
+            .await
+            .map_err(|e| classify(&e, "SETUP"))
+    })
+    .await?;
     progress.stages.setup_ms = Some(Progress::ms(t));
 
     progress.stage = Stage::Play;
     let t = Instant::now();
     // Servers shared by several clients (GStreamer's shared media) may start
     // mid-sequence; the probe only needs one good key frame.
-    let playing = session
-        .play(PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore))
-        .await
-        .map_err(|e| classify(&e, "PLAY"))?;
+    let playing = super::within_stage(stage, Stage::Play, async {
+        session
+            .play(PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore))
+            .await
+            .map_err(|e| classify(&e, "PLAY"))
+    })
+    .await?;
     progress.stages.play_ms = Some(Progress::ms(t));
     let mut demuxed = playing.demuxed().map_err(|e| classify(&e, "PLAY"))?;
 

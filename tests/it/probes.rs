@@ -353,6 +353,42 @@ fn rtsp_silent_server_times_out_on_time() {
     assert_within_deadline(run.elapsed, 3, &v);
 }
 
+/// With the default 10 s timeout, a camera that accepts and never answers
+/// DESCRIBE (or the HTTP request) fails at the 3 s first-answer stage deadline,
+/// naming the stage: it must not hold a monitor permit for the whole timeout.
+#[test]
+fn silent_server_fails_at_the_stage_deadline_not_the_timeout() {
+    let fake = FakeSilentServer::start();
+    for (args, stage) in [
+        (vec![fake.url("rtsp", "/h264")], "DESCRIBE"),
+        (
+            vec![
+                "--kind".into(),
+                "mjpeg".into(),
+                fake.url("http", "/stream.mjpg"),
+            ],
+            "response headers",
+        ),
+    ] {
+        let mut full = vec!["--timeout", "10"];
+        full.extend(args.iter().map(String::as_str));
+        let (run, v) = probe_json_run(&full);
+        assert_fail(run.code, &v, "timeout");
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(stage) && message.contains("3.0 s"),
+            "the message names the stage and its 3 s deadline: {v:#}"
+        );
+        let latency = v["latency_ms"].as_u64().unwrap_or(u64::MAX);
+        assert!(
+            // Well before the 10 s timeout (generous: a loaded CI box).
+            (2_900..8_000).contains(&latency),
+            "verdict after {latency} ms, not at the 3 s stage deadline: {v:#}"
+        );
+        assert_within_deadline(run.elapsed, 3, &v);
+    }
+}
+
 #[test]
 fn rtsp_garbage_answer_is_protocol() {
     let fake = FakeGarbageServer::start();
