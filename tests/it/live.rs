@@ -62,18 +62,6 @@ fn established(port: u16) -> usize {
         .sum()
 }
 
-fn listening(port: u16) -> bool {
-    let needle = format!("0100007F:{port:04X}");
-    std::fs::read_to_string("/proc/net/tcp")
-        .map(|t| {
-            t.lines().skip(1).any(|l| {
-                let mut c = l.split_whitespace().skip(1);
-                c.next() == Some(needle.as_str()) && c.nth(1) == Some("0A")
-            })
-        })
-        .unwrap_or(false)
-}
-
 /// ffmpeg's MJPEG server (`-listen 1`: one client, then it exits), started
 /// again each time it exits, so it behaves like a camera that allows a single
 /// session. `runs` counts the ffmpeg processes started: every client costs one.
@@ -132,7 +120,7 @@ impl SingleClientMjpeg {
             thread: Some(thread),
         };
         wait_for(Duration::from_secs(20), "ffmpeg to listen", || {
-            listening(port)
+            super::util::is_listening(port)
         });
         me
     }
@@ -958,17 +946,7 @@ fn e2e_chromium_live_grid() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("node should start");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        thread::sleep(Duration::from_millis(200));
-    };
+    let status = super::util::wait_or_kill(&mut child, Duration::from_secs(240));
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -70,7 +70,7 @@ fn free_port() -> u16 {
 
 /// True if something LISTENs on 127.0.0.1:`port`, read from `/proc/net/tcp` so that
 /// no connection is made: ffmpeg's `-listen 1` would spend its only client on it.
-fn is_listening(port: u16) -> bool {
+pub fn is_listening(port: u16) -> bool {
     let needle = format!("0100007F:{port:04X}");
     std::fs::read_to_string("/proc/net/tcp")
         .map(|table| {
@@ -837,4 +837,21 @@ pub fn probe_json_run(args: &[&str]) -> (Run, serde_json::Value) {
         )
     });
     (run, json)
+}
+
+/// Waits for `child` to exit, killing it after `limit`; its exit status.
+pub fn wait_or_kill(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait on a child should work") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child
+                .wait()
+                .expect("waiting for a killed child should work");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

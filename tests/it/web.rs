@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::app::{App, TEST_TOKEN};
 use super::util::{manifest_dir, temp_dir, RtspServer, SnapshotServer};
@@ -1292,17 +1292,7 @@ fn e2e_chromium_flow() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("node should start");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = super::util::wait_or_kill(&mut child, Duration::from_secs(240));
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
