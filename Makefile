@@ -50,6 +50,9 @@ BENCH_LIBC ?= glibc
 BENCH_MUSL = x86_64-unknown-linux-musl
 bench: deps
 ifeq ($(BENCH_LIBC),musl)
+	rustup target list --installed | grep -qx $(BENCH_MUSL) || rustup target add $(BENCH_MUSL)
+	command -v cargo-zigbuild >/dev/null || python3 -m pip install -q ziglang cargo-zigbuild || \
+		python3 -m pip install -q --break-system-packages ziglang cargo-zigbuild
 	CARGO_TARGET_DIR=target/bench cargo zigbuild --release --target $(BENCH_MUSL)
 	python3 bench/run.py --binary target/bench/$(BENCH_MUSL)/release/streampulse $(if $(PEER),--peer $(PEER)) $(BENCH_ARGS)
 else

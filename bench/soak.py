@@ -130,16 +130,13 @@ def inside(args):
         try:
             c = sqlite3.connect(f"file:{ours.db}?mode=ro", uri=True, timeout=10)
             try:
-                rows = c.execute(
-                    "SELECT s.name, h.ok, h.reason, count(*) FROM heartbeats h JOIN streams s "
-                    "ON s.id = h.stream_id WHERE h.ts_ms >= ? GROUP BY s.name, h.ok, h.reason",
-                    (int(warm_end * 1000),)).fetchall()
+                rows = list(bench.blocks.heartbeats(c, int(warm_end * 1000)))
             finally:
                 c.close()
-            for name, ok, reason, n in rows:
+            for name, _, ok, _, reason in rows:
                 slot = name.rsplit("-", 1)[1]
                 key = f"{slot} {'ok' if ok else REASONS.get(reason, reason)}"
-                summary[key] = summary.get(key, 0) + n
+                summary[key] = summary.get(key, 0) + 1
         except sqlite3.Error as e:
             log(f"reading the database failed: {e}")
         ours.stop(procs)

@@ -176,8 +176,11 @@ pub struct RawRetention {
 pub struct RawMonitor {
     /// Probes allowed to run at once. Default 16.
     pub max_concurrent_probes: Option<usize>,
-    /// Seconds between SQLite commits of heartbeats. Default 5.
+    /// Seconds between SQLite commits of state changes and stream rows. Default 5.
     pub commit_seconds: Option<u32>,
+    /// Raw heartbeats are written when their 10-minute window ends, or
+    /// this often if shorter (more durable, more flash writes). Default 600.
+    pub heartbeat_flush_seconds: Option<u32>,
 }
 
 /// A validated configuration.
@@ -197,6 +200,9 @@ pub struct Config {
     pub rollup_retention_days: u32,
     pub max_concurrent_probes: usize,
     pub commit_interval: Duration,
+    /// `monitor.heartbeat_flush_seconds`: longest time a raw heartbeat
+    /// waits in memory before it is written (store/blocks.rs).
+    pub heartbeat_flush: Duration,
     /// The `mqtt:` block, validated; None when absent (it may be present but disabled).
     pub mqtt: Option<crate::mqtt::MqttConfig>,
     /// Webhooks of `notify:`, in file order.
@@ -412,11 +418,12 @@ impl Config {
                 (h, ro)
             }
         };
-        let (max_concurrent, commit_secs) = match &raw.monitor {
-            None => (16, 5),
+        let (max_concurrent, commit_secs, flush_secs) = match &raw.monitor {
+            None => (16, 5, 600),
             Some(m) => {
                 let c = m.value.max_concurrent_probes.unwrap_or(16);
                 let s = m.value.commit_seconds.unwrap_or(5);
+                let f = m.value.heartbeat_flush_seconds.unwrap_or(600);
                 if !(1..=1024).contains(&c) {
                     return Err(at.err(
                         &m.referenced,
@@ -429,7 +436,13 @@ impl Config {
                         "monitor.commit_seconds: must be between 1 and 300",
                     ));
                 }
-                (c, s)
+                if !(1..=600).contains(&f) {
+                    return Err(at.err(
+                        &m.referenced,
+                        "monitor.heartbeat_flush_seconds: must be between 1 and 600",
+                    ));
+                }
+                (c, s, f)
             }
         };
 
@@ -546,6 +559,7 @@ impl Config {
             rollup_retention_days: rollup_days,
             max_concurrent_probes: max_concurrent,
             commit_interval: Duration::from_secs(commit_secs.into()),
+            heartbeat_flush: Duration::from_secs(flush_secs.into()),
             mqtt,
             notify,
             ntp_servers,

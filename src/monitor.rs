@@ -318,7 +318,8 @@ fn record(ctx: &Ctx, name: &Arc<str>, ts_ms: i64, outcome: &probe::Outcome, unsy
         };
         let before = st.media.clone();
         let t = st.apply(ts_ms, outcome, unsynced);
-        (t, outcome.is_ok() && st.media != before, st.health)
+        let changed = !st.media.same_stored_facts(&before);
+        (t, outcome.is_ok() && changed, st.health)
     };
     match &outcome.result {
         Ok(()) => {

@@ -67,7 +67,13 @@ pub fn run(args: Args) -> Result<u8> {
     system::health::global().set_data_dir(&args.data_dir);
     let clock = clock::real();
     let sync: Arc<dyn SyncSource> = Arc::new(KernelSync);
-    let recorder = recorder::start(conn, clock.clone(), cfg.commit_interval, policy(&cfg));
+    let recorder = recorder::start(
+        conn,
+        clock.clone(),
+        cfg.commit_interval,
+        cfg.heartbeat_flush,
+        policy(&cfg),
+    );
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -100,6 +106,7 @@ pub fn run(args: Args) -> Result<u8> {
             clock: clock.clone(),
             sync: sync.clone(),
             recorder_stats: recorder.stats.clone(),
+            heartbeat_tail: recorder.tail.clone(),
             monitor: Some(ctx.clone()),
             started: Instant::now(),
             gui: web::Gui::new(

@@ -243,6 +243,16 @@ pub struct MediaFacts {
 }
 
 impl MediaFacts {
+    /// True if the facts the `streams` table keeps (codec, size, fps) are
+    /// the same. `frame_bytes` differs on nearly every probe: comparing it
+    /// too rewrote a stream's row on every heartbeat (`make bench`).
+    pub fn same_stored_facts(&self, other: &MediaFacts) -> bool {
+        self.codec == other.codec
+            && self.width == other.width
+            && self.height == other.height
+            && self.fps == other.fps
+    }
+
     /// Short human summary: `h264 1920x1080 @ 25 fps`.
     pub fn summary(&self) -> String {
         let mut s = self.codec.clone().unwrap_or_else(|| "video".into());
@@ -547,6 +557,29 @@ pub async fn tcp_connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_stored_media_facts_count_as_a_change() {
+        let a = MediaFacts {
+            codec: Some("h264".into()),
+            width: Some(320),
+            height: Some(240),
+            fps: Some(15.0),
+            frame_bytes: Some(4000),
+            ..MediaFacts::default()
+        };
+        let next_frame = MediaFacts {
+            frame_bytes: Some(4100),
+            transport: Some("tcp".into()),
+            ..a.clone()
+        };
+        assert!(a.same_stored_facts(&next_frame));
+        let resized = MediaFacts {
+            width: Some(640),
+            ..a.clone()
+        };
+        assert!(!a.same_stored_facts(&resized));
+    }
 
     #[test]
     fn reason_codes_round_trip() {

@@ -7,6 +7,7 @@
 //! [`open`] upgrades at start (after a `VACUUM INTO` backup) and refuses a
 //! database newer than the binary (e.g. after an image rollback).
 
+pub mod blocks;
 pub mod query;
 pub mod recorder;
 pub mod retention;
@@ -17,12 +18,73 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags, Transaction};
 
 /// Schema version this binary writes. Equals `UPGRADES.len() + 1`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Upgrade steps: `UPGRADES[i]` takes a database from version `i + 1` to `i + 2`.
 /// Each runs in its own transaction, which also records the version row.
-pub const UPGRADES: &[fn(&Transaction) -> rusqlite::Result<()>] =
-    &[|tx| tx.execute_batch(include_str!("upgrade/v1_to_v2.sql"))];
+pub const UPGRADES: &[fn(&Transaction) -> rusqlite::Result<()>] = &[
+    |tx| tx.execute_batch(include_str!("upgrade/v1_to_v2.sql")),
+    upgrade_v2_to_v3,
+];
+
+/// Schema 2 → 3: heartbeat rows become packed blocks ([`blocks`]). In Rust,
+/// since SQL cannot pack; reads one stream's rows at a time in key order, so
+/// memory stays at one block whatever the history's size.
+fn upgrade_v2_to_v3(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE heartbeat_blocks (
+           window_ms INTEGER NOT NULL,
+           stream_id INTEGER NOT NULL,
+           first_ms INTEGER NOT NULL,
+           probes INTEGER NOT NULL,
+           ok INTEGER NOT NULL,
+           latency_sum_ms INTEGER NOT NULL,
+           latency_max_ms INTEGER NOT NULL,
+           data BLOB NOT NULL,
+           PRIMARY KEY (window_ms, stream_id, first_ms)
+         ) WITHOUT ROWID;",
+    )?;
+    {
+        let mut rows = tx.prepare(
+            "SELECT stream_id, ts_ms, ok, latency_ms, reason, flags FROM heartbeats_archive
+             UNION ALL
+             SELECT stream_id, ts_ms, ok, latency_ms, reason, flags FROM heartbeats_recent
+             ORDER BY 1, 2",
+        )?;
+        let mut rows = rows.query([])?;
+        let mut open: Option<(i64, blocks::Block)> = None;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let hb = blocks::Heartbeat {
+                ts_ms: r.get(1)?,
+                ok: r.get::<_, i64>(2)? != 0,
+                latency_ms: r.get::<_, i64>(3)?.clamp(0, u32::MAX as i64) as u32,
+                reason: r
+                    .get::<_, Option<i64>>(4)?
+                    .and_then(crate::probe::Reason::from_code),
+                flags: r.get::<_, i64>(5)? as u8,
+            };
+            let appended = open
+                .as_mut()
+                .is_some_and(|(oid, b)| *oid == id && b.try_push(&hb));
+            if !appended {
+                if let Some((oid, b)) = open.take() {
+                    blocks::insert(tx, oid, &b)?;
+                }
+                open = Some((id, blocks::Block::new(&hb)));
+            }
+        }
+        if let Some((oid, b)) = open {
+            blocks::insert(tx, oid, &b)?;
+        }
+    }
+    tx.execute_batch(
+        "DROP TRIGGER heartbeats_insert;
+         DROP VIEW heartbeats;
+         DROP TABLE heartbeats_recent;
+         DROP TABLE heartbeats_archive;",
+    )
+}
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -32,18 +94,19 @@ pub const DB_FILE: &str = "streampulse.db";
 /// Sets the pragmas every connection uses.
 fn set_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     // 1 KiB pages for a new database (ignored for an existing one): a commit
-    // rewrites whole pages (the right edge of heartbeats_recent and its
-    // parents), and 1 KiB already holds ~5 s of heartbeats of 100 streams.
+    // rewrites whole pages (the right edge of heartbeat_blocks and its
+    // parents, the events table), and smaller pages waste less of them.
     conn.pragma_update(None, "page_size", 1024)?;
     // WAL: readers never block the recorder; NORMAL: a power cut may lose the
     // last commit but never corrupts (the right trade for an SD card).
     conn.pragma_update(None, "journal_mode", "wal")?;
     conn.pragma_update(None, "synchronous", "normal")?;
     conn.pragma_update(None, "foreign_keys", "on")?;
-    // Page cache: 1 MiB (SQLite's default is 2 MB per connection, which a
-    // large history fills for good). The recorder only touches the edge of
-    // the heartbeat tables; retention scans once an hour.
-    conn.pragma_update(None, "cache_size", -1024)?;
+    // Page cache: 256 KiB (SQLite's default is 2 MB per connection, which a
+    // large history fills for good). The recorder appends blocks at the
+    // right edge and retention deletes at the left edge once an hour; 256
+    // KiB holds both edges' paths and an hour of blocks for the rollups.
+    conn.pragma_update(None, "cache_size", -256)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }
@@ -176,22 +239,32 @@ mod tests {
         assert!(e.contains("newer than this streampulse"), "{e}");
     }
 
-    /// A schema-1 database with rows upgrades to 2: the rows stay readable
-    /// through the `heartbeats` view, new ones land in `heartbeats_recent`,
-    /// and the result has the same tables and columns as a fresh database.
+    /// A schema-1 database with rows upgrades to 3 (through 2): the rows
+    /// become packed blocks that read back the same, and the result has the
+    /// same tables and columns as a fresh database.
     #[test]
     fn upgrade_and_compare() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
+        let w = blocks::WINDOW_MS;
         {
             let c = Connection::open(&path).unwrap();
             c.execute_batch(include_str!("upgrade/v1.sql")).unwrap();
             c.execute_batch(
                 "INSERT INTO version VALUES (1, 0, 'v1');
                  INSERT INTO streams (id, name, kind, url_redacted, created_ms) VALUES (1, 'a', 'rtsp', 'x', 0);
+                 INSERT INTO streams (id, name, kind, url_redacted, created_ms) VALUES (2, 'b', 'rtsp', 'x', 0);
                  INSERT INTO heartbeats VALUES (1, 1000, 1, 120, NULL, 0), (1, 2000, 0, 5, 3, 1);",
             )
             .unwrap();
+            // Stream 2: 100 heartbeats 15 s apart (three windows).
+            for i in 0..100i64 {
+                c.execute(
+                    "INSERT INTO heartbeats VALUES (2, ?1, ?2, ?3, NULL, 0)",
+                    [w * 100 + i * 15_000, i64::from(i % 3 != 0), i],
+                )
+                .unwrap();
+            }
         }
         let c = open(&path).unwrap();
         assert_eq!(schema_version(&c).unwrap(), SCHEMA_VERSION);
@@ -199,19 +272,35 @@ mod tests {
             path.with_extension("v1.bak").exists(),
             "backup before upgrading"
         );
-        c.execute(
-            "INSERT INTO heartbeats_recent (stream_id, ts_ms, ok, latency_ms) VALUES (1, 3000, 1, 99)",
-            [],
-        )
-        .unwrap();
-        let rows: Vec<(i64, i64, i64)> = c
-            .prepare("SELECT ts_ms, ok, flags FROM heartbeats WHERE stream_id = 1 ORDER BY ts_ms")
+        let rows: Vec<(i64, bool, Option<&str>, u8)> = blocks::load(&c, 1, 0, 10_000)
             .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
+            .into_iter()
+            .map(|h| (h.ts_ms, h.ok, h.reason.map(|r| r.as_str()), h.flags))
             .collect();
-        assert_eq!(rows, [(1000, 1, 0), (2000, 0, 1), (3000, 1, 0)]);
+        assert_eq!(
+            rows,
+            [
+                (1000, true, None, 0),
+                (
+                    2000,
+                    false,
+                    crate::probe::Reason::from_code(3).map(|r| r.as_str()),
+                    1
+                )
+            ]
+        );
+        let two = blocks::load(&c, 2, 0, i64::MAX).unwrap();
+        assert_eq!(two.len(), 100);
+        assert_eq!(two.iter().filter(|h| h.ok).count(), 66);
+        assert_eq!(two[99].latency_ms, 99);
+        let n: i64 = c
+            .query_row(
+                "SELECT count(*) FROM heartbeat_blocks WHERE stream_id = 2",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 3, "one block per window");
 
         let shape = |c: &Connection| -> Vec<String> {
             let mut out = Vec::new();
@@ -245,6 +334,80 @@ mod tests {
         let mut fresh = Connection::open_in_memory().unwrap();
         init(&mut fresh, None).unwrap();
         assert_eq!(shape(&c), shape(&fresh));
+    }
+
+    /// Schema 2's two heartbeat tables (archive keyed by stream, recent keyed
+    /// by time) become blocks: every row once, in time order, the flags and
+    /// reasons kept, the old tables and view gone.
+    #[test]
+    fn upgrade_v2_packs_both_heartbeat_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        let w = blocks::WINDOW_MS;
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(include_str!("upgrade/v2.sql")).unwrap();
+            c.execute_batch(
+                "INSERT INTO version VALUES (2, 0, 'v2');
+                 INSERT INTO streams (id, name, kind, url_redacted, created_ms) VALUES (1, 'a', 'rtsp', 'x', 0);
+                 INSERT INTO streams (id, name, kind, url_redacted, created_ms) VALUES (2, 'b', 'rtsp', 'x', 0);",
+            )
+            .unwrap();
+            // Archive: stream 1 for an hour, stream 2 for ten minutes; recent:
+            // the next 20 minutes of both.
+            for i in 0..120i64 {
+                c.execute(
+                    "INSERT INTO heartbeats_archive VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![
+                        w * 1000 + i * 30_000,
+                        i % 5 != 0,
+                        i,
+                        (i % 5 == 0).then_some(3),
+                        i % 2
+                    ],
+                )
+                .unwrap();
+            }
+            for i in 0..20i64 {
+                c.execute(
+                    "INSERT INTO heartbeats_archive VALUES (2, ?1, 1, 7, NULL, 0)",
+                    [w * 1005 + i * 30_000],
+                )
+                .unwrap();
+            }
+            for i in 0..40i64 {
+                for id in [1, 2] {
+                    c.execute(
+                        "INSERT INTO heartbeats_recent VALUES (?1, ?2, 1, 9, NULL, 0)",
+                        [id, w * 1006 + i * 30_000],
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        let c = open(&path).unwrap();
+        assert_eq!(schema_version(&c).unwrap(), SCHEMA_VERSION);
+        assert!(path.with_extension("v2.bak").exists());
+        let a = blocks::load(&c, 1, 0, i64::MAX).unwrap();
+        assert_eq!(a.len(), 160);
+        assert!(
+            a.windows(2).all(|p| p[0].ts_ms < p[1].ts_ms),
+            "in time order"
+        );
+        assert_eq!(a[5].reason, crate::probe::Reason::from_code(3));
+        assert!(!a[5].ok && a[6].ok);
+        assert_eq!((a[1].flags, a[2].flags), (1, 0));
+        assert_eq!(a[159].latency_ms, 9);
+        let b = blocks::load(&c, 2, 0, i64::MAX).unwrap();
+        assert_eq!(b.len(), 60);
+        let gone: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'heartbeats%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0, "old tables, view and trigger dropped");
     }
 
     #[test]

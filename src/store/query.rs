@@ -1,9 +1,9 @@
 //! Read queries used by the web API, on read-only connections.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::probe::Reason;
+use super::blocks::{self, Heartbeat, Tail};
 
 /// One stored heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -15,46 +15,52 @@ pub struct HeartbeatRow {
     pub clock_unsynced: bool,
 }
 
+/// Raw heartbeats of `stream` in `[since_ms, until_ms)`, stored and not
+/// yet written, oldest first; `None` if the stream is unknown. The tail is
+/// copied before the database is read (see [`Tail`]).
+pub fn raw(
+    conn: &Connection,
+    tail: &Tail,
+    stream: &str,
+    since_ms: i64,
+    until_ms: i64,
+) -> rusqlite::Result<Option<Vec<Heartbeat>>> {
+    let unwritten = tail.heartbeats(stream, since_ms, until_ms);
+    let id: Option<i64> = conn
+        .query_row("SELECT id FROM streams WHERE name = ?1", [stream], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(id) = id else { return Ok(None) };
+    let stored = blocks::load(conn, id, since_ms, until_ms)?;
+    Ok(Some(blocks::merge(stored, unwritten)))
+}
+
 /// Heartbeats of `stream` with `since_ms <= ts_ms < until_ms`, oldest first, at most `limit`.
 /// Returns `None` if the stream is unknown.
 pub fn history(
     conn: &Connection,
+    tail: &Tail,
     stream: &str,
     since_ms: i64,
     until_ms: i64,
     limit: u32,
 ) -> rusqlite::Result<Option<Vec<HeartbeatRow>>> {
-    let id: Option<i64> = conn
-        .query_row("SELECT id FROM streams WHERE name = ?1", [stream], |r| {
-            r.get(0)
-        })
-        .map(Some)
-        .or_else(|e| {
-            if e == rusqlite::Error::QueryReturnedNoRows {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        })?;
-    let Some(id) = id else { return Ok(None) };
-    let mut stmt = conn.prepare_cached(
-        "SELECT ts_ms, ok, latency_ms, reason, flags FROM heartbeats
-         WHERE stream_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 ORDER BY ts_ms LIMIT ?4",
-    )?;
-    let rows = stmt
-        .query_map(params![id, since_ms, until_ms, limit], |r| {
-            let reason: Option<i64> = r.get(3)?;
-            let flags: i64 = r.get(4)?;
-            Ok(HeartbeatRow {
-                ts_ms: r.get(0)?,
-                ok: r.get::<_, i64>(1)? != 0,
-                latency_ms: r.get::<_, i64>(2)?.clamp(0, u32::MAX as i64) as u32,
-                reason: reason.and_then(Reason::from_code).map(Reason::as_str),
-                clock_unsynced: flags & i64::from(super::recorder::FLAG_CLOCK_UNSYNCED) != 0,
+    let Some(rows) = raw(conn, tail, stream, since_ms, until_ms)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        rows.into_iter()
+            .take(limit as usize)
+            .map(|h| HeartbeatRow {
+                ts_ms: h.ts_ms,
+                ok: h.ok,
+                latency_ms: h.latency_ms,
+                reason: h.reason.map(|r| r.as_str()),
+                clock_unsynced: h.flags & super::recorder::FLAG_CLOCK_UNSYNCED != 0,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Some(rows))
+            .collect(),
+    ))
 }
 
 /// One state change.
@@ -112,21 +118,41 @@ pub struct BucketRow {
 /// hourly rollups (so a long range still shows up/down). Oldest first.
 pub fn buckets(
     conn: &Connection,
+    tail: &Tail,
     stream: &str,
     since_ms: i64,
     until_ms: i64,
     bucket_ms: i64,
 ) -> rusqlite::Result<Vec<BucketRow>> {
     let bucket_ms = bucket_ms.max(1);
-    let mut stmt = conn.prepare_cached(
-        "SELECT (h.ts_ms - ?2) / ?4, count(*), sum(h.ok),
-                avg(CASE WHEN h.ok THEN h.latency_ms END),
-                max(CASE WHEN h.ok THEN h.latency_ms END)
-         FROM heartbeats h
-         WHERE h.stream_id = (SELECT id FROM streams WHERE name = ?1)
-           AND h.ts_ms >= ?2 AND h.ts_ms < ?3
-         GROUP BY 1 ORDER BY 1",
-    )?;
+    let raw = raw(conn, tail, stream, since_ms, until_ms)?.unwrap_or_default();
+    let mut out: Vec<BucketRow> = Vec::new();
+    // (bucket index, latency sum) of the bucket being filled.
+    let mut sum = 0u64;
+    for h in &raw {
+        let start_ms = since_ms + (h.ts_ms - since_ms).div_euclid(bucket_ms) * bucket_ms;
+        if out.last().is_none_or(|b| b.start_ms != start_ms) {
+            finish_bucket(out.last_mut(), sum);
+            sum = 0;
+            out.push(BucketRow {
+                start_ms,
+                probes: 0,
+                ok: 0,
+                latency_avg_ms: None,
+                latency_max_ms: None,
+            });
+        }
+        let b = out.last_mut().expect("pushed above");
+        b.probes += 1;
+        if h.ok {
+            b.ok += 1;
+            sum += u64::from(h.latency_ms);
+            b.latency_max_ms = Some(b.latency_max_ms.unwrap_or(0).max(h.latency_ms));
+        }
+    }
+    finish_bucket(out.last_mut(), sum);
+    // Older hours from rollups, where no raw heartbeat is left.
+    let first_raw = out.first().map(|b| b.start_ms).unwrap_or(until_ms);
     let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<BucketRow> {
         let idx: i64 = r.get(0)?;
         Ok(BucketRow {
@@ -139,11 +165,6 @@ pub fn buckets(
                 .map(|v| v.clamp(0, u32::MAX as i64) as u32),
         })
     };
-    let mut out = stmt
-        .query_map(params![stream, since_ms, until_ms, bucket_ms], map)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    // Older hours from rollups, where no raw heartbeat is left.
-    let first_raw = out.first().map(|b| b.start_ms).unwrap_or(until_ms);
     let mut stmt = conn.prepare_cached(
         "SELECT (r.hour_ms - ?2) / ?4, sum(r.probes), sum(r.ok),
                 sum(r.latency_sum_ms) * 1.0 / nullif(sum(r.ok), 0), max(r.latency_max_ms)
@@ -165,23 +186,28 @@ pub fn buckets(
     Ok(out)
 }
 
+/// Sets the mean latency of a filled bucket from its sum.
+fn finish_bucket(b: Option<&mut BucketRow>, latency_sum: u64) {
+    if let Some(b) = b {
+        if b.ok > 0 {
+            b.latency_avg_ms = Some(latency_sum as f64 / f64::from(b.ok));
+        }
+    }
+}
+
 /// Probes and successful probes of `stream` in `[since_ms, until_ms)`:
 /// raw heartbeats where they are kept, hourly rollups before that.
 pub fn uptime(
     conn: &Connection,
+    tail: &Tail,
     stream: &str,
     since_ms: i64,
     until_ms: i64,
 ) -> rusqlite::Result<(u64, u64)> {
-    let (probes, ok, first): (i64, Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT count(*), sum(h.ok), min(h.ts_ms)
-         FROM heartbeats h
-         WHERE h.stream_id = (SELECT id FROM streams WHERE name = ?1)
-           AND h.ts_ms >= ?2 AND h.ts_ms < ?3",
-        params![stream, since_ms, until_ms],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    let first_raw_hour = super::retention::hour_start(first.unwrap_or(until_ms));
+    let raw = raw(conn, tail, stream, since_ms, until_ms)?.unwrap_or_default();
+    let probes = raw.len() as u64;
+    let ok = raw.iter().filter(|h| h.ok).count() as u64;
+    let first_raw_hour = super::retention::hour_start(raw.first().map_or(until_ms, |h| h.ts_ms));
     let (rp, rok): (Option<i64>, Option<i64>) = conn.query_row(
         "SELECT sum(r.probes), sum(r.ok)
          FROM rollups r JOIN streams s ON s.id = r.stream_id
@@ -190,10 +216,7 @@ pub fn uptime(
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let n = |v: i64| v.max(0) as u64;
-    Ok((
-        n(probes) + n(rp.unwrap_or(0)),
-        n(ok.unwrap_or(0)) + n(rok.unwrap_or(0)),
-    ))
+    Ok((probes + n(rp.unwrap_or(0)), ok + n(rok.unwrap_or(0))))
 }
 
 #[cfg(test)]
@@ -225,14 +248,22 @@ mod tests {
             )
             .unwrap();
         }
-        // Hours 2-3 raw: one probe every 10 min, the first of each hour failing.
+        // Hours 2-3 raw: one probe every 10 min, the first of each hour
+        // failing; the last two not written yet (in the tail).
+        let tail = Tail::default();
         for i in 0..12 {
-            let ok = i % 6 != 0;
-            c.execute(
-                "INSERT INTO heartbeats (stream_id, ts_ms, ok, latency_ms) VALUES (1, ?1, ?2, ?3)",
-                params![T0 + 2 * H + i * 600_000, ok as i64, 100 + i],
-            )
-            .unwrap();
+            let hb = Heartbeat {
+                ts_ms: T0 + 2 * H + i * 600_000,
+                ok: i % 6 != 0,
+                latency_ms: 100 + i as u32,
+                reason: None,
+                flags: 0,
+            };
+            if i < 10 {
+                blocks::insert(&c, 1, &blocks::Block::new(&hb)).unwrap();
+            } else {
+                tail.push(&"cam".into(), &hb);
+            }
         }
         // A rollup for hour 2 also exists: it must not be counted twice.
         c.execute(
@@ -240,15 +271,34 @@ mod tests {
             [T0 + 2 * H],
         )
         .unwrap();
-        let (p, ok) = uptime(&c, "cam", T0, T0 + 4 * H).unwrap();
+        let (p, ok) = uptime(&c, &tail, "cam", T0, T0 + 4 * H).unwrap();
         assert_eq!((p, ok), (20 + 12, 10 + 10));
-        let b = buckets(&c, "cam", T0, T0 + 4 * H, H).unwrap();
+        let b = buckets(&c, &tail, "cam", T0, T0 + 4 * H, H).unwrap();
         assert_eq!(b.len(), 4, "{b:?}");
         assert_eq!((b[0].start_ms, b[0].probes, b[0].ok), (T0, 10, 5));
         assert_eq!(b[0].latency_avg_ms, Some(100.0));
         assert_eq!((b[2].start_ms, b[2].probes, b[2].ok), (T0 + 2 * H, 6, 5));
         assert_eq!(b[3].latency_max_ms, Some(111));
-        assert!(buckets(&c, "nope", T0, T0 + 4 * H, H).unwrap().is_empty());
-        assert_eq!(uptime(&c, "nope", T0, T0 + H).unwrap(), (0, 0));
+        assert_eq!(
+            b[3].latency_avg_ms,
+            Some((107 + 108 + 109 + 110 + 111) as f64 / 5.0)
+        );
+        assert!(buckets(&c, &tail, "nope", T0, T0 + 4 * H, H)
+            .unwrap()
+            .is_empty());
+        assert_eq!(uptime(&c, &tail, "nope", T0, T0 + H).unwrap(), (0, 0));
+        let h = history(&c, &tail, "cam", T0, T0 + 4 * H, 100)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.len(), 12);
+        assert_eq!(h[11].latency_ms, 111);
+        assert_eq!(
+            history(&c, &tail, "cam", T0, T0 + 4 * H, 3)
+                .unwrap()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(history(&c, &tail, "nope", T0, T0 + H, 3).unwrap().is_none());
     }
 }

@@ -8,6 +8,12 @@
 //! Dropping every sender (or calling [`RecorderHandle::stop`]) commits the last
 //! batch and ends the thread.
 //!
+//! Raw heartbeats are not part of those batches: they are packed into the
+//! shared [`Tail`] (readers merge it in) and written as blocks when their
+//! 10-minute window ends, or every `heartbeat_flush` if that is shorter
+//! (see [`super::blocks`] for why). Stream rows, media facts and state
+//! changes are committed every `commit_interval` as before.
+//!
 //! A full data partition: SQLite in WAL mode cannot even delete when the disk
 //! is full (the delete needs WAL space, the checkpoint needs the file to
 //! grow), so the recorder holds a small [`RESERVE_BYTES`] file next to the
@@ -39,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::blocks::{self, Tail};
 use super::retention::{self, Policy};
 use crate::clock::SharedClock;
 use crate::probe::{Kind, MediaFacts, Reason};
@@ -82,8 +89,10 @@ pub const FLAG_CLOCK_UNSYNCED: u8 = 1;
 /// Counters shared with the web/watchdog side.
 #[derive(Debug, Default)]
 pub struct RecorderStats {
-    /// Heartbeat rows committed since start.
+    /// Heartbeats written to the database since start.
     pub heartbeats_committed: AtomicU64,
+    /// Heartbeats held in memory until their block is written.
+    pub unwritten: AtomicU64,
     /// Records dropped because the channel was full.
     pub dropped: AtomicU64,
     /// Transactions committed.
@@ -122,6 +131,7 @@ impl RecorderStats {
             "error": self.last_error.lock().expect("last_error lock").clone(),
             "failing_since_ms": (since != 0).then_some(since),
             "heartbeats_committed": self.heartbeats_committed.load(Ordering::Relaxed),
+            "heartbeats_unwritten": self.unwritten.load(Ordering::Relaxed),
             "commits": self.commits.load(Ordering::Relaxed),
             "dropped": self.dropped.load(Ordering::Relaxed),
             "commit_errors": self.commit_errors.load(Ordering::Relaxed),
@@ -192,6 +202,8 @@ pub struct RecorderHandle {
     stop: Arc<AtomicBool>,
     join: Option<JoinHandle<()>>,
     pub stats: Arc<RecorderStats>,
+    /// Heartbeats not yet written, for readers to merge in.
+    pub tail: Arc<Tail>,
 }
 
 impl RecorderHandle {
@@ -215,6 +227,15 @@ impl RecorderHandle {
 const QUEUE: usize = 16_384;
 /// Commit early when this many rows are pending.
 const MAX_BATCH: usize = 2_000;
+/// A block is written this long after its window ended, so probes that
+/// started in the window and finished after it still land in it.
+const FLUSH_SLACK_MS: i64 = 20_000;
+/// Unwritten heartbeats are written early past this much memory (1000
+/// streams every 5 s fill ~700 KB in a window).
+const TAIL_FLUSH_BYTES: usize = 2 << 20;
+/// While commits fail, unwritten heartbeats are dropped (oldest first)
+/// past this much memory: ~1.5 million heartbeats.
+const TAIL_MAX_BYTES: usize = 8 << 20;
 /// Retention runs this often (and once shortly after start).
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// Space held back on the data partition for a disk-full day: enough for
@@ -241,6 +262,7 @@ pub fn start(
     conn: Connection,
     clock: SharedClock,
     commit_interval: Duration,
+    heartbeat_flush: Duration,
     policy: Policy,
 ) -> RecorderHandle {
     let (tx, rx) = mpsc::channel();
@@ -253,9 +275,15 @@ pub fn start(
     let st = stats.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let stop_rx = stop.clone();
+    let tail = Arc::new(Tail::default());
+    let timing = Timing {
+        commit_interval,
+        heartbeat_flush,
+    };
+    let t = tail.clone();
     let join = std::thread::Builder::new()
         .name("recorder".into())
-        .spawn(move || run(conn, rx, clock, commit_interval, policy, st, &stop_rx))
+        .spawn(move || run(conn, rx, t, clock, timing, policy, st, &stop_rx))
         .expect("spawning the recorder thread should succeed");
     RecorderHandle {
         tx: Some(RecorderTx {
@@ -266,18 +294,67 @@ pub fn start(
         stop,
         join: Some(join),
         stats,
+        tail,
     }
 }
 
+/// When the recorder writes.
+#[derive(Clone, Copy)]
+struct Timing {
+    commit_interval: Duration,
+    heartbeat_flush: Duration,
+}
+
+impl Timing {
+    /// Unwritten heartbeats older than this (monotonic) are all written:
+    /// every `heartbeat_flush` when that is shorter than a window; else a
+    /// safety net for a wall clock stepped back (windows then never end).
+    fn max_tail_age(&self) -> Duration {
+        let window = Duration::from_millis(blocks::WINDOW_MS as u64);
+        if self.heartbeat_flush < window {
+            self.heartbeat_flush
+        } else {
+            2 * window
+        }
+    }
+}
+
+/// A received record: heartbeats go to the tail, the rest to `pending`.
+fn accept(r: Record, pending: &mut Vec<Record>, tail: &Tail) {
+    match r {
+        Record::Heartbeat {
+            stream,
+            ts_ms,
+            ok,
+            latency_ms,
+            reason,
+            flags,
+        } => tail.push(
+            &stream,
+            &blocks::Heartbeat {
+                ts_ms,
+                ok,
+                latency_ms,
+                reason,
+                flags,
+            },
+        ),
+        r => pending.push(r),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     conn: Connection,
     rx: QueueRx,
+    tail: Arc<Tail>,
     clock: SharedClock,
-    commit_interval: Duration,
+    timing: Timing,
     mut policy: Policy,
     stats: Arc<RecorderStats>,
     stop: &AtomicBool,
 ) {
+    let commit_interval = timing.commit_interval;
     let started = Instant::now();
     let db_path = conn
         .path()
@@ -310,12 +387,14 @@ fn run(
                     false
                 }
                 Ok(r) => {
-                    pending.push(r);
+                    accept(r, &mut pending, &tail);
                     // Drain whatever else is queued without waiting.
-                    while pending.len() < MAX_BATCH.max(failing.backlog_room()) {
+                    let mut drained = 0;
+                    while drained < MAX_BATCH.max(failing.backlog_room()) {
+                        drained += 1;
                         match rx.try_recv() {
                             Ok(Record::Retention(p)) => policy = p,
-                            Ok(r) => pending.push(r),
+                            Ok(r) => accept(r, &mut pending, &tail),
                             Err(_) => break,
                         }
                     }
@@ -328,26 +407,42 @@ fn run(
             // Take what is still queued before the final commit.
             while let Ok(r) = rx.try_recv() {
                 if !matches!(r, Record::Retention(_)) {
-                    pending.push(r);
+                    accept(r, &mut pending, &tail);
                 }
             }
         }
-        let due = Instant::now() >= next_commit || pending.len() >= MAX_BATCH;
+        // Blocks to write with this commit: all at stop, on age or size,
+        // else those whose window ended (so a window is one row per stream).
+        let flush_edge = if disconnected
+            || tail.bytes() >= TAIL_FLUSH_BYTES
+            || tail.oldest_open_age() >= Some(timing.max_tail_age())
+        {
+            Some(i64::MAX)
+        } else {
+            tail.sealed_edge(clock.now_ms() - FLUSH_SLACK_MS)
+        };
+        let due =
+            Instant::now() >= next_commit || pending.len() >= MAX_BATCH || flush_edge.is_some();
         // While commits fail, retries wait for their backoff (the last
         // attempt at stop does not).
         if disconnected || (due && failing.retry_due()) {
-            if !pending.is_empty() {
+            let blocks = match flush_edge {
+                Some(edge) => tail.begin_flush(edge),
+                None => Vec::new(),
+            };
+            if !pending.is_empty() || !blocks.is_empty() {
                 let t = Instant::now();
                 let result = match &mut conn {
-                    Some(c) => try_commit(c, &mut ids, &pending, &stats),
+                    Some(c) => try_commit(c, &mut ids, &pending, &blocks, &stats),
                     None => reopen(db_path.as_deref(), &stats).and_then(|mut c| {
-                        let r = try_commit(&mut c, &mut ids, &pending, &stats);
+                        let r = try_commit(&mut c, &mut ids, &pending, &blocks, &stats);
                         conn = Some(c);
                         r
                     }),
                 };
                 match result {
-                    Ok(n) => {
+                    Ok(_) => {
+                        let n = tail.end_flush();
                         stats.heartbeats_committed.fetch_add(n, Ordering::Relaxed);
                         stats.commits.fetch_add(1, Ordering::Relaxed);
                         if failing.count > 0 {
@@ -356,6 +451,14 @@ fn run(
                             next_reserve_check = Instant::now();
                         }
                         failing.recovered(&stats, pending.len());
+                        // On a full partition the WAL cannot grow: restart
+                        // it after each commit so the next one reuses the
+                        // file from its start.
+                        if db_path.as_deref().is_some_and(partition_full) {
+                            if let Some(c) = &conn {
+                                restart_wal(c);
+                            }
+                        }
                         pending.clear();
                     }
                     Err(e) => {
@@ -385,6 +488,13 @@ fn run(
                             conn = None;
                         }
                         bound_backlog(&mut pending, &stats);
+                        let lost = tail.bound(TAIL_MAX_BYTES);
+                        if lost > 0 {
+                            let total = stats.dropped.fetch_add(lost, Ordering::Relaxed) + lost;
+                            tracing::warn!(
+                                "recorder: dropped the {lost} oldest unwritten heartbeats ({total} so far)"
+                            );
+                        }
                     }
                 }
                 if t.elapsed() > Duration::from_secs(1) {
@@ -393,14 +503,18 @@ fn run(
             }
             next_commit = Instant::now() + commit_interval;
         }
-        stats.backlog.store(pending.len() as u64, Ordering::Relaxed);
+        stats
+            .backlog
+            .store(pending.len() as u64 + tail.waiting(), Ordering::Relaxed);
+        stats.unwritten.store(tail.len(), Ordering::Relaxed);
         if disconnected {
-            if pending.is_empty() {
+            if pending.is_empty() && tail.is_empty() {
                 tracing::debug!("recorder: all senders gone, last batch committed");
             } else {
                 tracing::error!(
-                    "recorder: stopping with {} records not committed: {}",
+                    "recorder: stopping with {} records and {} heartbeats not committed: {}",
                     pending.len(),
+                    tail.len(),
                     stats
                         .last_error
                         .lock()
@@ -448,8 +562,9 @@ fn try_commit(
     conn: &mut Connection,
     ids: &mut HashMap<String, i64>,
     records: &[Record],
+    blocks: &[(Arc<str>, blocks::Block)],
     stats: &RecorderStats,
-) -> rusqlite::Result<u64> {
+) -> rusqlite::Result<()> {
     #[cfg(test)]
     if stats
         .inject_io_errors
@@ -462,7 +577,7 @@ fn try_commit(
         ));
     }
     let _ = stats;
-    commit(conn, ids, records)
+    commit(conn, ids, records, blocks)
 }
 
 /// Reopens the write connection after an error; counts the attempt.
@@ -615,9 +730,14 @@ fn make_room(conn: &mut Connection, reserve: &mut Reserve, now_ms: i64, policy: 
     };
     if deleted > 0 {
         tracing::warn!("data partition full: retention pruned {deleted} heartbeats");
+        // Freed pages are inside the database file; commits go to the WAL
+        // first, which may have no room to grow: start it over.
+        restart_wal(conn);
         return;
     }
-    match retention::prune_oldest_day(conn, now_ms) {
+    let pruned = retention::prune_oldest_day(conn, now_ms);
+    restart_wal(conn);
+    match pruned {
         Ok(0) => tracing::error!(
             "data partition full and nothing left to prune: heartbeats are kept in memory \
              (bounded) until space is freed"
@@ -626,6 +746,16 @@ fn make_room(conn: &mut Connection, reserve: &mut Reserve, now_ms: i64, policy: 
             "data partition full: pruned the {n} oldest raw heartbeats (their hourly rollups stay)"
         ),
         Err(e) => tracing::error!("pruning to make room failed: {e:#}"),
+    }
+}
+
+/// Checkpoints and makes the next commit write the WAL from its start
+/// (`RESTART`: the file keeps its size, unlike `TRUNCATE`), so a full
+/// partition never needs the WAL to grow. Waits at most the busy timeout
+/// for readers; failing only means the WAL may have to grow.
+fn restart_wal(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+        tracing::debug!("WAL restart checkpoint: {e}");
     }
 }
 
@@ -707,18 +837,16 @@ fn stream_id(
     Ok(id)
 }
 
-/// Writes `records` in one transaction; returns the number of heartbeat rows.
+/// Writes `records`, then `blocks` (whose streams they may create), in one
+/// transaction.
 fn commit(
     conn: &mut Connection,
     ids: &mut HashMap<String, i64>,
     records: &[Record],
-) -> rusqlite::Result<u64> {
+    blocks: &[(Arc<str>, blocks::Block)],
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    let mut n = 0;
     {
-        let mut hb = tx.prepare_cached(
-            "INSERT OR REPLACE INTO heartbeats_recent (stream_id, ts_ms, ok, latency_ms, reason, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
         for r in records {
             match r {
                 Record::Stream {
@@ -738,27 +866,8 @@ fn commit(
                         params![name, ts_ms],
                     )?;
                 }
-                Record::Heartbeat {
-                    stream,
-                    ts_ms,
-                    ok,
-                    latency_ms,
-                    reason,
-                    flags,
-                } => {
-                    let Some(id) = stream_id(&tx, ids, stream)? else {
-                        continue;
-                    };
-                    hb.execute(params![
-                        id,
-                        ts_ms,
-                        *ok as i64,
-                        latency_ms,
-                        reason.map(|r| r.code()),
-                        flags
-                    ])?;
-                    n += 1;
-                }
+                // Heartbeats go to the tail (`accept`), never here.
+                Record::Heartbeat { .. } => {}
                 Record::Media {
                     stream,
                     ts_ms,
@@ -784,9 +893,14 @@ fn commit(
                 Record::Retention(_) => {}
             }
         }
+        for (name, b) in blocks {
+            // A stream never committed (removed at once) has nowhere to go.
+            if let Some(id) = stream_id(&tx, ids, name)? {
+                blocks::insert(&tx, id, b)?;
+            }
+        }
     }
-    tx.commit()?;
-    Ok(n)
+    tx.commit()
 }
 
 /// Creation time for new stream rows; informational only.
@@ -807,8 +921,14 @@ mod tests {
         let path = dir.path().join("t.db");
         let conn = crate::store::open(&path).unwrap();
         let clock: SharedClock = Arc::new(SimulatedClock::new(1_800_000_000_000));
-        // A long commit interval: only stop() can have flushed these.
-        let rec = start(conn, clock, Duration::from_secs(3600), Policy::default());
+        // Long intervals: only stop() can have written these.
+        let rec = start(
+            conn,
+            clock,
+            Duration::from_secs(3600),
+            Duration::from_secs(600),
+            Policy::default(),
+        );
         let tx = rec.sender();
         tx.send(Record::Stream {
             name: "a".into(),
@@ -828,14 +948,9 @@ mod tests {
         drop(tx);
         rec.stop();
         let c = crate::store::open(&path).unwrap();
-        let (n, fails): (i64, i64) = c
-            .query_row(
-                "SELECT count(*), sum(reason IS NOT NULL) FROM heartbeats",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!((n, fails), (10, 5));
+        let hbs = blocks::load(&c, 1, 0, i64::MAX).unwrap();
+        assert_eq!(hbs.len(), 10);
+        assert_eq!(hbs.iter().filter(|h| h.reason.is_some()).count(), 5);
     }
 
     fn stream(name: &str) -> Record {
@@ -874,7 +989,13 @@ mod tests {
         let path = dir.path().join("t.db");
         let conn = crate::store::open(&path).unwrap();
         let clock: SharedClock = Arc::new(SimulatedClock::new(1_800_000_000_000));
-        let rec = start(conn, clock, Duration::from_millis(50), Policy::default());
+        let rec = start(
+            conn,
+            clock,
+            Duration::from_millis(50),
+            Duration::from_millis(50),
+            Policy::default(),
+        );
         rec.stats.inject_io_errors.store(2, Ordering::SeqCst);
         let tx = rec.sender();
         tx.send(stream("a"));
@@ -911,10 +1032,78 @@ mod tests {
         drop(tx);
         rec.stop();
         let c = crate::store::open(&path).unwrap();
-        let n: i64 = c
-            .query_row("SELECT count(*) FROM heartbeats", [], |r| r.get(0))
+        assert_eq!(blocks::load(&c, 1, 0, i64::MAX).unwrap().len(), 20);
+    }
+
+    /// With the default flush, a heartbeat is readable at once through the
+    /// tail, but written only when its window has ended (plus the slack);
+    /// state changes are committed every commit interval meanwhile.
+    #[test]
+    fn heartbeats_wait_for_their_window_and_events_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = crate::store::open(&path).unwrap();
+        let t0 = 1_800_000_000_000 - 1_800_000_000_000 % blocks::WINDOW_MS;
+        let sim = Arc::new(SimulatedClock::new(t0 + 1000));
+        let clock: SharedClock = sim.clone();
+        let rec = start(
+            conn,
+            clock,
+            Duration::from_millis(50),
+            Duration::from_secs(600),
+            Policy::default(),
+        );
+        let tx = rec.sender();
+        tx.send(stream("a"));
+        let at = |i: i64| Record::Heartbeat {
+            stream: "a".into(),
+            ts_ms: t0 + i * 15_000,
+            ok: true,
+            latency_ms: 10,
+            reason: None,
+            flags: 0,
+        };
+        for i in 0..45 {
+            tx.send(at(i)); // 40 in the first window, 5 in the next
+        }
+        tx.send(Record::Event(crate::state::Transition {
+            stream: "a".into(),
+            ts_ms: t0 + 2000,
+            from: crate::state::Health::Unknown,
+            to: crate::state::Health::Up,
+            reason: None,
+            message: "first frame".into(),
+        }));
+        let tail = rec.tail.clone();
+        wait_until("the tail to hold them", || tail.len() == 45);
+        let reader = crate::store::open_read_only(&path).unwrap();
+        let events = || -> i64 {
+            reader
+                .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+                .unwrap()
+        };
+        let stored = || blocks::load(&reader, 1, 0, i64::MAX).unwrap().len();
+        wait_until("the event committed", || events() == 1);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(stored(), 0, "the window has not ended");
+        assert_eq!(
+            tail.heartbeats("a", t0, t0 + 2 * blocks::WINDOW_MS).len(),
+            45
+        );
+        // The window ends; 20 s later its block is written, the next stays.
+        sim.advance(blocks::WINDOW_MS - 1000 + FLUSH_SLACK_MS);
+        wait_until("the ended window written", || stored() == 40);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(stored(), 40);
+        assert_eq!(tail.len(), 5);
+        assert_eq!(rec.stats.heartbeats_committed.load(Ordering::SeqCst), 40);
+        let rows: i64 = reader
+            .query_row("SELECT count(*) FROM heartbeat_blocks", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 20);
+        assert_eq!(rows, 1, "one row for the window");
+        drop(tx);
+        rec.stop();
+        assert_eq!(stored(), 45, "stop writes the rest");
     }
 
     /// The backlog held while commits fail is bounded: the oldest

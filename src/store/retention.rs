@@ -1,14 +1,12 @@
 //! Retention and hourly rollups, so the card never fills.
 //!
 //! Each pass (hourly, from the recorder thread, on its connection):
-//! 0. moves heartbeats older than [`ARCHIVE_AFTER_MS`] from the append-only
-//!    `heartbeats_recent` to `heartbeats_archive` (see schema.sql: one batch
-//!    an hour instead of one scattered page per stream every commit);
 //! 1. re-aggregates the hours from the watermark up to the current hour into
-//!    `rollups` (the last finished hour is redone next time, so heartbeats
-//!    committed late still count);
-//! 2. deletes raw heartbeats older than `heartbeat_days`, but never from hours
-//!    not yet rolled up, one hour per transaction (so a nearly full disk can
+//!    `rollups`, from the sums each heartbeat block carries (the last
+//!    finished hour is redone next time, so blocks written late, up to a
+//!    window after it ended, still count);
+//! 2. deletes raw heartbeat blocks older than `heartbeat_days`, but never
+//!    from hours not yet rolled up, one hour per transaction (so a nearly full disk can
 //!    still delete: see [`prune_oldest_day`]);
 //! 3. deletes rollups and events older than `rollup_days`.
 //!
@@ -23,23 +21,6 @@ pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 /// 2020-01-01T00:00:00Z: anything earlier is an unset clock.
 pub const SANE_EPOCH_MS: i64 = 1_577_836_800_000;
-/// Heartbeats stay in `heartbeats_recent` at least this long (late commits
-/// of slow probes still land next to their neighbours).
-pub const ARCHIVE_AFTER_MS: i64 = 15 * 60_000;
-
-/// Moves heartbeats older than `now_ms - ARCHIVE_AFTER_MS` from
-/// `heartbeats_recent` to `heartbeats_archive`; returns how many. Lossless,
-/// so any clock will do.
-pub fn archive(tx: &Connection, now_ms: i64) -> rusqlite::Result<u64> {
-    let cutoff = now_ms.saturating_sub(ARCHIVE_AFTER_MS);
-    tx.execute(
-        "INSERT OR REPLACE INTO heartbeats_archive (stream_id, ts_ms, ok, latency_ms, reason, flags)
-         SELECT stream_id, ts_ms, ok, latency_ms, reason, flags FROM heartbeats_recent WHERE ts_ms < ?1",
-        [cutoff],
-    )?;
-    Ok(tx.execute("DELETE FROM heartbeats_recent WHERE ts_ms < ?1", [cutoff])? as u64)
-}
-
 /// Retention settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -116,7 +97,9 @@ pub fn prune_oldest_day(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<
         return Ok(0);
     }
     let oldest: Option<i64> =
-        conn.query_row("SELECT min(ts_ms) FROM heartbeats", [], |r| r.get(0))?;
+        conn.query_row("SELECT min(window_ms) FROM heartbeat_blocks", [], |r| {
+            r.get(0)
+        })?;
     let watermark: Option<i64> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'rollup_watermark'",
@@ -134,51 +117,45 @@ pub fn prune_oldest_day(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<
     delete_heartbeats_in_steps(conn, cutoff)
 }
 
-/// Deletes raw heartbeats older than `cutoff_ms` in small transactions: the
-/// recent table (15 minutes of rows) at once, the archive per stream and at
-/// most one hour of that stream per transaction, found through its primary
-/// key (stream, time), so empty spans (a 1970 boot) cost one lookup. SQLite's
-/// automatic checkpoint then keeps the WAL near its 1000-page mark. An
-/// error after some steps still returns what was deleted: that space is free.
+/// Deletes the heartbeat blocks whose window ended by `cutoff_ms`, one hour
+/// of windows per transaction from the oldest (the key starts with the
+/// window, so each step is one range at the left edge of the tree). SQLite's
+/// automatic checkpoint then keeps the WAL near its 1000-page mark. Returns
+/// the heartbeats deleted; an error after some steps still returns what was
+/// deleted: that space is free.
 fn delete_heartbeats_in_steps(conn: &mut Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
-    let mut deleted = conn.execute(
-        "DELETE FROM heartbeats_recent WHERE ts_ms < ?1",
-        [cutoff_ms],
-    )? as u64;
-    let ids: Vec<i64> = conn
-        .prepare("SELECT id FROM streams ORDER BY id")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for id in ids {
-        loop {
-            let step = (|| {
-                let oldest: Option<i64> = conn.query_row(
-                    "SELECT min(ts_ms) FROM heartbeats_archive WHERE stream_id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )?;
-                let Some(oldest) = oldest.filter(|t| *t < cutoff_ms) else {
-                    return Ok(None);
-                };
-                let upto = (hour_start(oldest) + HOUR_MS).min(cutoff_ms);
-                conn.execute(
-                    "DELETE FROM heartbeats_archive WHERE stream_id = ?1 AND ts_ms < ?2",
-                    params![id, upto],
-                )
-                .map(|n| Some(n as u64))
-            })();
-            match step {
-                Ok(Some(n)) => deleted += n,
-                Ok(None) => break,
-                Err(e) if deleted == 0 => return Err(e),
-                Err(e) => {
-                    tracing::warn!("retention stopped after deleting {deleted} heartbeats: {e}");
-                    return Ok(deleted);
-                }
+    let below = cutoff_ms.saturating_sub(super::blocks::WINDOW_MS) + 1;
+    let mut deleted = 0u64;
+    loop {
+        let step = (|| {
+            let tx = conn.transaction()?;
+            let oldest: Option<i64> =
+                tx.query_row("SELECT min(window_ms) FROM heartbeat_blocks", [], |r| {
+                    r.get(0)
+                })?;
+            let Some(oldest) = oldest.filter(|w| *w < below) else {
+                return Ok(None);
+            };
+            let upto = (hour_start(oldest) + HOUR_MS).min(below);
+            let n: i64 = tx.query_row(
+                "SELECT coalesce(sum(probes), 0) FROM heartbeat_blocks WHERE window_ms < ?1",
+                [upto],
+                |r| r.get(0),
+            )?;
+            tx.execute("DELETE FROM heartbeat_blocks WHERE window_ms < ?1", [upto])?;
+            tx.commit()?;
+            Ok(Some(n.max(0) as u64))
+        })();
+        match step {
+            Ok(Some(n)) => deleted += n,
+            Ok(None) => return Ok(deleted),
+            Err(e) if deleted == 0 => return Err(e),
+            Err(e) => {
+                tracing::warn!("retention stopped after deleting {deleted} heartbeats: {e}");
+                return Ok(deleted);
             }
         }
     }
-    Ok(deleted)
 }
 
 /// Start of the UTC hour containing `ts_ms`.
@@ -190,7 +167,6 @@ pub fn hour_start(ts_ms: i64) -> i64 {
 pub fn run(conn: &mut Connection, now_ms: i64, policy: &Policy) -> rusqlite::Result<Report> {
     let mut report = Report::default();
     let tx = conn.transaction()?;
-    archive(&tx, now_ms)?;
     let current_hour = hour_start(now_ms);
     let watermark: Option<i64> = tx
         .query_row(
@@ -201,7 +177,7 @@ pub fn run(conn: &mut Connection, now_ms: i64, policy: &Policy) -> rusqlite::Res
         .optional()?;
     let from = match watermark {
         Some(w) => w,
-        None => match tx.query_row("SELECT min(ts_ms) FROM heartbeats", [], |r| {
+        None => match tx.query_row("SELECT min(window_ms) FROM heartbeat_blocks", [], |r| {
             r.get::<_, Option<i64>>(0)
         })? {
             Some(min) => hour_start(min),
@@ -212,11 +188,10 @@ pub fn run(conn: &mut Connection, now_ms: i64, policy: &Policy) -> rusqlite::Res
         report.hours_rolled = ((current_hour - from) / HOUR_MS) as u64;
         tx.execute(
             "INSERT OR REPLACE INTO rollups (stream_id, hour_ms, probes, ok, latency_sum_ms, latency_max_ms)
-             SELECT stream_id, (ts_ms / ?3) * ?3, count(*), sum(ok),
-                    coalesce(sum(CASE WHEN ok THEN latency_ms END), 0),
-                    coalesce(max(CASE WHEN ok THEN latency_ms END), 0)
-             FROM heartbeats WHERE ts_ms >= ?1 AND ts_ms < ?2
-             GROUP BY stream_id, ts_ms / ?3",
+             SELECT stream_id, (window_ms / ?3) * ?3, sum(probes), sum(ok),
+                    sum(latency_sum_ms), max(latency_max_ms)
+             FROM heartbeat_blocks WHERE window_ms >= ?1 AND window_ms < ?2
+             GROUP BY stream_id, window_ms / ?3",
             params![from, current_hour, HOUR_MS],
         )?;
         // Redo the last finished hour next time: late commits land there.
@@ -247,6 +222,7 @@ pub fn run(conn: &mut Connection, now_ms: i64, policy: &Policy) -> rusqlite::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::blocks;
 
     fn db() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
@@ -256,51 +232,68 @@ mod tests {
         c
     }
 
-    fn hb(c: &Connection, ts: i64, ok: bool, lat: i64) {
-        c.execute(
-            "INSERT INTO heartbeats (stream_id, ts_ms, ok, latency_ms) VALUES (1, ?1, ?2, ?3)",
-            params![ts, ok as i64, lat],
+    /// One heartbeat of stream `id`, stored as its own block.
+    fn hb_of(c: &Connection, id: i64, ts: i64, ok: bool, lat: u32) {
+        let b = blocks::Block::new(&blocks::Heartbeat {
+            ts_ms: ts,
+            ok,
+            latency_ms: lat,
+            reason: None,
+            flags: 0,
+        });
+        blocks::insert(c, id, &b).unwrap();
+    }
+
+    fn hb(c: &Connection, ts: i64, ok: bool, lat: u32) {
+        hb_of(c, 1, ts, ok, lat)
+    }
+
+    fn stored(c: &Connection) -> i64 {
+        c.query_row(
+            "SELECT coalesce(sum(probes), 0) FROM heartbeat_blocks",
+            [],
+            |r| r.get(0),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    fn oldest(c: &Connection) -> i64 {
+        c.query_row("SELECT min(first_ms) FROM heartbeat_blocks", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
     }
 
     const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR_MS; // an hour boundary in 2027
 
     #[test]
-    fn pass_moves_old_heartbeats_to_the_archive() {
+    fn hours_roll_up_from_the_block_sums() {
         let mut c = db();
-        for i in 0..6 {
-            hb(&c, T0 + i * 600_000, true, 100); // one every 10 minutes for an hour
-        }
-        let count = |c: &Connection, t: &str| -> i64 {
-            c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
-                .unwrap()
+        // One block: 40 heartbeats 15 s apart, every fourth failing; and
+        // a block of the next hour.
+        let mk = |i: i64| blocks::Heartbeat {
+            ts_ms: T0 + i * 15_000,
+            ok: i % 4 != 0,
+            latency_ms: 100 + i as u32,
+            reason: None,
+            flags: 0,
         };
-        assert_eq!(
-            (
-                count(&c, "heartbeats_recent"),
-                count(&c, "heartbeats_archive")
-            ),
-            (6, 0)
-        );
-        // At T0 + 1 h: the five older than 15 minutes move, the last one stays.
-        run(&mut c, T0 + HOUR_MS, &Policy::default()).unwrap();
-        assert_eq!(
-            (
-                count(&c, "heartbeats_recent"),
-                count(&c, "heartbeats_archive")
-            ),
-            (1, 5)
-        );
-        assert_eq!(count(&c, "heartbeats"), 6, "the view still sees every row");
-        let r: (i64, i64) = c
-            .query_row(
-                "SELECT probes, ok FROM rollups WHERE hour_ms = ?1",
-                [T0],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!(r, (6, 6), "the hour rolls up across both tables");
+        let mut b = blocks::Block::new(&mk(0));
+        for i in 1..40 {
+            assert!(b.try_push(&mk(i)));
+        }
+        blocks::insert(&c, 1, &b).unwrap();
+        hb(&c, T0 + HOUR_MS + 5, false, 7);
+        run(&mut c, T0 + 2 * HOUR_MS, &Policy::default()).unwrap();
+        let r: Vec<(i64, i64, i64, i64, i64)> = c
+            .prepare("SELECT hour_ms, probes, ok, latency_sum_ms, latency_max_ms FROM rollups ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let ok_lat: i64 = (0..40).filter(|i| i % 4 != 0).map(|i| 100 + i).sum();
+        assert_eq!(r, [(T0, 40, 30, ok_lat, 139), (T0 + HOUR_MS, 1, 0, 0, 0)]);
     }
 
     #[test]
@@ -308,7 +301,7 @@ mod tests {
         let mut c = db();
         // 10 days of one heartbeat every 10 minutes, every third one failing.
         for i in 0..(10 * 24 * 6) {
-            hb(&c, T0 + i * 600_000, i % 3 != 0, 100 + i % 7);
+            hb(&c, T0 + i * 600_000, i % 3 != 0, (100 + i % 7) as u32);
         }
         let now = T0 + 10 * DAY_MS + 5 * 60_000;
         let r = run(
@@ -333,15 +326,13 @@ mod tests {
             )
             .unwrap();
         assert_eq!((probes, ok), (6, 4));
-        let oldest: i64 = c
-            .query_row("SELECT min(ts_ms) FROM heartbeats", [], |r| r.get(0))
-            .unwrap();
         assert!(
-            oldest >= now - 7 * DAY_MS,
-            "heartbeats older than 7 days were kept"
+            oldest(&c) >= now - 7 * DAY_MS - blocks::WINDOW_MS,
+            "heartbeats older than 7 days (and their window) were kept"
         );
-        // Everything before now - 7 d: three days of rows plus the one 5 min before the cut.
-        assert_eq!(r.heartbeats_deleted, 3 * 24 * 6 + 1);
+        // Every window that ended before now - 7 d: three days of them (the
+        // one 5 min before the cut is in a window that ends after it).
+        assert_eq!(r.heartbeats_deleted, 3 * 24 * 6);
         // A second pass redoes only the last finished hour.
         let r2 = run(&mut c, now + 60_000, &Policy::default()).unwrap();
         assert_eq!(r2.hours_rolled, 1);
@@ -390,10 +381,6 @@ mod tests {
         for i in 0..(5 * 24) {
             hb(&c, T0 + i * HOUR_MS, true, 10);
         }
-        let count = |c: &Connection| -> i64 {
-            c.query_row("SELECT count(*) FROM heartbeats", [], |r| r.get(0))
-                .unwrap()
-        };
         let now = T0 + 5 * DAY_MS;
         // Nothing rolled up yet: nothing may go.
         assert_eq!(prune_oldest_day(&mut c, now).unwrap(), 0);
@@ -404,18 +391,15 @@ mod tests {
         };
         assert_eq!(run(&mut c, now, &keep_all).unwrap().heartbeats_deleted, 0);
         assert_eq!(prune_oldest_day(&mut c, now).unwrap(), 24);
-        assert_eq!(count(&c), 4 * 24);
+        assert_eq!(stored(&c), 4 * 24);
         for _ in 0..10 {
             prune_oldest_day(&mut c, now).unwrap();
         }
-        let oldest: i64 = c
-            .query_row("SELECT min(ts_ms) FROM heartbeats", [], |r| r.get(0))
-            .unwrap();
-        assert!(oldest >= now - DAY_MS, "the last day is never pruned");
+        assert!(oldest(&c) >= now - DAY_MS, "the last day is never pruned");
         assert_eq!(prune_oldest_day(&mut c, 30_000).unwrap(), 0, "unset clock");
     }
 
-    /// Deleting in steps covers every stream, both tables, and a 1970
+    /// Deleting in steps covers every stream and a 1970
     /// heartbeat (a Pi without RTC) without walking the decades between.
     #[test]
     fn steps_cover_every_stream_and_skip_empty_spans() {
@@ -424,17 +408,9 @@ mod tests {
             .unwrap();
         for i in 0..(10 * 24) {
             hb(&c, T0 + i * HOUR_MS, true, 10);
-            c.execute(
-                "INSERT INTO heartbeats_archive (stream_id, ts_ms, ok, latency_ms) VALUES (2, ?1, 1, 5)",
-                [T0 + i * HOUR_MS + 1],
-            )
-            .unwrap();
+            hb_of(&c, 2, T0 + i * HOUR_MS + 1, true, 5);
         }
-        c.execute(
-            "INSERT INTO heartbeats_archive (stream_id, ts_ms, ok, latency_ms) VALUES (2, 60000, 0, 5)",
-            [],
-        )
-        .unwrap();
+        hb_of(&c, 2, 60_000, false, 5);
         let now = T0 + 10 * DAY_MS;
         let t = std::time::Instant::now();
         let r = run(&mut c, now, &Policy::default()).unwrap();
@@ -446,7 +422,7 @@ mod tests {
         // Three days of each stream, plus the 1970 one.
         assert_eq!(r.heartbeats_deleted, 2 * 3 * 24 + 1);
         let left: Vec<(i64, i64)> = c
-            .prepare("SELECT stream_id, min(ts_ms) FROM heartbeats GROUP BY stream_id")
+            .prepare("SELECT stream_id, min(first_ms) FROM heartbeat_blocks GROUP BY stream_id")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
@@ -469,9 +445,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.heartbeats_deleted, 0);
-        let n: i64 = c
-            .query_row("SELECT count(*) FROM heartbeats", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 1);
+        assert_eq!(stored(&c), 1);
     }
 }

@@ -34,52 +34,27 @@ CREATE TABLE streams (
   media_ms INTEGER              -- when the media facts were learnt
 );
 
--- One row per probe, in two tables behind one view (schema 2). The recorder
--- appends to `heartbeats_recent`, keyed by time, so a commit rewrites the
--- pages at the right edge of one small B-tree whatever the number of streams.
--- The hourly retention pass moves rows older than a quarter of an hour to
--- `heartbeats_archive`, keyed by stream, so one stream's history is one range.
--- Keyed by stream, every 5 s commit rewrote a leaf page per stream: ~8 KB
--- written to the card per heartbeat once a day of history existed (make bench).
--- Integers only, no rowid: this is the data that grows, a few hundred
--- thousand rows a day on a busy box.
-CREATE TABLE heartbeats_archive (
+-- Raw heartbeats (schema 3): one row per stream per 10-minute window, the
+-- window's heartbeats packed in `data` (store/blocks.rs: per heartbeat a
+-- varint ms delta, a status byte, a varint latency; 4-6 bytes). Keyed by
+-- window first, so each flush appends at the right edge of the tree
+-- whatever the number of streams; one stream's history is one key lookup
+-- per window. The sums let rollups aggregate without unpacking. Rows are
+-- written when their window ends (or every monitor.heartbeat_flush_seconds):
+-- `make bench` measured ~340 bytes written per heartbeat with a row per
+-- heartbeat committed every 5 s, ~15 with blocks. More than one row per
+-- (window, stream) happens (a flush before the window ended, a late probe).
+CREATE TABLE heartbeat_blocks (
+  window_ms INTEGER NOT NULL,   -- start of the window (UTC, multiple of 600000)
   stream_id INTEGER NOT NULL,   -- streams.id
-  ts_ms INTEGER NOT NULL,       -- probe start
-  ok INTEGER NOT NULL,          -- 1 = a complete frame arrived, 0 = failure
-  latency_ms INTEGER NOT NULL,  -- probe start to first frame (or failure)
-  reason INTEGER,               -- probe::Reason::code(), NULL when ok
-  flags INTEGER NOT NULL DEFAULT 0, -- bit 0: the box's clock was not synchronised
-  PRIMARY KEY (stream_id, ts_ms)
+  first_ms INTEGER NOT NULL,    -- time of the first heartbeat in `data`
+  probes INTEGER NOT NULL,      -- heartbeats in `data`
+  ok INTEGER NOT NULL,          -- of which a complete frame arrived
+  latency_sum_ms INTEGER NOT NULL, -- over successful probes
+  latency_max_ms INTEGER NOT NULL, -- over successful probes, 0 if none
+  data BLOB NOT NULL,
+  PRIMARY KEY (window_ms, stream_id, first_ms)
 ) WITHOUT ROWID;
-
--- The last hour or so of heartbeats; same columns, keyed by time.
-CREATE TABLE heartbeats_recent (
-  stream_id INTEGER NOT NULL,
-  ts_ms INTEGER NOT NULL,
-  ok INTEGER NOT NULL,
-  latency_ms INTEGER NOT NULL,
-  reason INTEGER,
-  flags INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (ts_ms, stream_id)
-) WITHOUT ROWID;
-
--- What readers query. Filter on stream_id directly (e.g.
--- `stream_id = (SELECT id FROM streams WHERE name = ?)`), not through a join
--- with an aggregate: SQLite pushes plain WHERE terms into both halves, but
--- materialises the whole view for a join inside an aggregate query.
-CREATE VIEW heartbeats AS
-  SELECT stream_id, ts_ms, ok, latency_ms, reason, flags FROM heartbeats_archive
-  UNION ALL
-  SELECT stream_id, ts_ms, ok, latency_ms, reason, flags FROM heartbeats_recent;
-
--- Inserts through the view land in heartbeats_recent (tests, tools); the
--- recorder writes to heartbeats_recent directly. Deletes must name the tables.
-CREATE TRIGGER heartbeats_insert INSTEAD OF INSERT ON heartbeats
-BEGIN
-  INSERT INTO heartbeats_recent (stream_id, ts_ms, ok, latency_ms, reason, flags)
-  VALUES (NEW.stream_id, NEW.ts_ms, NEW.ok, NEW.latency_ms, NEW.reason, coalesce(NEW.flags, 0));
-END;
 
 -- Debounced state changes (unknown/up/down), kept as long as rollups.
 CREATE TABLE events (

@@ -196,7 +196,7 @@ pub fn history(
         tracing::error!("history query: {e}");
         HttpError::new(503, "database busy or unavailable")
     };
-    let rows = query::history(db, name, since, until, limit)
+    let rows = query::history(db, &ctx.heartbeat_tail, name, since, until, limit)
         .map_err(db_err)?
         .ok_or_else(|| HttpError::new(404, "no such stream"))?;
     let events = query::events(db, name, since, 1000).map_err(db_err)?;

@@ -48,6 +48,8 @@ pub struct WebCtx {
     pub clock: SharedClock,
     pub sync: Arc<dyn SyncSource>,
     pub recorder_stats: Arc<RecorderStats>,
+    /// Heartbeats the recorder has not written yet; history reads merge them.
+    pub heartbeat_tail: Arc<crate::store::blocks::Tail>,
     pub monitor: Option<Arc<monitor::Ctx>>,
     pub started: Instant,
     /// The web GUI's own state: sessions, tokens, the config editor, checks.

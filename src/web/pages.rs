@@ -982,13 +982,14 @@ fn stream_page(
     let until = (now / bucket + 1) * bucket;
     let since = until - span;
     let day = 86_400_000;
+    let tail = &*ctx.heartbeat_tail;
     let (rows, up24, up7, events) = match open_db(ctx, db) {
         Ok(conn) => {
             let q = || -> rusqlite::Result<_> {
                 Ok((
-                    query::buckets(conn, name, since, until, bucket)?,
-                    query::uptime(conn, name, now - day, now + 1)?,
-                    query::uptime(conn, name, now - 7 * day, now + 1)?,
+                    query::buckets(conn, tail, name, since, until, bucket)?,
+                    query::uptime(conn, tail, name, now - day, now + 1)?,
+                    query::uptime(conn, tail, name, now - 7 * day, now + 1)?,
                     query::events(conn, name, now - 7 * day, 50)?,
                 ))
             };

@@ -142,7 +142,7 @@ fn hung_camera_does_not_delay_other_streams() {
     let dir = temp_dir("hung_camera");
     let config = dir.path().join("config.yaml");
     let mut text = format!(
-        "heartbeat_seconds: 5\nmonitor:\n  max_concurrent_probes: 8\n  commit_seconds: 1\nstreams:\n- name: healthy\n  url: {}\n",
+        "heartbeat_seconds: 5\nmonitor:\n  max_concurrent_probes: 8\n  commit_seconds: 1\n  heartbeat_flush_seconds: 1\nstreams:\n- name: healthy\n  url: {}\n",
         rtsp.url("/mjpeg")
     );
     for (i, s) in silent.iter().enumerate() {
@@ -254,7 +254,7 @@ fn sigkill_mid_run_keeps_the_database_intact() {
     let data = dir.path().join("data");
     // 40 fast-failing streams at 5 s: 8 heartbeats/s, committed every second.
     let port = closed_port();
-    let mut text = String::from("heartbeat_seconds: 5\nmonitor:\n  commit_seconds: 1\nstreams:\n");
+    let mut text = String::from("heartbeat_seconds: 5\nmonitor:\n  commit_seconds: 1\n  heartbeat_flush_seconds: 1\nstreams:\n");
     for i in 0..40 {
         text.push_str(&format!(
             "- name: s{i}\n  url: rtsp://127.0.0.1:{port}/s{i}\n"
@@ -282,9 +282,7 @@ fn sigkill_mid_run_keeps_the_database_intact() {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();
         assert_eq!(check, "ok", "round {round}");
-        let rows: u64 = db
-            .query_row("SELECT count(*) FROM heartbeats", [], |r| r.get(0))
-            .unwrap();
+        let rows = super::util::stored_heartbeats(&db).len() as u64;
         assert!(
             rows >= committed_before + 40,
             "round {round}: {rows} rows, expected ≥ {}",

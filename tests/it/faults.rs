@@ -42,7 +42,7 @@ fn now_ms() -> i64 {
 /// commit a second, plus `extra` top-level YAML.
 fn snapshot_config(snap: &SnapshotServer, n: usize, extra: &str) -> String {
     let mut text = format!(
-        "heartbeat_seconds: {HEARTBEAT_S}\nmonitor:\n  commit_seconds: 1\n  max_concurrent_probes: 32\n{extra}streams:\n"
+        "heartbeat_seconds: {HEARTBEAT_S}\nmonitor:\n  commit_seconds: 1\n  heartbeat_flush_seconds: 1\n  max_concurrent_probes: 32\n{extra}streams:\n"
     );
     for i in 0..n {
         // A query string per stream: distinct URLs, same real JPEG.
@@ -112,21 +112,13 @@ fn integrity(db: &Path) -> String {
 
 /// Stored heartbeats per stream name with `ts_ms >= since`.
 fn stored_since(db: &Path, since: i64) -> BTreeMap<String, u64> {
-    let c = open_ro(db);
-    let mut q = c
-        .prepare(
-            "SELECT s.name, count(*) FROM heartbeats h JOIN streams s ON s.id = h.stream_id
-             WHERE h.ts_ms >= ?1 GROUP BY s.name",
-        )
-        .expect("preparing the count query");
-    let rows = q
-        .query_map([since], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
-        })
-        .expect("counting heartbeats")
-        .map(|r| r.expect("reading a count"))
-        .collect();
-    rows
+    let mut counts = BTreeMap::new();
+    for (name, h) in super::util::stored_heartbeats(&open_ro(db)) {
+        if h.ts_ms >= since {
+            *counts.entry(name).or_insert(0) += 1;
+        }
+    }
+    counts
 }
 
 fn count(db: &Path, sql: &str) -> u64 {
@@ -446,7 +438,15 @@ fn data_partition_full_keeps_monitoring_and_recovers_without_restart() {
         // The filler grows again if anything freed space meanwhile.
         filled += fill(&filler);
     }
-    let h = healthz(&app);
+    // Commits may still land for a while in the WAL file's existing room
+    // (the recorder restarts the WAL after each commit on a full
+    // partition); once the WAL would have to grow, they fail.
+    let h = wait_healthz(
+        &app,
+        Duration::from_secs(90),
+        "commits failing on the full disk",
+        |h| recorder(h).commit_errors > rec0.commit_errors && h["recorder"]["ok"] == false,
+    );
     let rec1 = recorder(&h);
     eprintln!(
         "disk full for {:.1} s: {} heartbeats taken, recorder {rec0:?} → {}, disk {}",
@@ -560,8 +560,11 @@ fn data_partition_full_prunes_the_oldest_day_and_keeps_recording() {
     };
     let data = tmpfs.path.clone();
     let db = data.join("streampulse.db");
-    // One day of history ten days ago (≈ 6 MiB), inside a 30-day policy.
+    // One day of history ten days ago (≈ 1.2 MiB packed), inside a 30-day policy.
+    // Hour-aligned: one day is then exactly 144 heartbeat windows, what one
+    // emergency prune takes.
     let day0 = now_ms() - 10 * 86_400_000;
+    let day0 = day0 - day0 % 3_600_000;
     {
         let mut c = streampulse::store::open(&db).expect("creating the database");
         let tx = c.transaction().unwrap();
@@ -570,14 +573,23 @@ fn data_partition_full_prunes_the_oldest_day_and_keeps_recording() {
             [day0],
         )
         .unwrap();
-        let mut ins = tx
-            .prepare("INSERT INTO heartbeats_archive (stream_id, ts_ms, ok, latency_ms) VALUES (1, ?1, 1, ?2)")
-            .unwrap();
+        use streampulse::store::blocks::{insert, Block, Heartbeat};
+        let mut block: Option<Block> = None;
         for i in 0..OLD_ROWS {
-            ins.execute([day0 + i * 86_400_000 / OLD_ROWS, 20 + i % 100])
-                .unwrap();
+            let hb = Heartbeat {
+                ts_ms: day0 + i * 86_400_000 / OLD_ROWS,
+                ok: true,
+                latency_ms: 20 + (i % 100) as u32,
+                reason: None,
+                flags: 0,
+            };
+            if !block.as_mut().is_some_and(|b| b.try_push(&hb)) {
+                if let Some(b) = block.replace(Block::new(&hb)) {
+                    insert(&tx, 1, &b).unwrap();
+                }
+            }
         }
-        drop(ins);
+        insert(&tx, 1, &block.unwrap()).unwrap();
         tx.commit().unwrap();
     }
     let snap = SnapshotServer::start();
@@ -601,7 +613,7 @@ fn data_partition_full_prunes_the_oldest_day_and_keeps_recording() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while count(
         &db,
-        "SELECT count(*) FROM heartbeats_archive WHERE stream_id = 1",
+        "SELECT count(*) FROM heartbeat_blocks WHERE stream_id = 1",
     ) > 0
     {
         assert!(

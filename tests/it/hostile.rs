@@ -547,7 +547,7 @@ fn hostile_fleet_delays_no_one_and_leaks_no_fds() {
     let config = dir.path().join("config.yaml");
     let data = dir.path().join("data");
     let healthy = format!(
-        "heartbeat_seconds: 5\nmonitor:\n  max_concurrent_probes: 40\n  commit_seconds: 1\n\
+        "heartbeat_seconds: 5\nmonitor:\n  max_concurrent_probes: 40\n  commit_seconds: 1\n  heartbeat_flush_seconds: 1\n\
          streams:\n- name: healthy-rtsp\n  url: {}\n- name: healthy-snap\n  url: {}\n",
         rtsp.url("/h264"),
         snap.url("/snap.jpg"),
@@ -649,20 +649,12 @@ fn hostile_fleet_delays_no_one_and_leaks_no_fds() {
     // was ok, fast, and on schedule.
     thread::sleep(Duration::from_millis(1500)); // one more commit
     let db = rusqlite::Connection::open(data.join("streampulse.db")).unwrap();
+    let stored = super::util::stored_heartbeats(&db);
     for name in ["healthy-rtsp", "healthy-snap"] {
-        let mut q = db
-            .prepare(
-                "SELECT h.ts_ms, h.ok, h.latency_ms FROM heartbeats h JOIN streams s \
-                 ON s.id = h.stream_id WHERE s.name = ?1 AND h.ts_ms BETWEEN ?2 AND ?3 \
-                 ORDER BY h.ts_ms",
-            )
-            .unwrap();
-        let rows: Vec<(i64, bool, i64)> = q
-            .query_map(rusqlite::params![name, fleet_start_ms, fleet_end_ms], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .unwrap()
-            .map(Result::unwrap)
+        let rows: Vec<(i64, bool, i64)> = stored
+            .iter()
+            .filter(|(n, h)| n == name && (fleet_start_ms..=fleet_end_ms).contains(&h.ts_ms))
+            .map(|(_, h)| (h.ts_ms, h.ok, i64::from(h.latency_ms)))
             .collect();
         eprintln!(
             "hostile fleet {name}: latencies {:?} ms while the fleet ran",

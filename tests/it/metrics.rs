@@ -72,7 +72,7 @@ fn metrics_parse_and_reflect_probes() {
     std::fs::write(
         &config,
         format!(
-            "heartbeat_seconds: 5\nmonitor:\n  commit_seconds: 1\nstreams:\n\
+            "heartbeat_seconds: 5\nmonitor:\n  commit_seconds: 1\n  heartbeat_flush_seconds: 1\nstreams:\n\
              - name: 'Lobby \"east\" \\new cam'\n  url: {}\n  kind: snapshot\n\
              - name: Dead Cam\n  url: http://admin:{SECRET}@127.0.0.1:{}/x.jpg\n  kind: snapshot\n  \
              fail_threshold: 1\n",

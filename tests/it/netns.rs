@@ -133,7 +133,7 @@ fn hung_dns_does_not_delay_other_streams() {
         .unwrap_or_else(|| panic!("http.server said {line:?}"));
 
     let mut config = format!(
-        "heartbeat_seconds: 5\nmonitor:\n  max_concurrent_probes: 32\n  commit_seconds: 1\nstreams:\n\
+        "heartbeat_seconds: 5\nmonitor:\n  max_concurrent_probes: 32\n  commit_seconds: 1\n  heartbeat_flush_seconds: 1\nstreams:\n\
          - name: healthy-rtsp\n  url: rtsp://127.0.0.1:{rtsp_port}/mjpeg\n\
          - name: healthy-http\n  url: http://127.0.0.1:{http_port}/snap.jpg\n"
     );
@@ -164,13 +164,12 @@ fn hung_dns_does_not_delay_other_streams() {
     drop(sp);
 
     let db = rusqlite::Connection::open(data.join("streampulse.db")).unwrap();
+    let stored = super::util::stored_heartbeats(&db);
     let ts = |name: &str| -> Vec<(i64, i64)> {
-        let mut st = db
-            .prepare("SELECT h.ts_ms, h.ok FROM heartbeats h JOIN streams s ON s.id = h.stream_id WHERE s.name = ?1 ORDER BY h.ts_ms")
-            .unwrap();
-        st.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
+        stored
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, h)| (h.ts_ms, i64::from(h.ok)))
             .collect()
     };
     for healthy in ["healthy-rtsp", "healthy-http"] {
@@ -190,12 +189,10 @@ fn hung_dns_does_not_delay_other_streams() {
             "{healthy} was delayed by the hung DNS: gaps {gaps:?} ms"
         );
     }
-    let reasons: Vec<(String, i64)> = db
-        .prepare("SELECT s.name, h.reason FROM heartbeats h JOIN streams s ON s.id = h.stream_id WHERE s.name LIKE 'by-name-%'")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))))
-        .unwrap()
-        .map(Result::unwrap)
+    let reasons: Vec<(String, i64)> = stored
+        .iter()
+        .filter(|(n, _)| n.starts_with("by-name-"))
+        .map(|(n, h)| (n.clone(), h.reason.map_or(0, |r| i64::from(r.code()))))
         .collect();
     assert!(
         !reasons.is_empty(),

@@ -85,7 +85,7 @@ fn clock_jumps(jump_before_first_retention: bool) {
     std::fs::write(
         &config,
         format!(
-            "heartbeat_seconds: 5\nretention:\n  heartbeat_days: 1\nmonitor:\n  commit_seconds: 1\n\
+            "heartbeat_seconds: 5\nretention:\n  heartbeat_days: 1\nmonitor:\n  commit_seconds: 1\n  heartbeat_flush_seconds: 1\n\
              streams:\n- name: rtsp\n  url: {}\n  timeout: 5\n- name: snap\n  url: {}\n  kind: snapshot\n  timeout: 5\n",
             rtsp.url("/h264"),
             snap.url("snap.jpg")

@@ -957,7 +957,7 @@ fn streams_differing_in_punctuation_stay_apart() {
     let sub = Sub::start(&broker, "#");
     let dead = super::util::closed_port();
     let config = format!(
-        "heartbeat_seconds: 5\nmonitor:\n  commit_seconds: 1\n\
+        "heartbeat_seconds: 5\nmonitor:\n  commit_seconds: 1\n  heartbeat_flush_seconds: 1\n\
          mqtt:\n  host: 127.0.0.1\n  port: {}\n  interval: 5\n  discovery: true\n\
          streams:\n\
          - name: a-b\n  url: {}\n\
@@ -1007,7 +1007,7 @@ fn streams_differing_in_punctuation_stay_apart() {
             .unwrap_or_else(|e| panic!("{n}: {e}"));
         let (all, ok): (i64, i64) = db
             .query_row(
-                "SELECT count(*), coalesce(sum(ok), 0) FROM heartbeats_recent WHERE stream_id = ?1",
+                "SELECT coalesce(sum(probes), 0), coalesce(sum(ok), 0) FROM heartbeat_blocks WHERE stream_id = ?1",
                 [id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -1308,7 +1308,7 @@ fn markup_from_names_cameras_and_config_is_escaped_everywhere() {
     let rtsp_cam = FakeMarkupRtspCamera::start();
     let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let mut config = format!(
-        "heartbeat_seconds: 5\ndevice_name: {}\nmonitor:\n  commit_seconds: 1\n\
+        "heartbeat_seconds: 5\ndevice_name: {}\nmonitor:\n  commit_seconds: 1\n  heartbeat_flush_seconds: 1\n\
          mqtt:\n  enabled: false\n  host: broker.invalid\n  username: {}\n  password: x\n  topic: {}\n\
          streams:\n\
          - name: cam-ct\n  url: http://127.0.0.1:{}/snap.jpg\n  kind: snapshot\n  timeout: 3\n\
@@ -1646,7 +1646,7 @@ fn secrets_never_leave_the_box() {
     let hook = HookReceiver::start();
     let wrong_enc: String = url::form_urlencoded::byte_serialize(WRONG_RTSP.as_bytes()).collect();
     let config = format!(
-        "heartbeat_seconds: 5\ndevice_name: secret box\nmonitor:\n  commit_seconds: 1\n\
+        "heartbeat_seconds: 5\ndevice_name: secret box\nmonitor:\n  commit_seconds: 1\n  heartbeat_flush_seconds: 1\n\
          mqtt:\n  host: 127.0.0.1\n  port: {mqtt_port}\n  username: {MQTT_USER}\n  password: '{MQTT_PW}'\n  \
          interval: 5\n  discovery: true\n\
          notify:\n- http://{HOOK_USER}:{HOOK_PW}@127.0.0.1:{hook_port}/hook\n\
