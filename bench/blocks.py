@@ -2,8 +2,9 @@
 Python, for the bench scripts: read what the box stored, and age a database
 with history the way the box would have written it.
 
-Per heartbeat: varint ms since the previous one (the first: 0, its time is
-the row's first_ms), a status byte (bit 0 ok, bit 1 clock unsynchronised,
+Per heartbeat: zigzag varint of the change of the gap in ms since the
+previous heartbeat (the first gap is 0: its time is the row's first_ms), a
+status byte (bit 0 ok, bit 1 clock unsynchronised,
 bits 2..8 reason code), varint latency ms. One row per stream per 10-minute
 window, keyed (window_ms, stream_id, first_ms)."""
 
@@ -28,15 +29,24 @@ def _get_varint(data, pos):
         shift += 7
 
 
+def _zigzag(v):
+    return (v << 1) ^ (v >> 63) if v >= 0 else ((-v) << 1) - 1
+
+
+def _unzigzag(z):
+    return (z >> 1) ^ -(z & 1)
+
+
 def decode(first_ms, data):
     """Yields (ts_ms, ok, latency_ms, reason_code or None) of one block."""
-    pos, ts = 0, first_ms
+    pos, ts, gap = 0, first_ms, 0
     while pos < len(data):
-        delta, pos = _get_varint(data, pos)
+        change, pos = _get_varint(data, pos)
         status = data[pos]
         pos += 1
         latency, pos = _get_varint(data, pos)
-        ts += delta
+        gap += _unzigzag(change)
+        ts += gap
         yield ts, bool(status & 1), latency, (status >> 2) or None
 
 
@@ -64,9 +74,11 @@ def insert_history(conn, stream_hbs):
             if cur is None or cur["w"] != w or ts < cur["last"]:
                 if cur is not None:
                     rows.append(_row(sid, cur))
-                cur = {"w": w, "first": ts, "last": ts, "n": 0, "ok": 0, "sum": 0, "max": 0,
-                       "data": bytearray()}
-            _put_varint(cur["data"], ts - cur["last"])
+                cur = {"w": w, "first": ts, "last": ts, "gap": 0, "n": 0, "ok": 0, "sum": 0,
+                       "max": 0, "data": bytearray()}
+            gap = ts - cur["last"]
+            _put_varint(cur["data"], _zigzag(gap - cur["gap"]))
+            cur["gap"] = gap
             cur["data"].append((1 if ok else 0) | ((reason or 0) << 2))
             _put_varint(cur["data"], latency)
             cur["last"] = ts

@@ -27,7 +27,8 @@ pub const UPGRADES: &[fn(&Transaction) -> rusqlite::Result<()>] = &[
     upgrade_v2_to_v3,
 ];
 
-/// Schema 2 → 3: heartbeat rows become packed blocks ([`blocks`]). In Rust,
+/// Schema 2 → 3: heartbeat rows become packed blocks ([`blocks`]), and
+/// rollups are keyed by hour first (see schema.sql). In Rust,
 /// since SQL cannot pack; reads one stream's rows at a time in key order, so
 /// memory stays at one block whatever the history's size.
 fn upgrade_v2_to_v3(tx: &Transaction) -> rusqlite::Result<()> {
@@ -78,11 +79,24 @@ fn upgrade_v2_to_v3(tx: &Transaction) -> rusqlite::Result<()> {
             blocks::insert(tx, oid, &b)?;
         }
     }
+    // Rollups re-keyed (hour, stream): appended at the right edge hourly.
     tx.execute_batch(
         "DROP TRIGGER heartbeats_insert;
          DROP VIEW heartbeats;
          DROP TABLE heartbeats_recent;
-         DROP TABLE heartbeats_archive;",
+         DROP TABLE heartbeats_archive;
+         CREATE TABLE rollups_v3 (
+           stream_id INTEGER NOT NULL,
+           hour_ms INTEGER NOT NULL,
+           probes INTEGER NOT NULL,
+           ok INTEGER NOT NULL,
+           latency_sum_ms INTEGER NOT NULL,
+           latency_max_ms INTEGER NOT NULL,
+           PRIMARY KEY (hour_ms, stream_id)
+         ) WITHOUT ROWID;
+         INSERT INTO rollups_v3 SELECT stream_id, hour_ms, probes, ok, latency_sum_ms, latency_max_ms FROM rollups;
+         DROP TABLE rollups;
+         ALTER TABLE rollups_v3 RENAME TO rollups;",
     )
 }
 
@@ -350,7 +364,8 @@ mod tests {
             c.execute_batch(
                 "INSERT INTO version VALUES (2, 0, 'v2');
                  INSERT INTO streams (id, name, kind, url_redacted, created_ms) VALUES (1, 'a', 'rtsp', 'x', 0);
-                 INSERT INTO streams (id, name, kind, url_redacted, created_ms) VALUES (2, 'b', 'rtsp', 'x', 0);",
+                 INSERT INTO streams (id, name, kind, url_redacted, created_ms) VALUES (2, 'b', 'rtsp', 'x', 0);
+                 INSERT INTO rollups VALUES (2, 3600000, 10, 9, 90, 20), (1, 3600000, 4, 4, 8, 3);",
             )
             .unwrap();
             // Archive: stream 1 for an hour, stream 2 for ten minutes; recent:
@@ -408,6 +423,18 @@ mod tests {
             )
             .unwrap();
         assert_eq!(gone, 0, "old tables, view and trigger dropped");
+        let rollups: Vec<(i64, i64, i64)> = c
+            .prepare("SELECT hour_ms, stream_id, probes FROM rollups")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rollups,
+            [(3_600_000, 1, 4), (3_600_000, 2, 10)],
+            "kept, keyed by hour"
+        );
     }
 
     #[test]

@@ -168,8 +168,9 @@ pub fn buckets(
     let mut stmt = conn.prepare_cached(
         "SELECT (r.hour_ms - ?2) / ?4, sum(r.probes), sum(r.ok),
                 sum(r.latency_sum_ms) * 1.0 / nullif(sum(r.ok), 0), max(r.latency_max_ms)
-         FROM rollups r JOIN streams s ON s.id = r.stream_id
-         WHERE s.name = ?1 AND r.hour_ms >= ?2 AND r.hour_ms < ?3
+         FROM rollups r
+         WHERE r.stream_id = (SELECT id FROM streams WHERE name = ?1)
+           AND r.hour_ms >= ?2 AND r.hour_ms < ?3
          GROUP BY 1 ORDER BY 1",
     )?;
     let older = stmt
@@ -210,8 +211,9 @@ pub fn uptime(
     let first_raw_hour = super::retention::hour_start(raw.first().map_or(until_ms, |h| h.ts_ms));
     let (rp, rok): (Option<i64>, Option<i64>) = conn.query_row(
         "SELECT sum(r.probes), sum(r.ok)
-         FROM rollups r JOIN streams s ON s.id = r.stream_id
-         WHERE s.name = ?1 AND r.hour_ms >= ?2 AND r.hour_ms < ?3",
+         FROM rollups r
+         WHERE r.stream_id = (SELECT id FROM streams WHERE name = ?1)
+           AND r.hour_ms >= ?2 AND r.hour_ms < ?3",
         params![stream, since_ms, first_raw_hour],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
