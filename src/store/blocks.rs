@@ -7,7 +7,7 @@
 //! written to the card per heartbeat with 5 s commits. Packed, a heartbeat
 //! is 3–5 bytes (time delta-of-delta, status, latency as varints), and a stream's
 //! heartbeats of one 10-minute [`WINDOW_MS`] become one row, written once
-//! when the window ends: ~15 bytes written per heartbeat.
+//! when the window ends: ~21 bytes written per heartbeat (make bench).
 //!
 //! The price is durability of raw heartbeats only: until its window ends
 //! (or `monitor.heartbeat_flush_seconds`, if shorter) a heartbeat lives in

@@ -42,7 +42,7 @@ CREATE TABLE streams (
 -- per window. The sums let rollups aggregate without unpacking. Rows are
 -- written when their window ends (or every monitor.heartbeat_flush_seconds):
 -- `make bench` measured ~340 bytes written per heartbeat with a row per
--- heartbeat committed every 5 s, ~15 with blocks. More than one row per
+-- heartbeat committed every 5 s, ~21 with blocks. More than one row per
 -- (window, stream) happens (a flush before the window ended, a late probe).
 CREATE TABLE heartbeat_blocks (
   window_ms INTEGER NOT NULL,   -- start of the window (UTC, multiple of 600000)
