@@ -206,6 +206,19 @@ pub fn uptime(
     until_ms: i64,
 ) -> rusqlite::Result<(u64, u64)> {
     let raw = raw(conn, tail, stream, since_ms, until_ms)?.unwrap_or_default();
+    uptime_of(conn, stream, &raw, since_ms, until_ms)
+}
+
+/// [`uptime`] over raw heartbeats already read: `raw` must be what [`raw`]
+/// returns for `[since_ms, until_ms)` (a caller that has a longer range
+/// slices it instead of reading the blocks again).
+pub fn uptime_of(
+    conn: &Connection,
+    stream: &str,
+    raw: &[Heartbeat],
+    since_ms: i64,
+    until_ms: i64,
+) -> rusqlite::Result<(u64, u64)> {
     let probes = raw.len() as u64;
     let ok = raw.iter().filter(|h| h.ok).count() as u64;
     let first_raw_hour = super::retention::hour_start(raw.first().map_or(until_ms, |h| h.ts_ms));

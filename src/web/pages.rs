@@ -986,10 +986,14 @@ fn stream_page(
     let (rows, up24, up7, events) = match open_db(ctx, db) {
         Ok(conn) => {
             let q = || -> rusqlite::Result<_> {
+                let week =
+                    query::raw(conn, tail, name, now - 7 * day, now + 1)?.unwrap_or_default();
+                let last_day = &week[week.partition_point(|h| h.ts_ms < now - day)..];
                 Ok((
                     query::buckets(conn, tail, name, since, until, bucket)?,
-                    query::uptime(conn, tail, name, now - day, now + 1)?,
-                    query::uptime(conn, tail, name, now - 7 * day, now + 1)?,
+                    // One read of the week's raw heartbeats serves both.
+                    query::uptime_of(conn, name, last_day, now - day, now + 1)?,
+                    query::uptime_of(conn, name, &week, now - 7 * day, now + 1)?,
                     query::events(conn, name, now - 7 * day, 50)?,
                 ))
             };
