@@ -31,7 +31,11 @@ pub fn raw(
             r.get(0)
         })
         .optional()?;
-    let Some(id) = id else { return Ok(None) };
+    let Some(id) = id else {
+        // A stream configured moments ago has heartbeats before the first
+        // commit writes its row: known by them, not "no such stream".
+        return Ok((!unwritten.is_empty()).then_some(unwritten));
+    };
     let stored = blocks::load(conn, id, since_ms, until_ms)?;
     Ok(Some(blocks::merge(stored, unwritten)))
 }
