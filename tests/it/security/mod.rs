@@ -18,6 +18,11 @@
 //! `src/web/routes.rs`: a new route without a security case fails
 //! [`every_route_needs_a_login_and_every_post_a_csrf_token`].
 
+// The outside audit's findings (issue 14), one file per concern.
+mod access; // Host check (DNS rebinding), login redirect, token scopes, live-view headers, login lock
+mod boot_import; // boot-partition import merges, factory/password reset, redacted .applied, file modes and owners
+mod secrets; // kept passwords dropped on a changed URL, config errors that quote no secret
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
