@@ -12,6 +12,11 @@ set -eu
 [ $# -ge 1 ] || { echo "usage: $0 BOARD [BUILDROOT_VERSION]" >&2; exit 2; }
 BOARD=$1
 VERSION=${2:-2026.05.1}
+# `make -jN image` hands us its jobserver in MAKEFLAGS, but not its file
+# descriptors (this recipe is not a sub-make): every make and cargo below
+# would warn "jobserver unavailable" and check-defconfigs would fail. They
+# are separate builds with their own parallelism; start them clean.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DEF="$REPO/buildroot/configs/streampulse_${BOARD}_defconfig"
 if [ ! -f "$DEF" ]; then
@@ -29,8 +34,7 @@ if [ ! -f "$BR/Makefile" ]; then
     git clone --depth 1 --branch "$VERSION" https://gitlab.com/buildroot.org/buildroot.git "$BR"
 fi
 OUT="$REPO/target/image-$BOARD"
-# A clean make environment: our Makefile's variables must not leak into Buildroot's.
-brmake() { env -u MAKEFLAGS -u MAKELEVEL -u MFLAGS make -C "$BR" O="$OUT" "$@"; }
+brmake() { make -C "$BR" O="$OUT" "$@"; }
 brmake BR2_EXTERNAL="$REPO/buildroot" "streampulse_${BOARD}_defconfig"
 "$REPO/buildroot/check-defconfigs.sh" "$BR" "$DEF"
 brmake

@@ -10,8 +10,12 @@
 # whose dependencies are not met (e.g. systemd without glibc), so "it loaded"
 # proves nothing; comparing line by line does. Also checks that every file the
 # defconfig names (post scripts, overlay, kernel fragments, firmware config)
-# exists.
+# exists. Only kconfig's own warnings count as failures, not make's.
 set -eu
+# Run from `make -jN check-defconfigs`, MAKEFLAGS names a jobserver whose file
+# descriptors we do not have; Buildroot's make would warn about it. Its
+# kconfig runs are independent of the outer make: start them clean.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 
 [ $# -ge 1 ] || { echo "usage: $0 BUILDROOT_DIR [DEFCONFIG...]" >&2; exit 2; }
 BR=$(cd "$1" && pwd)
@@ -65,9 +69,12 @@ for def in "$@"; do
             [ -e "$path" ] || echo "  $var names $f, which does not exist ($path)" >>"$errs"
         done
     done
-    if grep -qi "warning" "$out.log"; then
+    # kconfig's warnings (e.g. a select with unmet dependencies) matter; a
+    # line from make itself ("make[1]: ...") is not about the defconfig.
+    warnings=$(grep -v -E '^make(\[[0-9]+\])?: ' "$out.log" | grep -i "warning" || true)
+    if [ -n "$warnings" ]; then
         echo "  kconfig warnings:" >>"$errs"
-        sed 's/^/    /' "$out.log" >>"$errs"
+        printf '%s\n' "$warnings" | sed 's/^/    /' >>"$errs"
     fi
     if [ -s "$errs" ]; then
         echo "FAIL $name:"
