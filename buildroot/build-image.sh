@@ -37,7 +37,12 @@ OUT="$REPO/target/image-$BOARD"
 brmake() { make -C "$BR" O="$OUT" "$@"; }
 brmake BR2_EXTERNAL="$REPO/buildroot" "streampulse_${BOARD}_defconfig"
 "$REPO/buildroot/check-defconfigs.sh" "$BR" "$DEF"
-brmake
+# The streampulse package (local site method) copies target/cross/dist into
+# its build directory once and then trusts its stamps: a plain `make` on an
+# existing output would ship the binary of the first build. Buildroot's
+# documented way for local/override sources is `<pkg>-rebuild all`, which
+# re-syncs the source and re-runs the install before the images are made.
+brmake streampulse-rebuild all
 xz -T0 -k -f "$OUT/images/sdcard.img"
 ls -l "$OUT/images/sdcard.img" "$OUT/images/sdcard.img.xz"
 echo "Write it with: sudo ./flash.sh $OUT/images/sdcard.img.xz /dev/sdX"

@@ -7,6 +7,10 @@
 # toolchain; the appliance ships the same static musl binary that the
 # repository's tests run under QEMU (`make cross`).
 #
+# The local site method copies the dist directory only when the package's
+# stamps are missing, so buildroot/build-image.sh runs `make
+# streampulse-rebuild all`; building by hand, do the same after `make cross`.
+#
 ################################################################################
 
 STREAMPULSE_VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' \
