@@ -3,8 +3,10 @@
 //! Buildroot post-image scripts use), and small readers to look inside them
 //! (partition table via `sfdisk --json`, FAT via mtools, labels via blkid).
 //!
-//! The layout tests here run in `make test`; the QEMU boot test (`qemu.rs`)
-//! and the flash tests (`flash.rs`) build their images with the same code.
+//! The layout tests here run in `make test`, and so does `grow-data` (the
+//! first-boot partition grower from `overlay/`) on loop devices holding both
+//! layouts; the QEMU boot test (`qemu.rs`) and the flash tests (`flash.rs`)
+//! build their images with the same code.
 
 #![allow(dead_code)] // helpers shared by flash.rs and qemu.rs
 
@@ -192,6 +194,92 @@ pub fn fat_write(img: &Path, offset: u64, name: &str, text: &str, scratch: &Path
         .arg(format!("::{name}")));
 }
 
+/// Fails the test unless it runs as root (losetup, partx, mount).
+pub fn need_root() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root (loop devices, mount); CI runs as root"
+    );
+}
+
+/// A loop device over a file, detached on drop.
+pub struct Loop {
+    /// `/dev/loopN`.
+    pub dev: String,
+}
+
+impl Loop {
+    /// Attaches `backing` as a whole disk.
+    pub fn attach(backing: &Path) -> Loop {
+        let dev = run(Command::new("losetup").args(["-f", "--show"]).arg(backing));
+        Loop {
+            dev: dev.trim().to_owned(),
+        }
+    }
+
+    /// Attaches `backing` with its partitions as `/dev/loopNpM`. The kernel
+    /// scans the table itself when it has the parser for it (`-P`); a kernel
+    /// without one (this CI's VM has neither MBR nor GPT support) is told
+    /// about them with `partx -a` (BLKPG), as the box's kernel would not need.
+    pub fn with_partitions(backing: &Path) -> Loop {
+        let dev = run(Command::new("losetup").args(["-f", "--show", "-P"]).arg(backing));
+        let lo = Loop {
+            dev: dev.trim().to_owned(),
+        };
+        if !lo.sysfs(1).exists() {
+            run(Command::new("partx").args(["-a", &lo.dev]));
+        }
+        lo
+    }
+
+    /// `/dev/loopNp<n>`.
+    pub fn part(&self, n: u32) -> String {
+        format!("{}p{n}", self.dev)
+    }
+
+    /// The kernel's view of partition `n`: `/sys/class/block/loopNp<n>`.
+    pub fn sysfs(&self, n: u32) -> PathBuf {
+        let name = Path::new(&self.dev).file_name().unwrap().to_str().unwrap();
+        PathBuf::from(format!("/sys/class/block/{name}p{n}"))
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+/// Unmounts a mount point on drop (before the [`Loop`] under it detaches:
+/// declare it after the loop).
+pub struct Mounted(pub PathBuf);
+
+impl Mounted {
+    pub fn new(dev: &str, at: &Path, opts: &str) -> Mounted {
+        std::fs::create_dir_all(at).unwrap();
+        run(Command::new("mount").args(["-o", opts, dev]).arg(at));
+        Mounted(at.to_owned())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The block size of the ext4 filesystem in `img` (`dumpe2fs -h`).
+pub fn ext4_block_size(img: &Path) -> u32 {
+    let out = run(Command::new("dumpe2fs").arg("-h").arg(img));
+    out.lines()
+        .find_map(|l| l.strip_prefix("Block size:"))
+        .unwrap_or_else(|| panic!("no block size in dumpe2fs output:\n{out}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// A tiny root filesystem (a marker file) for layout tests.
 pub fn tiny_rootfs(dir: &Path) -> PathBuf {
     let root = dir.join("tiny-root");
@@ -241,6 +329,9 @@ fn raspberry_pi_layout() {
         .args(["-R", "stat /"])
         .arg(dir.path().join("images/data.ext4")));
     assert!(stat.contains("User:   990   Group:   990"), "{stat}");
+    // 4 KiB blocks, not mke2fs's 1 KiB for a "small" filesystem: /data
+    // grows to the whole card.
+    assert_eq!(ext4_block_size(&dir.path().join("images/data.ext4")), 4096);
 }
 
 /// Orange Pi layout: U-Boot SPL raw at 8 KiB, GPT, root first (U-Boot's
@@ -289,4 +380,109 @@ fn orange_pi_layout() {
         &spl[..],
         "SPL at 8 KiB"
     );
+    assert_eq!(ext4_block_size(&dir.path().join("images/data.ext4")), 4096);
+}
+
+/// `grow-data` on a card larger than the image, for both layouts (MBR on a
+/// Pi, GPT written without its backup on an Orange Pi), with the root
+/// partition mounted as on the box: the data partition then ends at the end
+/// of the disk (GPT: right before the backup table, which is now there and
+/// valid), the kernel knows the new size, the filesystem is intact, and a
+/// second run (every later boot) changes nothing.
+#[test]
+fn grow_data_grows_the_data_partition_on_both_layouts() {
+    need_root();
+    let dir = super::util::temp_dir("grow-data");
+    let rootfs = tiny_rootfs(dir.path());
+    let example = manifest_dir().join("buildroot/board/common/config.yaml.example");
+    let mbr_dir = dir.path().join("mbr");
+    let gpt_dir = dir.path().join("gpt");
+    std::fs::create_dir_all(&mbr_dir).unwrap();
+    std::fs::create_dir_all(&gpt_dir).unwrap();
+    let uboot = dir.path().join("u-boot.bin");
+    std::fs::write(&uboot, vec![0x5Au8; 64 * 1024]).unwrap();
+    let layouts = [
+        (
+            "dos",
+            genimage_mbr(&mbr_dir, &[("config.yaml.example", &example)], &rootfs),
+            2, // rootfs
+        ),
+        (
+            "gpt",
+            genimage_sunxi(
+                &gpt_dir,
+                &uboot,
+                &rootfs,
+                "5d3f0e1a-7c2b-4e5f-9a8b-1c2d3e4f5a6b",
+            ),
+            1,
+        ),
+    ];
+    let grow_data = manifest_dir().join("overlay/usr/libexec/streampulse/grow-data");
+    for (label, built, root_part) in layouts {
+        let card = dir.path().join(format!("card-{label}.img"));
+        std::fs::copy(&built, &card).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&card).unwrap();
+        let card_len = f.metadata().unwrap().len() + (32 << 20);
+        f.set_len(card_len).unwrap();
+        drop(f);
+        let (_, before) = partitions(&card);
+
+        let lo = Loop::with_partitions(&card);
+        let _root = Mounted::new(
+            &lo.part(root_part),
+            &dir.path().join(format!("root-{label}")),
+            "ro",
+        );
+        let grow = || {
+            let out = Command::new(&grow_data)
+                .arg(lo.part(3))
+                .output()
+                .expect("grow-data should run");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "{label}: grow-data failed:\n{text}");
+            text
+        };
+        let first = grow();
+        assert!(first.contains("growing"), "{label}: {first}");
+
+        let (got_label, parts) = partitions(&card);
+        assert_eq!(got_label, label);
+        assert_eq!(parts.len(), 3, "{label}: {parts:?}");
+        for (b, a) in before.iter().zip(&parts).take(2) {
+            assert_eq!((b.start, b.size), (a.start, a.size), "{label}: p1/p2 moved");
+        }
+        assert_eq!(parts[2].start, before[2].start, "{label}: data moved");
+        // MBR: up to the last sector. GPT: up to the backup table (32
+        // sectors of entries and its header).
+        let end = match label {
+            "gpt" => card_len - 33 * 512,
+            _ => card_len,
+        };
+        assert_eq!(parts[2].start + parts[2].size, end, "{label}: {parts:?}");
+        let kernel_sectors: u64 = std::fs::read_to_string(lo.sysfs(3).join("size"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(kernel_sectors * 512, parts[2].size, "{label}: kernel's size");
+        let verify = run(Command::new("sfdisk").args(["--verify", &lo.dev]));
+        assert!(verify.contains("No errors detected"), "{label}: {verify}");
+        if label == "gpt" {
+            let bytes = std::fs::read(&card).unwrap();
+            let last = &bytes[bytes.len() - 512..];
+            assert_eq!(&last[..8], b"EFI PART", "{label}: no backup GPT header at the end");
+        }
+        run(Command::new("e2fsck").args(["-fn", &lo.part(3)]));
+
+        let dump = || run(Command::new("sfdisk").arg("--dump").arg(&card));
+        let table = dump();
+        let second = grow();
+        assert!(second.contains("already ends at the end"), "{label}: {second}");
+        assert_eq!(dump(), table, "{label}: the second run changed the table");
+    }
 }
