@@ -17,10 +17,15 @@
 #   --list            list candidate disks and exit
 #   -h, --help        this text
 #
-# Safety: refuses the disk that holds / (or /boot, /usr) whatever the
-# options, refuses mounted disks unless --allow-mounted (they are unmounted
-# first then), asks before writing unless --yes. DEVICE may also be a regular
-# file (writes an image copy; that is how the tests run it).
+# Safety: refuses every disk under / (or /boot, /usr, /var, an active swap
+# partition) whatever the options, also through LVM, LUKS or RAID; refuses
+# mounted disks unless --allow-mounted (they are unmounted first then); asks
+# before writing unless --yes. DEVICE must exist: a block device (a whole
+# disk), or a regular file outside /dev (writes an image copy into it; that
+# is how the tests run it).
+#
+# Test-only: FLASH_SH_TEST_SYSTEM_MOUNTS="DIR..." adds mount points to guard
+# like / (the tests mount a loop device there); it can only refuse more.
 set -eu
 
 PROG=flash.sh
@@ -75,26 +80,38 @@ case "$IMAGE" in
 *) die "$IMAGE: expected .img, .img.xz or .img.gz" ;;
 esac
 
-# The whole disk a block device belongs to (itself if it is one).
-whole_disk() {
-    dev=$(readlink -f "$1")
-    parent=$(lsblk -ndo PKNAME "$dev" 2>/dev/null | head -n 1)
-    if [ -n "$parent" ]; then echo "/dev/$parent"; else echo "$dev"; fi
+# A block device and everything it is built on, one path a line, down to
+# the disks: a root on LVM or LUKS is /dev/mapper/x on a partition (or on
+# several) on a disk; one parent up is not enough (lsblk -s: dependencies).
+under() { lsblk -snrpo NAME "$1" 2>/dev/null; }
+
+# Block devices holding this machine's system: mounted /, /boot, /usr, /var
+# (and the tests' extra mount points) and active swap partitions.
+system_sources() {
+    for m in / /boot /usr /var ${FLASH_SH_TEST_SYSTEM_MOUNTS:-}; do
+        findmnt -rno SOURCE --mountpoint "$m" 2>/dev/null | sed 's/\[.*//' | while read -r src; do
+            [ ! -b "$src" ] || echo "$m $src"
+        done
+    done
+    awk 'NR > 1 && $2 == "partition" { print "swap " $1 }' /proc/swaps 2>/dev/null
 }
 
 IS_BLOCK=0
 if [ -b "$DEVICE" ]; then
     IS_BLOCK=1
     DEVICE=$(readlink -f "$DEVICE")
-    [ "$(whole_disk "$DEVICE")" = "$DEVICE" ] ||
-        die "$DEVICE is a partition; give the whole disk ($(whole_disk "$DEVICE"))"
-    # Never the system disk, whatever the options.
-    for m in / /boot /usr /var; do
-        src=$(findmnt -no SOURCE "$m" 2>/dev/null | sed 's/\[.*//') || continue
-        [ -b "$src" ] || continue
-        [ "$(whole_disk "$src")" = "$DEVICE" ] &&
-            die "refusing: $DEVICE holds $m (this machine's system disk)"
-    done
+    case "$(lsblk -ndo TYPE "$DEVICE" 2>/dev/null)" in
+    disk | loop) ;;
+    part) die "$DEVICE is a partition; give the whole disk ($(under "$DEVICE" | tail -n 1))" ;;
+    *) die "$DEVICE is not a whole disk ($(lsblk -ndo TYPE "$DEVICE" 2>/dev/null)); give the card itself" ;;
+    esac
+    # Never a disk under the system, whatever the options.
+    system_sources | while read -r what src; do
+        if under "$src" | grep -qxF "$DEVICE"; then
+            echo "$PROG: refusing: $DEVICE holds $what ($src; this machine's system disk)" >&2
+            exit 1
+        fi
+    done || exit 1
     # Mounted partitions: refuse, or unmount with --allow-mounted.
     mounted=$(lsblk -nrpo NAME,MOUNTPOINT "$DEVICE" 2>/dev/null | awk 'NF >= 2 { print $1 " on " $2 }')
     if [ -n "$mounted" ]; then
@@ -103,8 +120,15 @@ if [ -b "$DEVICE" ]; then
             die "refusing: $DEVICE is mounted (unmount it, or pass --allow-mounted)"
         fi
     fi
-elif [ -e "$DEVICE" ] && [ ! -f "$DEVICE" ]; then
+elif [ ! -e "$DEVICE" ]; then
+    # A mistyped /dev/sdX must not become a new file that then "verifies".
+    die "no such device: $DEVICE (see --list; to write into a file, create it first)"
+elif [ ! -f "$DEVICE" ]; then
     die "$DEVICE is neither a block device nor a regular file"
+else
+    case "$(readlink -f "$DEVICE")" in
+    /dev/*) die "$DEVICE is a regular file in /dev, not a device (left by a mistyped run? remove it)" ;;
+    esac
 fi
 
 # Size of the (decompressed) image, for progress and verification.

@@ -223,7 +223,9 @@ impl Loop {
     /// without one (this CI's VM has neither MBR nor GPT support) is told
     /// about them with `partx -a` (BLKPG), as the box's kernel would not need.
     pub fn with_partitions(backing: &Path) -> Loop {
-        let dev = run(Command::new("losetup").args(["-f", "--show", "-P"]).arg(backing));
+        let dev = run(Command::new("losetup")
+            .args(["-f", "--show", "-P"])
+            .arg(backing));
         let lo = Loop {
             dev: dev.trim().to_owned(),
         };
@@ -469,20 +471,31 @@ fn grow_data_grows_the_data_partition_on_both_layouts() {
             .trim()
             .parse()
             .unwrap();
-        assert_eq!(kernel_sectors * 512, parts[2].size, "{label}: kernel's size");
+        assert_eq!(
+            kernel_sectors * 512,
+            parts[2].size,
+            "{label}: kernel's size"
+        );
         let verify = run(Command::new("sfdisk").args(["--verify", &lo.dev]));
         assert!(verify.contains("No errors detected"), "{label}: {verify}");
         if label == "gpt" {
             let bytes = std::fs::read(&card).unwrap();
             let last = &bytes[bytes.len() - 512..];
-            assert_eq!(&last[..8], b"EFI PART", "{label}: no backup GPT header at the end");
+            assert_eq!(
+                &last[..8],
+                b"EFI PART",
+                "{label}: no backup GPT header at the end"
+            );
         }
         run(Command::new("e2fsck").args(["-fn", &lo.part(3)]));
 
         let dump = || run(Command::new("sfdisk").arg("--dump").arg(&card));
         let table = dump();
         let second = grow();
-        assert!(second.contains("already ends at the end"), "{label}: {second}");
+        assert!(
+            second.contains("already ends at the end"),
+            "{label}: {second}"
+        );
         assert_eq!(dump(), table, "{label}: the second run changed the table");
     }
 }
