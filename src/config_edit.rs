@@ -238,13 +238,16 @@ const HEADER: &str = "# StreamPulse configuration. Written by the web GUI, which
 
 /// Renders a tree as config text.
 pub fn render(tree: &Yaml) -> Result<String, String> {
+    Ok(format!("{HEADER}{}", render_body(tree)?))
+}
+
+/// Renders a tree as YAML, without a header.
+pub fn render_body(tree: &Yaml) -> Result<String, String> {
     // Plain or quoted scalars only: a long hash folded into a `>-` block is
     // valid YAML but hard to read and to grep for.
     let mut opts = serde_saphyr::SerializerOptions::default();
     opts.prefer_block_scalars = false;
-    let body = serde_saphyr::to_string_with_options(tree, opts)
-        .map_err(|e| format!("cannot write YAML: {e}"))?;
-    Ok(format!("{HEADER}{body}"))
+    serde_saphyr::to_string_with_options(tree, opts).map_err(|e| format!("cannot write YAML: {e}"))
 }
 
 /// Errors tied to form fields, shown next to them.

@@ -52,7 +52,7 @@ fn policy(c: &Config) -> Policy {
 
 pub fn run(args: Args) -> Result<u8> {
     if let Some(boot) = &args.boot_config {
-        system::bootcfg::at_start(boot, &args.config, clock::real().now_ms());
+        system::bootcfg::at_start(boot, &args.config, &args.data_dir, clock::real().now_ms());
     }
     let cfg = config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(
