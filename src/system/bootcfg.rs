@@ -5,12 +5,12 @@
 //! partition (readable and writable from any PC). At start, with
 //! `run --boot-config`:
 //!
-//! 0. a file `factory-reset` beside it is acted on first ([`reset`]): the
+//! 0. a file `factory-reset` beside it is acted on first (`bootcfg/reset.rs`): the
 //!    box's config, API tokens and (unless the file says `keep-history`)
 //!    history are deleted, so it comes up as on first boot; a `config.yaml`
 //!    dropped with it is then imported onto that fresh state;
 //! 1. [`import`] *merges* `config.yaml` into the running config
-//!    ([`merge`]): a top-level key the file names replaces the current
+//!    (`bootcfg/merge.rs`): a top-level key the file names replaces the current
 //!    value, except that a mapping section (`mqtt:`, `web:`, `monitor:`,
 //!    `live:`, …) merges key by key, recursively; keys the file leaves out
 //!    keep their value; `key:` with no value removes the key. A `streams:`
@@ -38,7 +38,7 @@
 //! 4. writes the merged config to the data partition atomically (comments
 //!    are not kept), keeping the previous one as `config.yaml.prev`;
 //! 5. leaves `config.yaml.applied` on the boot partition: the merged config
-//!    with every secret replaced by `***` ([`mask`]), because a FAT partition
+//!    with every secret replaced by `***` (`bootcfg/mask.rs`), because a FAT partition
 //!    is readable by anyone who pulls the card; then removes `.importing`
 //!    (so a plain `admin_password` is gone from the card) and any stale `.error`.
 //!
