@@ -450,7 +450,11 @@ fn replace(path: &Path, bytes: &[u8], mode: u32, owner: Option<(u32, u32)>) -> a
             let meta = f
                 .metadata()
                 .with_context(|| format!("reading the mode of {}", tmp.display()))?;
-            if let Some((uid, gid)) = owner.filter(|&o| o != (meta.uid(), meta.gid())) {
+            // Only root can give a file away; anyone else rewrites it as
+            // their own (as a plain rename always did).
+            // SAFETY: geteuid has no preconditions.
+            let root = unsafe { libc::geteuid() } == 0;
+            if let Some((uid, gid)) = owner.filter(|&o| root && o != (meta.uid(), meta.gid())) {
                 std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
                     .with_context(|| format!("giving {} to {uid}:{gid}", tmp.display()))?;
             }

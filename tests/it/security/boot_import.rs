@@ -100,14 +100,17 @@ fn importing_the_example_keeps_the_password_and_the_gui_streams() {
     )
     .unwrap();
     let (head, tail) = example
-        .split_once("streams:\n")
+        .split_once("\nstreams:\n")
         .expect("the example has streams");
     let rest = &tail[tail.find("\n#").expect("a comment follows the streams")..];
     let edited = format!(
         "{}{rest}",
         head.replace("heartbeat_seconds: 20", "heartbeat_seconds: 30")
     );
-    assert!(!edited.contains("streams:"), "{edited}");
+    assert!(
+        !edited.lines().any(|l| l.starts_with("streams:")),
+        "{edited}"
+    );
     card.drop_file("config.yaml", &edited);
 
     let app = card.start();
