@@ -2,7 +2,9 @@
 //!
 //! Prints the Argon2id hash to put in `config.yaml` as
 //! `admin_password_hash:` (for example in a `config.yaml` dropped on the SD
-//! card's boot partition, which is how a forgotten password is reset), or
+//! card's boot partition, which is how a forgotten password is reset; there
+//! `admin_password:` with the plain text works too, see
+//! [`crate::system::bootcfg`]), or
 //! with `--config FILE` writes it into that file directly (atomically; a
 //! running daemon picks it up within seconds and ends all web sessions).
 //!

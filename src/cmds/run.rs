@@ -36,9 +36,10 @@ pub struct Args {
     /// Overrides `web.listen` (e.g. `127.0.0.1:0` for a free port).
     #[arg(long)]
     pub listen: Option<String>,
-    /// A `config.yaml` on the boot partition to import before loading
-    /// `--config`: validated, copied atomically, then renamed `.applied`
-    /// (an invalid one stays, with a `.error` note). See docs/APPLIANCE.md.
+    /// A `config.yaml` on the boot partition to merge into `--config`
+    /// before loading it (after a `factory-reset` file beside it, if any):
+    /// validated, written atomically, then replaced by a masked `.applied`
+    /// copy (an invalid one stays, with a `.error` note). See docs/APPLIANCE.md.
     #[arg(long)]
     pub boot_config: Option<PathBuf>,
 }
@@ -52,7 +53,7 @@ fn policy(c: &Config) -> Policy {
 
 pub fn run(args: Args) -> Result<u8> {
     if let Some(boot) = &args.boot_config {
-        system::bootcfg::at_start(boot, &args.config, clock::real().now_ms());
+        system::bootcfg::at_start(boot, &args.config, &args.data_dir, clock::real().now_ms());
     }
     let cfg = config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(

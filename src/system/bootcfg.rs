@@ -1,42 +1,77 @@
-//! Importing a `config.yaml` dropped on the boot partition.
+//! Importing a `config.yaml` dropped on the boot partition, and the
+//! factory reset requested the same way.
 //!
 //! The appliance is configured by putting `config.yaml` on the card's FAT
-//! partition (readable and writable from any PC). At start, [`import`]:
+//! partition (readable and writable from any PC). At start, with
+//! `run --boot-config`:
 //!
-//! 1. validates it with the same parser as everything else; an invalid file
-//!    is left where it is and the error, with its line, is written next to it
-//!    as `config.yaml.error` (and logged); the last good config keeps running;
-//! 2. renames it to `config.yaml.importing` first, so that a boot partition
+//! 0. a file `factory-reset` beside it is acted on first (`bootcfg/reset.rs`): the
+//!    box's config, API tokens and (unless the file says `keep-history`)
+//!    history are deleted, so it comes up as on first boot; a `config.yaml`
+//!    dropped with it is then imported onto that fresh state;
+//! 1. [`import`] *merges* `config.yaml` into the running config
+//!    (`bootcfg/merge.rs`): a top-level key the file names replaces the current
+//!    value, except that a mapping section (`mqtt:`, `web:`, `monitor:`,
+//!    `live:`, …) merges key by key, recursively; keys the file leaves out
+//!    keep their value; `key:` with no value removes the key. A `streams:`
+//!    list replaces the whole list; without `streams:` the streams (GUI-added
+//!    ones too) are kept. A secret written `***` (as `config.yaml.applied`
+//!    shows it; in a URL `user:***@`) keeps the current value at the same
+//!    place (for a stream: the current stream of the same name; for a URL:
+//!    only if scheme, user, host and port are unchanged), so the `.applied`
+//!    copy can be edited and dropped back without losing passwords; with no
+//!    current value the file is refused. `admin_password_hash` changes only
+//!    to an explicit new hash (an empty one is refused), or through
+//!    `admin_password: <plain text>` (at least 10 characters, as on the
+//!    setup page), which is hashed with Argon2id and stored only as
+//!    `admin_password_hash` (for a user without a shell or the `passwd`
+//!    tool). A new hash ends every web session: sessions live in memory
+//!    and are bound to the hash, and an import happens only at start;
+//! 2. the merged result is validated with the same parser as everything
+//!    else; an invalid one (or an unresolved `***`) is left where it is and
+//!    the error, with its line where known, is written next to it as
+//!    `config.yaml.error` (and logged); the last good config keeps running;
+//! 3. renames it to `config.yaml.importing` first, so that a boot partition
 //!    that cannot be written (mounted read-only, full) stops the import
 //!    *before* anything changes: otherwise the same file would be imported on
 //!    every start and silently undo edits made since in the web GUI;
-//! 3. writes it to the data partition atomically (temp file, fsync, rename,
-//!    fsync of the directory), keeping the previous one as `config.yaml.prev`;
-//! 4. leaves `config.yaml.applied` on the boot partition: the same text with
-//!    passwords replaced by `***`, because a FAT partition is readable by
-//!    anyone who pulls the card; then removes `.importing` and any stale `.error`.
+//! 4. writes the merged config to the data partition atomically (comments
+//!    are not kept), keeping the previous one as `config.yaml.prev`;
+//! 5. leaves `config.yaml.applied` on the boot partition: the merged config
+//!    with every secret replaced by `***` (`bootcfg/mask.rs`), because a FAT partition
+//!    is readable by anyone who pulls the card; then removes `.importing`
+//!    (so a plain `admin_password` is gone from the card) and any stale `.error`.
 //!
-//! A crash between 2 and 4 leaves `config.yaml.importing`, which the next
+//! A crash between 3 and 5 leaves `config.yaml.importing`, which the next
 //! start imports. Nothing here runs after start: the running daemon watches
 //! only the data partition's copy.
 
+mod mask;
+mod merge;
+mod reset;
+
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::config;
+use crate::config::{self, Config};
+use crate::config_edit::{self, parse_tree, render_body, write_atomic, Backup, Yaml};
+use crate::web::auth;
+
+pub use reset::{factory_reset, Reset, FACTORY_RESET_FILE};
 
 /// What [`import`] did.
 #[derive(Debug)]
 pub enum Outcome {
     /// No `config.yaml` (nor a half-done import) on the boot partition.
     Absent,
-    /// Imported into the data partition.
+    /// Merged into the data partition's config.
     Imported {
-        /// Streams in the imported file.
+        /// Streams in the resulting config.
         streams: usize,
+        /// The file set a new admin password (hash or `admin_password`).
+        password_changed: bool,
     },
     /// Invalid: left in place, `config.yaml.error` written beside it.
     Rejected(config::Error),
@@ -63,22 +98,145 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
-/// Writes `bytes` to `path` atomically: temp file in the same directory,
-/// fsync, rename over `path`, fsync the directory.
-///
-/// # Errors
-/// Any I/O error, with the path in the message.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = sibling(path, ".tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
+/// The merged configuration an import would write.
+struct Merged {
+    tree: Yaml,
+    cfg: Config,
+    password_changed: bool,
+}
+
+/// An error of the imported file named `label`, at `line` if known.
+fn file_error(label: &str, line: Option<u64>, message: String) -> config::Error {
+    config::Error {
+        path: label.to_owned(),
+        line,
+        column: None,
+        message,
+    }
+}
+
+/// The line (1-based) of the first `key:` at the start of a line of `text`.
+fn line_of_key(text: &str, key: &str) -> Option<u64> {
+    let prefix = format!("{key}:");
+    text.lines()
+        .position(|l| l.starts_with(&prefix))
+        .map(|i| i as u64 + 1)
+}
+
+/// The line of the `nth` (0-based) `***` of `text`, comments skipped.
+fn line_of_mask(text: &str, nth: usize) -> Option<u64> {
+    let mut seen = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        seen += line.matches(merge::MASK).count();
+        if seen > nth {
+            return Some(i as u64 + 1);
+        }
+    }
+    None
+}
+
+/// Replaces `admin_password` in `import` by `admin_password_hash` (Argon2id);
+/// returns whether the file sets a new admin password at all.
+fn take_admin_password(import: &mut Yaml, text: &str, label: &str) -> Result<bool, config::Error> {
+    let err = |key: &str, m: String| file_error(label, line_of_key(text, key), m);
+    match import.get("admin_password_hash") {
+        Some(Yaml::Null) => {
+            return Err(err(
+                "admin_password_hash",
+                "admin_password_hash: empty; the admin password is only replaced by a new \
+                 hash or by admin_password (to start over, use a factory-reset file)"
+                    .into(),
+            ))
+        }
+        Some(_) if import.get("admin_password").is_some() => {
+            return Err(err(
+                "admin_password",
+                "give admin_password or admin_password_hash, not both".into(),
+            ));
+        }
+        Some(h) => return Ok(h.as_text().as_deref() != Some(merge::MASK)),
+        None => {}
+    }
+    let Some(pw) = import.get("admin_password") else {
+        return Ok(false);
     };
-    write().with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    sync_dir(parent(path))
+    let pw = pw
+        .as_text()
+        .ok_or_else(|| err("admin_password", "admin_password: expected text".into()))?;
+    auth::check_new_password(&pw, &pw)
+        .map_err(|m| err("admin_password", format!("admin_password: {m}")))?;
+    let hash = auth::hash_password(&pw)
+        .map_err(|e| err("admin_password", format!("admin_password: {e:#}")))?;
+    import.remove("admin_password");
+    import.set("admin_password_hash", Yaml::Str(hash));
+    Ok(true)
+}
+
+/// Merges the imported `bytes` into `current` (the data partition's config
+/// text) and validates the result; errors name the imported file's line
+/// where they can.
+fn merged(bytes: &[u8], current: &str, label: &str) -> Result<Merged, config::Error> {
+    // The file on its own: for the positions of its own mistakes.
+    let alone = config::parse_bytes(bytes, label);
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        alone
+            .clone()
+            .err()
+            .unwrap_or_else(|| file_error(label, None, "not UTF-8 text".into()))
+    })?;
+    let mut import = parse_tree(text).map_err(|m| {
+        alone
+            .clone()
+            .err()
+            .unwrap_or_else(|| file_error(label, None, m))
+    })?;
+    let password_changed = take_admin_password(&mut import, text, label)?;
+    let mut tree = parse_tree(current).unwrap_or_else(|m| {
+        tracing::warn!(
+            "boot config: the current config is not YAML ({m}); the imported file replaces it"
+        );
+        Yaml::Map(Vec::new())
+    });
+    merge::merge(&mut tree, &import).map_err(|u| {
+        file_error(
+            label,
+            line_of_mask(text, u.nth),
+            format!(
+                "{}: *** means \"keep the current value\", but there is none to keep \
+                 (a URL keeps its password only with the same scheme, user, host and \
+                 port); write the value itself",
+                u.path
+            ),
+        )
+    })?;
+    let body = render_body(&tree).map_err(|m| file_error(label, None, m))?;
+    let cfg = config::parse_bytes(body.as_bytes(), label).map_err(|e| match alone {
+        // The same mistake in the file alone: its own line.
+        Err(a) if a.message == e.message => a,
+        _ => file_error(
+            label,
+            None,
+            format!(
+                "{} (in the configuration merged from this file and the current one)",
+                e.message
+            ),
+        ),
+    })?;
+    Ok(Merged {
+        tree,
+        cfg,
+        password_changed,
+    })
+}
+
+/// The time `now_ms` as RFC 3339 (empty if out of range).
+fn timestamp(now_ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(now_ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 /// Imports `boot` into `data_config`; see the module docs.
@@ -97,8 +255,17 @@ pub fn import(boot: &Path, data_config: &Path, now_ms: i64) -> Result<Outcome> {
         return Ok(Outcome::Absent);
     };
     let bytes = fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
-    let cfg = match config::parse_bytes(&bytes, &boot.display().to_string()) {
-        Ok(c) => c,
+    let current = match fs::read(data_config) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", data_config.display())),
+    };
+    let merged = match merged(
+        &bytes,
+        &String::from_utf8_lossy(&current),
+        &boot.display().to_string(),
+    ) {
+        Ok(m) => m,
         Err(e) => {
             let note = format!(
                 "StreamPulse did not import {name}:\n\n{e}\n\n\
@@ -112,7 +279,7 @@ pub fn import(boot: &Path, data_config: &Path, now_ms: i64) -> Result<Outcome> {
                     format!("renaming {} to {}", importing.display(), boot.display())
                 })?;
             }
-            write_atomic(&error_file, note.as_bytes())?;
+            write_atomic(&error_file, note.as_bytes(), None)?;
             return Ok(Outcome::Rejected(e));
         }
     };
@@ -127,29 +294,29 @@ pub fn import(boot: &Path, data_config: &Path, now_ms: i64) -> Result<Outcome> {
         })?;
         sync_dir(parent(boot))?;
     }
-    if data_config.exists() {
-        let prev = sibling(data_config, ".prev");
-        fs::copy(data_config, &prev)
-            .with_context(|| format!("keeping the old config as {}", prev.display()))?;
-    }
-    write_atomic(data_config, &bytes)?;
-    let secrets: Vec<&str> = cfg
-        .streams
-        .iter()
-        .filter_map(|s| s.target.creds.as_ref())
-        .map(|c| c.password.as_str())
-        .collect();
-    let text = String::from_utf8_lossy(&bytes);
-    let header = format!(
-        "# Imported by StreamPulse into {} at {}; passwords replaced by ***.\n\
-         # To change the configuration, put a new config.yaml next to this file.\n",
-        data_config.display(),
-        jiff::Timestamp::from_millisecond(now_ms)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
+    let when = timestamp(now_ms);
+    let body = render_body(&merged.tree).map_err(anyhow::Error::msg)?;
+    let text = format!(
+        "# StreamPulse configuration. {} from the boot partition was merged into\n\
+         # it at {when}; the previous version is config.yaml.prev (comments are not kept).\n{body}",
+        boot.file_name().unwrap_or_default().to_string_lossy()
     );
-    let applied = format!("{header}{}", redact_yaml(&text, &secrets));
-    write_atomic(&sibling(boot, ".applied"), applied.as_bytes())?;
+    config_edit::write_atomic_with(
+        data_config,
+        text.as_bytes(),
+        Some(Backup {
+            suffix: ".prev",
+            content: &current,
+        }),
+    )?;
+    let applied = format!(
+        "# The configuration StreamPulse uses since {when} (merged into {}),\n\
+         # every secret replaced by ***. To change it, copy this file to config.yaml,\n\
+         # edit it and restart the box: a *** keeps the current secret.\n{}",
+        data_config.display(),
+        mask::masked(&merged.tree, &merged.cfg).map_err(anyhow::Error::msg)?
+    );
+    write_atomic(&sibling(boot, ".applied"), applied.as_bytes(), None)?;
     fs::remove_file(&importing).with_context(|| format!("removing {}", importing.display()))?;
     match fs::remove_file(&error_file) {
         Ok(()) => {}
@@ -158,22 +325,47 @@ pub fn import(boot: &Path, data_config: &Path, now_ms: i64) -> Result<Outcome> {
     }
     sync_dir(parent(boot))?;
     Ok(Outcome::Imported {
-        streams: cfg.streams.len(),
+        streams: merged.cfg.streams.len(),
+        password_changed: merged.password_changed,
     })
 }
 
-/// `streampulse run --boot-config`: imports, logs, records the outcome for
-/// `/healthz`, and writes [`DEFAULT_CONFIG`] when there is no config at all
-/// (a fresh card without `config.yaml`). Never fails: the box must come up
-/// with its last good config whatever the boot partition holds.
-pub fn at_start(boot: &Path, data_config: &Path, now_ms: i64) {
+/// `streampulse run --boot-config`: factory reset if requested, import,
+/// logs, records the outcome for `/healthz`, and writes [`DEFAULT_CONFIG`]
+/// when there is no config at all (a fresh card without `config.yaml`, or
+/// after a reset). Never fails: the box must come up with its last good
+/// config whatever the boot partition holds.
+pub fn at_start(boot: &Path, data_config: &Path, data_dir: &Path, now_ms: i64) {
+    let reset = match factory_reset(parent(boot), data_config, data_dir) {
+        Ok(Reset::Absent) => None,
+        Ok(Reset::Done { kept_history }) => {
+            let m = format!(
+                "factory reset: config, API tokens{} deleted; first-boot setup is open",
+                if kept_history { "" } else { " and history" }
+            );
+            tracing::warn!("boot config: {m}");
+            Some(m)
+        }
+        Err(e) => {
+            tracing::error!("boot config: factory reset not done: {e:#}");
+            Some(format!("factory reset not done: {e:#}"))
+        }
+    };
     let what = match import(boot, data_config, now_ms) {
         Ok(Outcome::Absent) => format!("nothing to import at {}", boot.display()),
-        Ok(Outcome::Imported { streams }) => {
+        Ok(Outcome::Imported {
+            streams,
+            password_changed,
+        }) => {
             let m = format!(
-                "imported {} into {} ({streams} streams)",
+                "imported {} into {} ({streams} streams){}",
                 boot.display(),
-                data_config.display()
+                data_config.display(),
+                if password_changed {
+                    "; new admin password"
+                } else {
+                    ""
+                }
             );
             tracing::info!("boot config: {m}");
             m
@@ -190,6 +382,10 @@ pub fn at_start(boot: &Path, data_config: &Path, now_ms: i64) {
             tracing::error!("boot config: import failed: {e:#}");
             format!("import failed: {e:#}")
         }
+    };
+    let what = match reset {
+        Some(r) => format!("{r}; {what}"),
+        None => what,
     };
     super::health::global().set_boot_config(what);
     match ensure_config(data_config) {
@@ -221,75 +417,8 @@ pub fn ensure_config(path: &Path) -> Result<bool> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    write_atomic(path, DEFAULT_CONFIG.as_bytes())?;
+    write_atomic(path, DEFAULT_CONFIG.as_bytes(), None)?;
     Ok(true)
-}
-
-/// True for keys whose values are secrets (`password`, `admin_password_hash`, …).
-fn secret_key(key: &str) -> bool {
-    let k = key
-        .trim()
-        .trim_start_matches('-')
-        .trim()
-        .to_ascii_lowercase();
-    ["password", "passwd", "secret", "token"]
-        .iter()
-        .any(|s| k.contains(s))
-}
-
-/// Replaces the password part of every `scheme://user:password@` in `line`.
-fn redact_userinfo(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c.is_whitespace() || "/?#\"'".contains(c))
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..=colon]);
-                out.push_str("***");
-                out.push_str(&authority[at..]);
-            }
-            _ => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `text` with secrets replaced by `***`: values of secret keys, passwords in
-/// URLs, and (belt and braces) every known password anywhere.
-pub fn redact_yaml(text: &str, passwords: &[&str]) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let (body, nl) = match line.strip_suffix('\n') {
-            Some(b) => (b, "\n"),
-            None => (line, ""),
-        };
-        let redacted = match body.split_once(':') {
-            Some((key, value))
-                if secret_key(key) && !value.trim().is_empty() && !key.contains("//") =>
-            {
-                format!("{key}: '***'")
-            }
-            _ => redact_userinfo(body),
-        };
-        out.push_str(&redacted);
-        out.push_str(nl);
-    }
-    for p in passwords.iter().filter(|p| p.len() >= 3) {
-        out = out.replace(p, "***");
-        let enc: String = url::form_urlencoded::byte_serialize(p.as_bytes()).collect();
-        if enc != *p {
-            out = out.replace(&enc, "***");
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -350,8 +479,18 @@ streams:
         fs::write(&d.data, "streams: []\n").unwrap();
         fs::write(sibling(&d.boot, ".error"), "old error").unwrap();
         let out = import(&d.boot, &d.data, 1_700_000_000_000).unwrap();
-        assert!(matches!(out, Outcome::Imported { streams: 2 }), "{out:?}");
-        assert_eq!(fs::read_to_string(&d.data).unwrap(), GOOD);
+        assert!(
+            matches!(
+                out,
+                Outcome::Imported {
+                    streams: 2,
+                    password_changed: false
+                }
+            ),
+            "{out:?}"
+        );
+        let written = config::load(&d.data).unwrap();
+        assert_eq!(written, config::parse(GOOD, "x").unwrap());
         assert_eq!(
             fs::read_to_string(sibling(&d.data, ".prev")).unwrap(),
             "streams: []\n"
@@ -364,14 +503,85 @@ streams:
             applied.contains("rtsp://admin:***@192.0.2.10:554/stream1"),
             "{applied}"
         );
-        assert!(applied.contains("  password: '***'"), "{applied}");
         assert!(applied.contains("2023-11-14T22:13:20Z"), "{applied}");
         // A second start finds nothing to import and changes nothing.
         assert!(matches!(
             import(&d.boot, &d.data, 0).unwrap(),
             Outcome::Absent
         ));
-        assert_eq!(fs::read_to_string(&d.data).unwrap(), GOOD);
+        assert_eq!(config::load(&d.data).unwrap(), written);
+        // The .applied copy dropped back unchanged changes nothing either.
+        fs::write(&d.boot, &applied).unwrap();
+        assert!(matches!(
+            import(&d.boot, &d.data, 0).unwrap(),
+            Outcome::Imported { .. }
+        ));
+        assert_eq!(config::load(&d.data).unwrap(), written);
+    }
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+
+    #[test]
+    fn admin_password_is_hashed_and_never_written_in_clear() {
+        let d = dirs();
+        fs::write(&d.data, format!("admin_password_hash: {HASH}\n{GOOD}")).unwrap();
+        // Too short: refused with the line, like the setup page would.
+        fs::write(&d.boot, "heartbeat_seconds: 30\nadmin_password: short\n").unwrap();
+        let Outcome::Rejected(e) = import(&d.boot, &d.data, 0).unwrap() else {
+            panic!("a short password must be refused")
+        };
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(!e.to_string().contains("short\n"), "{e}");
+        // An empty hash does not open the box.
+        fs::write(&d.boot, "admin_password_hash:\n").unwrap();
+        assert!(matches!(
+            import(&d.boot, &d.data, 0).unwrap(),
+            Outcome::Rejected(_)
+        ));
+        fs::write(&d.boot, "admin_password: correct horse battery\n").unwrap();
+        let out = import(&d.boot, &d.data, 0).unwrap();
+        assert!(
+            matches!(
+                out,
+                Outcome::Imported {
+                    streams: 2,
+                    password_changed: true
+                }
+            ),
+            "{out:?}"
+        );
+        let cfg = config::load(&d.data).unwrap();
+        let hash = cfg.admin_password_hash.unwrap();
+        assert_ne!(hash, HASH);
+        assert!(auth::verify_password("correct horse battery", &hash));
+        for dir in [d.boot.parent().unwrap(), d.data.parent().unwrap()] {
+            for f in names(dir) {
+                let text = fs::read_to_string(dir.join(&f)).unwrap();
+                assert!(!text.contains("correct horse"), "{f}: {text}");
+                assert!(
+                    !text.contains(&hash) || dir == d.data.parent().unwrap(),
+                    "{f}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unresolved_mask_is_refused_with_its_line() {
+        let d = dirs();
+        fs::write(&d.data, GOOD).unwrap();
+        fs::write(
+            &d.boot,
+            "# a comment with *** in it\nstreams:\n- name: Garage\n  url: http://192.0.2.11/snapshot.jpg\n  \
+             username: viewer\n  password: '***'\n- name: New\n  url: rtsp://u:***@192.0.2.12/\n",
+        )
+        .unwrap();
+        let Outcome::Rejected(e) = import(&d.boot, &d.data, 0).unwrap() else {
+            panic!("expected a rejection")
+        };
+        assert_eq!(e.line, Some(8), "{e}");
+        assert!(e.message.contains("streams[\"New\"].url"), "{e}");
+        assert_eq!(fs::read_to_string(&d.data).unwrap(), GOOD, "unchanged");
     }
 
     #[test]
@@ -405,9 +615,12 @@ streams:
         fs::write(sibling(&d.boot, ".importing"), GOOD).unwrap();
         assert!(matches!(
             import(&d.boot, &d.data, 0).unwrap(),
-            Outcome::Imported { streams: 2 }
+            Outcome::Imported { streams: 2, .. }
         ));
-        assert_eq!(fs::read_to_string(&d.data).unwrap(), GOOD);
+        assert_eq!(
+            config::load(&d.data).unwrap(),
+            config::parse(GOOD, "x").unwrap()
+        );
         assert_eq!(names(d.boot.parent().unwrap()), vec!["config.yaml.applied"]);
     }
 
@@ -437,21 +650,5 @@ streams:
         fs::write(&p, GOOD).unwrap();
         assert!(!ensure_config(&p).unwrap());
         assert_eq!(fs::read_to_string(&p).unwrap(), GOOD);
-    }
-
-    #[test]
-    fn redaction() {
-        let r = redact_yaml(
-            "a: rtsp://u:p%40ss@h/x and http://h/nouser and http://me@h/\n\
-             - password: xyz\n  admin_password_hash: $argon2id$v=19$zzz\nname: password reset\n\
-             url: \"rtsp://u:pw@h\"",
-            &["p@ss"],
-        );
-        assert_eq!(
-            r,
-            "a: rtsp://u:***@h/x and http://h/nouser and http://me@h/\n\
-             - password: '***'\n  admin_password_hash: '***'\nname: password reset\n\
-             url: \"rtsp://u:***@h\""
-        );
     }
 }

@@ -314,7 +314,11 @@ fn boot_config_is_imported_once_and_a_bad_one_is_refused() {
     let app = Daemon::start(&data_cfg, &data, &["--boot-config", &boot_arg], &[]);
     let status = app.wait("/api/status", |v| v.get("Imported cam").is_some());
     assert!(status.get("Imported cam").is_some(), "{status}");
-    assert_eq!(std::fs::read_to_string(&data_cfg).unwrap(), good);
+    // Merged into the (empty) current config, so rewritten, not copied.
+    assert_eq!(
+        streampulse::config::load(&data_cfg).unwrap(),
+        streampulse::config::parse(&good, "good").unwrap()
+    );
     assert!(!boot_cfg.exists(), "the boot copy must be renamed");
     let applied = std::fs::read_to_string(boot.join("config.yaml.applied")).unwrap();
     assert!(applied.contains("Imported cam"), "{applied}");
