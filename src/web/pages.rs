@@ -1108,7 +1108,8 @@ fn stream_fields(f: &StreamForm, has_password: bool, heartbeat: u64) -> Vec<Fiel
         ),
         Field::text("username", "Camera username", &f.username).autocomplete("off"),
         Field::password("password", "Camera password", "new-password").hint(if has_password {
-            "A password is stored. Leave this blank to keep it."
+            "A password is stored. Leave this blank to keep it; it is not kept if you change \
+             the URL's scheme, host or port."
         } else {
             "Leave blank if the camera needs none."
         }),
@@ -1570,7 +1571,8 @@ fn mqtt_settings(
         Field::number("port", "Port", &f.port).placeholder("default for the transport"),
         Field::text("username", "Username", &f.username).autocomplete("off"),
         Field::password("password", "Password", "new-password").hint(if has_password {
-            "A password is stored. Leave this blank to keep it."
+            "A password is stored. Leave this blank to keep it; it is not kept if you change \
+             the host, port or transport."
         } else {
             "Leave blank if the broker needs none."
         }),
