@@ -41,7 +41,8 @@ pub struct Chrome {
     pub nav: &'static str,
     pub logged_in: bool,
     pub version: &'static str,
-    /// The last config reload error, if the file is broken.
+    /// The last config reload error, if the file is broken: its text for a
+    /// session, empty otherwise (it names hosts, keys and values; issue 14).
     pub config_error: Option<String>,
     /// A one-line confirmation ("Saved.").
     pub flash: Option<String>,
@@ -61,7 +62,12 @@ pub(crate) fn chrome(
         nav,
         logged_in: session.is_some(),
         version: crate::VERSION,
-        config_error: ctx.config_error.lock().expect("config_error lock").clone(),
+        config_error: ctx
+            .config_error
+            .lock()
+            .expect("config_error lock")
+            .as_ref()
+            .map(|e| session.map(|_| e.clone()).unwrap_or_default()),
         flash: None,
     }
 }
