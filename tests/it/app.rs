@@ -31,6 +31,12 @@ impl App {
 
     /// Like [`App::start`] with extra environment variables (e.g. libfaketime's).
     pub fn start_with_env(config: &Path, data_dir: &Path, env: &[(&str, &str)]) -> App {
+        Self::start_with(config, data_dir, &[], env)
+    }
+
+    /// Like [`App::start`] with extra arguments of `run` (e.g. `--boot-config`)
+    /// and environment variables.
+    pub fn start_with(config: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> App {
         streampulse::web::auth::seed_token(data_dir, "integration tests", TEST_TOKEN)
             .expect("seeding the test API token should succeed");
         let mut child = super::util::streampulse()
@@ -38,6 +44,7 @@ impl App {
             .arg(config)
             .arg("--data-dir")
             .arg(data_dir)
+            .args(args)
             .env("RUST_LOG", "debug")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
