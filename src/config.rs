@@ -311,7 +311,19 @@ pub fn parse_bytes(bytes: &[u8], label: &str) -> Result<Config, Error> {
 }
 
 /// Validates `text` as a config file named `label` (used in errors).
+///
+/// # Errors
+/// The first problem, with its position. The message never quotes a secret
+/// of `text` (scrubbed by [`redact::redact_text`]): config errors reach logs,
+/// the start-up failure and the web pages.
 pub fn parse(text: &str, label: &str) -> Result<Config, Error> {
+    parse_unscrubbed(text, label).map_err(|mut e| {
+        e.message = redact::redact_text(&e.message, &redact::secrets_in_yaml(text));
+        e
+    })
+}
+
+fn parse_unscrubbed(text: &str, label: &str) -> Result<Config, Error> {
     if text.trim().is_empty() {
         return Err(Error {
             path: label.into(),
@@ -880,6 +892,46 @@ streams:
     fn errors_never_show_passwords() {
         let e = err("streams:\n- name: a\n  url: rtsp://u:hunter22@h/x\n  interval: 1\n");
         assert!(!e.to_string().contains("hunter22"), "{e}");
+    }
+
+    /// See: #14 (finding 3). Errors reach anonymous pages and logs: whatever
+    /// the parser or a check quotes, a secret of the file is not in it.
+    #[test]
+    fn errors_quote_no_secret() {
+        for (text, secret) in [
+            (
+                "mqtt:\n  host: mqtt://user:S3cretPw@127.0.0.1:1\n",
+                "S3cretPw",
+            ),
+            ("mqtt:\n  host: user:S3cretPw@127.0.0.1\n", "S3cretPw"),
+            (
+                "mqtt:\n  host: b\n  port: mqtt://u:S3cretPw@b\n",
+                "S3cretPw",
+            ),
+            (
+                "mqtt:\n  host: b\n  username: u\n  password: [4711]\n",
+                "4711",
+            ),
+            (
+                "streams:\n- name: a\n  url: rtsp://h/\n  password: 4711\n",
+                "4711",
+            ),
+            (
+                "heartbeat_seconds: hunter22\nmqtt: {password: hunter22}\n",
+                "hunter22",
+            ),
+            (
+                "notify: ['http://u:tok3n@h/', 'http://u:tok3n@h/']\n",
+                "tok3n",
+            ),
+            ("time:\n  ntp_servers: ['u:S3cretPw@h x']\n", "S3cretPw"),
+        ] {
+            let e = err(text);
+            assert!(e.line.is_some(), "{text:?}: {e} should name the line");
+            assert!(!e.to_string().contains(secret), "{text:?}: {e}");
+        }
+        let e = err("mqtt:\n  host: mqtt://user:S3cretPw@127.0.0.1:1\n");
+        assert!(e.message.starts_with("mqtt.host:"), "{e}");
     }
 
     #[test]

@@ -18,8 +18,11 @@
 //! each one re-reads the file under it, so two browsers saving at once both
 //! land (each patch applies to the other's result).
 //!
-//! Camera passwords are write-only here: a form never receives one, and a
-//! blank password field keeps the stored one ([`StreamForm::password`]).
+//! Camera and broker passwords are write-only here: a form never receives
+//! one, and a blank password field keeps the stored one
+//! ([`StreamForm::password`]) unless the address changed scheme, host or
+//! port ([`redact::may_keep_secret`]): a kept password must not follow an
+//! edited URL to another host.
 
 use std::fmt;
 use std::io::Write;
@@ -500,7 +503,8 @@ pub struct StreamForm {
     pub timeout: String,
     pub enabled: bool,
     pub username: String,
-    /// Write-only: empty keeps the stored password (unless `clear_password`).
+    /// Write-only: empty keeps the stored password (unless `clear_password`,
+    /// or the URL's scheme, host or port changed).
     pub password: String,
     pub clear_password: bool,
     /// `tcp` or `udp` (RTSP only).
@@ -636,9 +640,21 @@ pub fn upsert_stream(
         );
     }
 
-    // Credentials: typed into the URL, typed into the fields, or kept.
+    // Credentials: typed into the URL, typed into the fields, or kept (only
+    // for the same scheme, host and port as before).
     let old = idx.map(|i| list[i].clone());
-    let old_creds = old.as_ref().and_then(|e| {
+    let old_url = old
+        .as_ref()
+        .and_then(|e| e.get("url"))
+        .and_then(Yaml::as_text);
+    let same_endpoint = redact::may_keep_secret(
+        old_url
+            .as_deref()
+            .and_then(redact::Endpoint::of_text)
+            .as_ref(),
+        redact::Endpoint::of_text(&form.url).as_ref(),
+    );
+    let old_creds = old.as_ref().filter(|_| same_endpoint).and_then(|e| {
         let url_creds = e
             .get("url")
             .and_then(Yaml::as_text)
@@ -962,7 +978,8 @@ pub struct MqttForm {
     /// `tcp`, `tls`, `ws` or `wss`.
     pub transport: String,
     pub username: String,
-    /// Write-only: empty keeps the stored password (unless `clear_password`).
+    /// Write-only: empty keeps the stored password (unless `clear_password`,
+    /// or the transport, host or port changed).
     pub password: String,
     pub clear_password: bool,
     pub topic: String,
@@ -1035,7 +1052,7 @@ pub fn apply_mqtt(tree: &mut Yaml, f: &MqttForm) -> Result<(), EditError> {
     if f.enabled && host.is_empty() {
         errs.add("host", "required when MQTT is enabled");
     }
-    if host.contains("://") || host.contains('/') || host.chars().any(char::is_whitespace) {
+    if host.contains("://") || host.contains(['/', '@']) || host.chars().any(char::is_whitespace) {
         errs.add(
             "host",
             "a host name or address only (choose the protocol below)",
@@ -1087,6 +1104,7 @@ pub fn apply_mqtt(tree: &mut Yaml, f: &MqttForm) -> Result<(), EditError> {
     }
     let m = tree.section_mut("mqtt");
     let old_password = m.get("password").and_then(Yaml::as_text);
+    let old_broker = broker(m);
     for k in MQTT_LEGACY_KEYS {
         m.remove(k);
     }
@@ -1108,6 +1126,7 @@ pub fn apply_mqtt(tree: &mut Yaml, f: &MqttForm) -> Result<(), EditError> {
             None
         } else {
             old_password
+                .filter(|_| redact::may_keep_secret(old_broker.as_ref(), broker(m).as_ref()))
         };
         m.set_opt("password", pw.map(Yaml::Str));
     }
@@ -1119,6 +1138,19 @@ pub fn apply_mqtt(tree: &mut Yaml, f: &MqttForm) -> Result<(), EditError> {
     m.set("discovery", Yaml::Bool(f.discovery));
     m.set_opt("tls_verify", (!f.tls_verify).then_some(Yaml::Bool(false)));
     Ok(())
+}
+
+/// The broker an `mqtt:` section points at, resolved as the daemon does
+/// (v2.2 keys and default ports included); None if it does not validate.
+fn broker(section: &Yaml) -> Option<redact::Endpoint> {
+    let text = serde_saphyr::to_string(section).ok()?;
+    let raw: serde_saphyr::Spanned<crate::mqtt::RawMqtt> = serde_saphyr::from_str(&text).ok()?;
+    let m = crate::mqtt::MqttConfig::from_raw(&raw, "").ok()?;
+    Some(redact::Endpoint::new(
+        m.transport.as_str(),
+        &m.host,
+        Some(m.port),
+    ))
 }
 
 #[cfg(test)]
@@ -1420,6 +1452,56 @@ mod tests {
         assert_eq!(c.timezone, "Europe/Berlin");
         assert_eq!(c.heartbeat.as_secs(), 30);
         assert!(c.web_public_status);
+    }
+
+    /// See: #14 (finding 2). A blank password field keeps the stored password
+    /// only while scheme, host and port stay; it never follows the URL elsewhere.
+    #[test]
+    fn kept_camera_password_is_dropped_when_the_address_changes() {
+        let password_after = |stored: &str, url: &str| {
+            let mut t = tree(&format!("streams:\n- name: Door\n{stored}"));
+            let form = StreamForm {
+                url: url.into(),
+                ..StreamForm::from_entry(find_stream(&t, "Door").unwrap())
+            };
+            upsert_stream(&mut t, Some("Door"), &form).unwrap();
+            let c = reparse(&t);
+            let creds = c.streams[0].target.creds.clone().unwrap();
+            assert_eq!(creds.username, "admin", "the username stays");
+            creds.password
+        };
+        let in_url = "  url: rtsp://admin:pw1@Cam.lan/live\n";
+        let in_fields = "  url: http://10.0.0.2/snap.jpg\n  username: admin\n  password: pw2\n";
+        for (stored, url, kept) in [
+            (in_url, "rtsp://cam.lan:554/other", true),
+            (in_url, "rtsp://cam2.lan/live", false),
+            (in_url, "rtsp://cam.lan:8554/live", false),
+            (in_fields, "http://10.0.0.2:80/x.jpg", true),
+            (in_fields, "https://10.0.0.2/snap.jpg", false),
+            (in_fields, "http://127.0.0.1:9/snap.jpg", false),
+        ] {
+            let pw = password_after(stored, url);
+            assert_eq!(!pw.is_empty(), kept, "{stored} -> {url}: {pw:?}");
+        }
+    }
+
+    /// See: #14 (finding 2), the MQTT broker's password.
+    #[test]
+    fn kept_broker_password_is_dropped_when_the_broker_changes() {
+        let stored = "mqtt:\n  host: Broker.lan\n  use_tls: true\n  tls_port: 8883\n  \
+                      username: u\n  password: pw0\n";
+        let password_after = |change: &dyn Fn(&mut MqttForm)| {
+            let mut t = tree(stored);
+            let mut f = MqttForm::from_config(&reparse(&t));
+            change(&mut f);
+            apply_mqtt(&mut t, &f).unwrap();
+            reparse(&t).mqtt.unwrap().credentials.unwrap().password
+        };
+        assert_eq!(password_after(&|f| f.host = "broker.lan".into()), "pw0");
+        assert_eq!(password_after(&|f| f.port = String::new()), "pw0");
+        assert_eq!(password_after(&|f| f.host = "127.0.0.1".into()), "");
+        assert_eq!(password_after(&|f| f.port = "8884".into()), "");
+        assert_eq!(password_after(&|f| f.transport = "wss".into()), "");
     }
 
     #[test]

@@ -218,11 +218,16 @@ impl MqttConfig {
                 "mqtt.host: required when mqtt is enabled (or set enabled: false)".into(),
             ));
         }
-        if host.contains("://") || host.contains('/') || host.chars().any(char::is_whitespace) {
-            return Err(bad(format!(
-                "mqtt.host: {host:?} should be a host name or address only; \
-                 choose the protocol with transport: tcp|tls|ws|wss"
-            )));
+        // Not quoted: a URL here may carry `user:password@`.
+        if host.contains("://")
+            || host.contains(['/', '@'])
+            || host.chars().any(char::is_whitespace)
+        {
+            return Err(bad(
+                "mqtt.host: should be a host name or address only; choose the protocol \
+                 with transport: tcp|tls|ws|wss and give credentials as username/password"
+                    .into(),
+            ));
         }
 
         let legacy_transport = r.use_tls.is_some() || r.use_websocket.is_some();
@@ -516,6 +521,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("  port: 1883\n", "mqtt.host: required"),
             ("  host: mqtt://b\n", "host name or address only"),
+            ("  host: u:pw@b\n", "host name or address only"),
             ("  host: b\n  transport: tls\n  use_tls: true\n", "not both"),
             (
                 "  host: b\n  transport: carrier-pigeon\n",

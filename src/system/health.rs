@@ -81,8 +81,11 @@ impl Health {
         disk::tightened(configured, self.pressure().unwrap_or(Pressure::None))
     }
 
-    /// The `/healthz` fragment: `disk` (of `data_dir`), `ntp`, `watchdog`, `boot_config`.
-    pub fn json(&self, data_dir: &Path) -> Value {
+    /// The `/healthz` fragment: `disk` (of `data_dir`), `ntp`, `watchdog`,
+    /// `boot_config`. Without `detail` (a caller not logged in),
+    /// `boot_config` is the outcome only ([`boot_outcome`]): a rejected
+    /// import's text quotes the file's error.
+    pub fn json(&self, data_dir: &Path, detail: bool) -> Value {
         let (ntp, pressure, retention, watchdog, boot) = {
             let i = self.lock();
             (
@@ -116,9 +119,23 @@ impl Health {
                 Err(e) => json!({"error": e}),
             }),
             "watchdog": watchdog.map(|w| serde_json::to_value(&*w.lock().expect("watchdog report lock")).unwrap_or(Value::Null)),
-            "boot_config": boot,
+            "boot_config": boot.map(|b| if detail {
+                crate::redact::redact_text(&b, &[])
+            } else {
+                boot_outcome(&b).to_owned()
+            }),
         })
     }
+}
+
+/// The outcome of a boot-config import without its details: the leading
+/// words `bootcfg::at_start` writes (`imported`, `rejected`, ...), else a
+/// generic word.
+fn boot_outcome(what: &str) -> &'static str {
+    ["nothing to import", "imported", "rejected", "import failed"]
+        .into_iter()
+        .find(|o| what.starts_with(o))
+        .unwrap_or("see the log")
 }
 
 /// How often free space is checked.

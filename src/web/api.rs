@@ -110,8 +110,14 @@ pub fn streams(ctx: &WebCtx) -> Value {
     Value::Array(list)
 }
 
-/// `/healthz`: the box itself.
-pub fn healthz(ctx: &WebCtx) -> Value {
+/// What `/healthz` says of a config error to a caller who is not logged in:
+/// that there is one, not what it is (it may name hosts, keys and values).
+pub const CONFIG_ERROR_PUBLIC: &str = "config.yaml has an error; log in to see it";
+
+/// `/healthz`: the box itself. `detail`: the caller is logged in (session or
+/// API token) and sees config and boot-import errors in full (scrubbed of
+/// secrets); others see [`CONFIG_ERROR_PUBLIC`] and the import's outcome only.
+pub fn healthz(ctx: &WebCtx, detail: bool) -> Value {
     let cfg = ctx.config.read().expect("config lock").clone();
     let now = ctx.clock.now_ms();
     let sync = ctx.sync.state(now);
@@ -140,7 +146,8 @@ pub fn healthz(ctx: &WebCtx) -> Value {
         "probes_done": ctx.monitor.as_ref().map(|m| m.probes_done.load(Ordering::Relaxed)),
         // Counters plus the error state: ok, error, failing_since_ms, backlog, reopens.
         "recorder": st.json(),
-        "config_error": ctx.config_error.lock().expect("config_error lock").clone(),
+        "config_error": ctx.config_error.lock().expect("config_error lock").as_ref()
+            .map(|e| if detail { e.as_str() } else { CONFIG_ERROR_PUBLIC }),
     });
     // The box itself (data partition space and retention, NTP offset, watchdog,
     // boot-config import) goes here, not in /api/status: that one's top-level
@@ -148,7 +155,7 @@ pub fn healthz(ctx: &WebCtx) -> Value {
     let data_dir = ctx.db_path.parent().unwrap_or(std::path::Path::new("."));
     if let (Some(o), Value::Object(extra)) = (
         v.as_object_mut(),
-        crate::system::health::global().json(data_dir),
+        crate::system::health::global().json(data_dir, detail),
     ) {
         o.extend(extra);
     }

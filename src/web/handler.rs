@@ -355,7 +355,11 @@ fn gate(
     }
     match route {
         Route::Static(f) => return Ok(static_file(f)),
-        Route::Healthz => return get_only(req).map(|_| Resp::json(&api::healthz(ctx))),
+        Route::Healthz => {
+            // Error details for logged-in callers only (issue 14).
+            let detail = who.session.is_some() || who.token.is_some();
+            return get_only(req).map(|_| Resp::json(&api::healthz(ctx, detail)));
+        }
         Route::NotFound => return Err(HttpError::new(404, "no such page")),
         Route::Setup if set_up => {
             return Err(HttpError::new(

@@ -41,7 +41,8 @@ pub struct Chrome {
     pub nav: &'static str,
     pub logged_in: bool,
     pub version: &'static str,
-    /// The last config reload error, if the file is broken.
+    /// The last config reload error, if the file is broken: its text for a
+    /// session, empty otherwise (it names hosts, keys and values; issue 14).
     pub config_error: Option<String>,
     /// A one-line confirmation ("Saved.").
     pub flash: Option<String>,
@@ -61,7 +62,12 @@ pub(crate) fn chrome(
         nav,
         logged_in: session.is_some(),
         version: crate::VERSION,
-        config_error: ctx.config_error.lock().expect("config_error lock").clone(),
+        config_error: ctx
+            .config_error
+            .lock()
+            .expect("config_error lock")
+            .as_ref()
+            .map(|e| session.map(|_| e.clone()).unwrap_or_default()),
         flash: None,
     }
 }
@@ -1108,7 +1114,8 @@ fn stream_fields(f: &StreamForm, has_password: bool, heartbeat: u64) -> Vec<Fiel
         ),
         Field::text("username", "Camera username", &f.username).autocomplete("off"),
         Field::password("password", "Camera password", "new-password").hint(if has_password {
-            "A password is stored. Leave this blank to keep it."
+            "A password is stored. Leave this blank to keep it; it is not kept if you change \
+             the URL's scheme, host or port."
         } else {
             "Leave blank if the camera needs none."
         }),
@@ -1570,7 +1577,8 @@ fn mqtt_settings(
         Field::number("port", "Port", &f.port).placeholder("default for the transport"),
         Field::text("username", "Username", &f.username).autocomplete("off"),
         Field::password("password", "Password", "new-password").hint(if has_password {
-            "A password is stored. Leave this blank to keep it."
+            "A password is stored. Leave this blank to keep it; it is not kept if you change \
+             the host, port or transport."
         } else {
             "Leave blank if the broker needs none."
         }),
