@@ -229,7 +229,7 @@ fn collect_secrets(v: &serde_json::Value, secret: bool, found: &mut Vec<String>)
 }
 
 /// The password of `[scheme://]user:password@host...` as written and decoded.
-fn userinfo_password(s: &str) -> Vec<String> {
+pub fn userinfo_password(s: &str) -> Vec<String> {
     let info_start = s.find("://").map_or(0, |i| i + 3);
     let Some(at) = s.rfind('@').filter(|&at| at > info_start) else {
         return Vec::new();

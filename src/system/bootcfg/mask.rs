@@ -14,6 +14,7 @@
 use super::merge::MASK;
 use crate::config::Config;
 use crate::config_edit::{render_body, Yaml};
+use crate::redact;
 
 /// `tree` (the config `cfg` was parsed from) as YAML with every secret masked.
 ///
@@ -43,21 +44,18 @@ pub fn masked(tree: &Yaml, cfg: &Config) -> Result<String, String> {
     Ok(text)
 }
 
-/// True for keys whose values are secrets.
-fn secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["password", "passwd", "secret", "token", "psk"]
-        .iter()
-        .any(|s| k.contains(s))
-}
-
 /// `v` masked; `secret` if it sits under a secret key. Secrets found are
 /// added to `found`.
 fn mask(v: &Yaml, secret: bool, found: &mut Vec<String>) -> Yaml {
     match v {
         Yaml::Map(m) => Yaml::Map(
             m.iter()
-                .map(|(k, c)| (k.clone(), mask(c, secret || secret_key(k), found)))
+                .map(|(k, c)| {
+                    (
+                        k.clone(),
+                        mask(c, secret || redact::is_secret_key(k), found),
+                    )
+                })
                 .collect(),
         ),
         Yaml::Seq(items) => Yaml::Seq(items.iter().map(|c| mask(c, secret, found)).collect()),
@@ -66,35 +64,12 @@ fn mask(v: &Yaml, secret: bool, found: &mut Vec<String>) -> Yaml {
             found.extend(scalar.as_text());
             Yaml::Str(MASK.into())
         }
-        Yaml::Str(s) => Yaml::Str(mask_userinfo(s, found)),
+        Yaml::Str(s) => {
+            found.extend(redact::userinfo_password(s));
+            Yaml::Str(redact::redact_text(s, &[]))
+        }
         other => other.clone(),
     }
-}
-
-/// `text` with the password of every `scheme://user:password@` replaced.
-fn mask_userinfo(text: &str, found: &mut Vec<String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c.is_whitespace() || "/?#\"'".contains(c))
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                found.push(authority[colon + 1..at].to_owned());
-                out.push_str(&authority[..=colon]);
-                out.push_str(MASK);
-                out.push_str(&authority[at..]);
-            }
-            _ => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
