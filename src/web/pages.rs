@@ -691,12 +691,27 @@ struct LoginPage {
     error: Option<String>,
 }
 
-/// Only local paths are followed after login (no open redirect).
+/// Only same-origin absolute paths are followed after login (no open
+/// redirect): one leading `/`, then neither `/` nor `\`, no whitespace or
+/// control character anywhere. Browsers drop tabs and newlines from a
+/// `Location` and treat `\` as `/`, so `/\t/evil.example` would leave the
+/// box; the same rules hold for the percent-decoded path, so nothing a
+/// later decoding step uncovers (`/%2F%2Fevil`, `/%09/evil`) gets past
+/// either. A decoded space stays allowed: stream names may hold one.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains(['\\', '\r', '\n']) {
-        next.to_owned()
-    } else {
-        "/".into()
+    let local = |p: &str, space_ok: bool| {
+        let mut rest = p.chars();
+        rest.next() == Some('/')
+            && !matches!(rest.next(), Some('/' | '\\'))
+            && !p.contains('\\')
+            && !p
+                .chars()
+                .any(|c| c.is_control() || (c.is_whitespace() && !(space_ok && c == ' ')))
+    };
+    let decoded = percent_encoding::percent_decode_str(next).decode_utf8();
+    match decoded {
+        Ok(d) if local(next, false) && local(&d, true) => next.to_owned(),
+        _ => "/".into(),
     }
 }
 
@@ -1799,11 +1814,53 @@ mod tests {
 
     #[test]
     fn next_is_local_only() {
-        assert_eq!(safe_next("/streams/x"), "/streams/x");
-        assert_eq!(safe_next("//evil.example/"), "/");
-        assert_eq!(safe_next("http://evil.example/"), "/");
-        assert_eq!(safe_next("/\\evil"), "/");
-        assert_eq!(safe_next(""), "/");
+        for ok in [
+            "/",
+            "/streams/x",
+            "/streams/Front%20door/edit",
+            "/streams/a%2Fb",
+            "/streams/Caf%C3%A9?tab=1",
+            "/live",
+        ] {
+            assert_eq!(safe_next(ok), ok);
+        }
+        // See: issue 14, finding 5 (browsers strip the tab: `//evil.example/x`).
+        for hostile in [
+            "/%09/evil.example/x",
+            "/\t/evil.example/x",
+            "/\t/evil",
+            "/\n/evil",
+            "/\r\n/evil",
+            "/%0a/evil",
+            "/%0D%0A/evil",
+            "/%00/evil",
+            "/\u{7f}/evil",
+            "/\u{85}/evil",
+            "/\u{a0}/evil",
+            "/\u{3000}/evil",
+            "/ /evil",
+            " /evil",
+            "\t//evil",
+            "//evil",
+            "//evil.example/",
+            "///evil",
+            "/%2F%2Fevil",
+            "/%2fevil",
+            "/%5Cevil",
+            "/%5C%5Cevil",
+            "/\\evil",
+            "\\\\evil",
+            "/x/\\evil",
+            "https://evil",
+            "http://evil.example/",
+            "javascript:alert(1)",
+            "evil.example",
+            "%2F%2Fevil",
+            "/%ff",
+            "",
+        ] {
+            assert_eq!(safe_next(hostile), "/", "{hostile:?}");
+        }
     }
 
     #[test]
