@@ -37,6 +37,23 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    media-src 'self' blob:; connect-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
+/// Headers every answer carries: the handler's responses and the raw
+/// heads the live viewer threads write ([`crate::live`]) alike.
+pub const SECURITY_HEADERS: [(&str, &str); 3] = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+];
+
+/// [`SECURITY_HEADERS`] as raw header lines, each ending in CRLF, for code
+/// that writes its own response head.
+pub fn security_header_lines() -> String {
+    SECURITY_HEADERS
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect()
+}
+
 /// A request as handlers see it (headers copied, body read).
 #[derive(Debug)]
 pub struct Req {
@@ -259,10 +276,10 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     let mut out = Response::from_data(resp.body)
         .with_status_code(StatusCode(resp.status))
         .with_header(header("Content-Type", resp.ctype))
-        .with_header(header("Cache-Control", resp.cache))
-        .with_header(header("X-Content-Type-Options", "nosniff"))
-        .with_header(header("Referrer-Policy", "same-origin"))
-        .with_header(header("X-Frame-Options", "DENY"));
+        .with_header(header("Cache-Control", resp.cache));
+    for (k, v) in SECURITY_HEADERS {
+        out = out.with_header(header(k, v));
+    }
     if resp.ctype.starts_with("text/html") {
         out = out.with_header(header("Content-Security-Policy", CSP));
     }
