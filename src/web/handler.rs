@@ -1,4 +1,5 @@
-//! One request, start to finish: read it (body capped), route it, decide
+//! One request, start to finish: read it (body capped), check that its
+//! `Host` names this box ([`super::host`]), route it, decide
 //! who is asking and whether they may, check CSRF on every POST, run the
 //! handler, and answer with a content type and security headers.
 //!
@@ -291,6 +292,34 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     }
 }
 
+/// The answer to a request for this box: who asks, the gate, the handler.
+fn answer(
+    ctx: &WebCtx,
+    db: &mut Option<rusqlite::Connection>,
+    cfg: &Config,
+    route: &Route,
+    req: &Req,
+) -> Resp {
+    let who = identify(ctx, cfg, req);
+    match gate(ctx, db, cfg, route, req, &who) {
+        Ok(mut r) => {
+            // Sliding expiry: renew the cookie with every page.
+            if let (Some((tok, _)), true) = (&who.session, r.is_html()) {
+                r.headers.push((
+                    "Set-Cookie",
+                    auth::set_cookie(
+                        auth::SESSION_COOKIE,
+                        tok,
+                        i64::from(cfg.web_session_hours) * 3600,
+                    ),
+                ));
+            }
+            r
+        }
+        Err(e) => error_response(ctx, cfg, route, &who, e),
+    }
+}
+
 fn header(name: &str, value: &str) -> Header {
     // Values are ours (never raw user input with CR/LF): cookie tokens are
     // base64url and locations are percent-encoded paths.
@@ -394,6 +423,17 @@ fn gate(
         Access::Page => who.session.is_some(),
     };
     if !allowed {
+        if let (Some(t), Some(needed), true) = (&who.token, access.token_scope(), route.is_api()) {
+            return Err(HttpError::new(
+                403,
+                format!(
+                    "this API token has the {} scope ({}); this needs a {} or admin token",
+                    t.scope.as_str(),
+                    t.scope.describe(),
+                    needed.as_str()
+                ),
+            ));
+        }
         if route.is_api() {
             let msg = if set_up {
                 "authentication required: log in, or send Authorization: Bearer <API token>"

@@ -895,7 +895,7 @@ fn no_default_password_anywhere() {
             &addr,
             None,
             format!(
-                "GET /api/streams HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n"
+                "GET /api/streams HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n"
             )
             .as_bytes(),
         );
@@ -2273,7 +2273,7 @@ fn no_route_reads_an_arbitrary_file() {
     // Methods that could reflect or write.
     for m in ["TRACE", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT"] {
         let req = format!(
-            "{m} /api/status HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{m} /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         let r = raw(&addr, None, req.as_bytes());
         assert!(
@@ -2309,7 +2309,7 @@ fn request_heads_and_bodies_are_capped() {
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
     let chunk = vec![b'a'; 64 * 1024];
     let mut sent = 0;
     while sent < 10 << 20 {
@@ -2330,14 +2330,15 @@ fn request_heads_and_bodies_are_capped() {
     let r = raw(
         &addr,
         None,
-        format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n").as_bytes(),
+        format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}Connection: close\r\n\r\n")
+            .as_bytes(),
     );
     assert_eq!(r.status, 431, "10,000 headers");
     let r = raw(
         &addr,
         None,
         format!(
-            "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "GET /{} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             "a".repeat(1 << 20)
         )
         .as_bytes(),
@@ -2369,7 +2370,7 @@ fn request_heads_and_bodies_are_capped() {
     let r = raw(
         &addr,
         None,
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000000\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000000\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 200, "{}", r.head);
     assert!(healthy_within(&addr, Duration::from_secs(2)).is_ok());
@@ -2421,7 +2422,7 @@ fn request_heads_and_bodies_are_capped() {
     s.write_all(
         format!(
             "POST /setup HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Content-Length: {}\r\n\r\n{body}GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             Content-Length: {}\r\n\r\n{body}GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             body.len()
         )
         .as_bytes(),
@@ -2496,7 +2497,7 @@ fn slow_clients_do_not_starve_the_workers() {
                     b"a",
                 )
             } else {
-                ("GET / HTTP/1.1\r\nHost: x\r\n".into(), b"X: y\r\n")
+                ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n".into(), b"X: y\r\n")
             };
             let _ = s.write_all(head.as_bytes());
             let t = Instant::now();
