@@ -11,7 +11,12 @@
 //! | `/login`, `/static/*`, `/healthz` | `/login` → `/setup`; others public | public |
 //! | `/api/status`, `/metrics` | public if `web.public_status`, else API token | public if `web.public_status`, else session or API token |
 //! | other JSON (`/api/streams…`) | API token | session or API token |
+//! | live view (`/api/live`, `/live/*/stream`, `/live/*/thumb.jpg`) | `live` API token | session or `live` API token |
 //! | pages and forms | redirect to `/setup` | session (else redirect to `/login`) |
+//!
+//! API tokens open only the routes of their scope ([`auth::Scope`]): `read`
+//! the status, JSON and metrics rows, `live` the live view, `admin` both; a
+//! valid token outside its scope gets 403.
 //!
 //! Every POST must come from this site (`Origin`/`Sec-Fetch-Site` checked
 //! when the browser sends them) and carry the session's CSRF token (forms:
@@ -179,8 +184,8 @@ impl Resp {
 pub struct Who {
     /// The session cookie's token and its session.
     pub session: Option<(String, auth::Session)>,
-    /// The name of the API token presented, if valid.
-    pub token: Option<String>,
+    /// The API token presented, if valid.
+    pub token: Option<auth::TokenEntry>,
 }
 
 /// Reads the request line, headers and (capped) body.
@@ -243,27 +248,19 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     let (path, query) = routes::split_query(&url);
     let route = Route::decode(path);
     let cfg = ctx.config.read().expect("config lock").clone();
+    let http11 = *rq.http_version() >= tiny_http::HTTPVersion(1, 1);
     let resp = match read_request(&mut rq, path, query) {
-        Ok(req) => {
-            let who = identify(ctx, &cfg, &req);
-            match gate(ctx, db, &cfg, &route, &req, &who) {
-                Ok(mut r) => {
-                    // Sliding expiry: renew the cookie with every page.
-                    if let (Some((tok, _)), true) = (&who.session, r.is_html()) {
-                        r.headers.push((
-                            "Set-Cookie",
-                            auth::set_cookie(
-                                auth::SESSION_COOKIE,
-                                tok,
-                                i64::from(cfg.web_session_hours) * 3600,
-                            ),
-                        ));
-                    }
-                    r
-                }
-                Err(e) => error_response(ctx, &cfg, &route, &who, e),
+        Ok(req) => match ctx
+            .gui
+            .names
+            .check(&req.host, http11, &cfg.web_allowed_hosts)
+        {
+            Err(r) => {
+                tracing::debug!("refused Host {:?} from {}", req.host, req.remote);
+                r
             }
-        }
+            Ok(()) => answer(ctx, db, &cfg, &route, &req),
+        },
         Err(e) => error_response(ctx, &cfg, &route, &Who::default(), e),
     };
     let method = rq.method().clone();
@@ -414,12 +411,15 @@ fn gate(
         Route::Login => return pages::login(ctx, cfg, req, who),
         _ => {}
     }
-    let allowed = match route.access() {
+    let access = route.access();
+    let token_ok = match (access.token_scope(), &who.token) {
+        (Some(needed), Some(t)) => t.scope.allows(needed),
+        _ => false,
+    };
+    let allowed = match access {
         Access::Public => true,
-        Access::PublicStatus => {
-            cfg.web_public_status || who.session.is_some() || who.token.is_some()
-        }
-        Access::Api => who.session.is_some() || who.token.is_some(),
+        Access::PublicStatus => cfg.web_public_status || who.session.is_some() || token_ok,
+        Access::Api | Access::Live => who.session.is_some() || token_ok,
         Access::Page => who.session.is_some(),
     };
     if !allowed {

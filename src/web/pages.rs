@@ -1644,6 +1644,10 @@ pub struct TokenView {
     pub id: String,
     pub name: String,
     pub created: String,
+    /// `read`, `live` or `admin`.
+    pub scope: &'static str,
+    /// What the scope opens, in words.
+    pub scope_text: &'static str,
 }
 
 #[derive(Template)]
@@ -1656,6 +1660,10 @@ struct AccessPage {
     token_error: Option<String>,
     new_token: Option<String>,
     new_token_name: String,
+    /// The new token's scope, as listed.
+    new_token_scope: &'static str,
+    /// (name, description) of every scope, for the creation form.
+    scopes: Vec<(&'static str, &'static str)>,
     public_status: bool,
     host: String,
 }
@@ -1665,6 +1673,7 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
     let mut token_error = None;
     let mut new_token = None;
     let mut new_token_name = String::new();
+    let mut new_token_scope = "";
     let mut flash = flash_for(req.query_param("msg"));
     if req.is_post() {
         let p = req.form();
@@ -1721,20 +1730,29 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
             }
             "create_token" => {
                 let name = p.get("token_name").trim().to_owned();
+                // No choice sent (an older page): the least a token can open.
+                let scope = match p.get("scope").as_str() {
+                    "" => Some(auth::Scope::Read),
+                    s => auth::Scope::parse(s),
+                };
                 if name.is_empty()
                     || name.chars().count() > 64
                     || name.chars().any(char::is_control)
                 {
                     token_error = Some("give the token a name (1 to 64 characters)".into());
-                } else {
-                    match ctx.gui.tokens.create(&name, ctx.clock.now_ms()) {
+                } else if let Some(scope) = scope {
+                    match ctx.gui.tokens.create(&name, scope, ctx.clock.now_ms()) {
                         Ok(t) => {
-                            tracing::info!("API token {name:?} created");
+                            tracing::info!("API token {name:?} ({}) created", scope.as_str());
                             new_token = Some(t);
                             new_token_name = name;
+                            new_token_scope = scope.as_str();
                         }
                         Err(e) => token_error = Some(format!("{e:#}")),
                     }
+                } else {
+                    token_error =
+                        Some("choose what the token may open: read, live or admin".into());
                 }
             }
             "revoke" => {
@@ -1773,6 +1791,8 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
             } else {
                 "—".into()
             },
+            scope: t.scope.as_str(),
+            scope_text: t.scope.describe(),
         })
         .collect();
     let mut c = chrome(ctx, cfg, Some(sess), "Password & API tokens", "settings");
@@ -1785,6 +1805,11 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
         token_error: token_error.clone(),
         new_token,
         new_token_name,
+        new_token_scope,
+        scopes: auth::Scope::ALL
+            .iter()
+            .map(|s| (s.as_str(), s.describe()))
+            .collect(),
         public_status: cfg.web_public_status,
         host: if req.host.is_empty() {
             "<device>:8000".into()

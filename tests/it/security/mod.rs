@@ -236,8 +236,11 @@ fn session_cookie(b: &Browser) -> String {
 enum Class {
     /// HTML pages and forms: a session, else `303 /login?next=`.
     Page,
-    /// JSON/streams for programs: a session or API token, else 401.
+    /// JSON for programs: a session or a `read`/`admin` API token, else 401.
     Api,
+    /// The live view's streams, thumbnails and JSON: a session or a
+    /// `live`/`admin` API token, else 401.
+    Live,
     /// `/api/status`, `/metrics`: like `Api` unless `web.public_status`.
     PublicStatus,
     /// `/static/*`: public, GET only in effect (a POST changes nothing).
@@ -280,9 +283,9 @@ const ROUTES: &[(&str, &str, Class)] = &[
     ("Healthz", "/healthz", Class::Healthz),
     ("Metrics", "/metrics", Class::PublicStatus),
     ("Live", "/live", Class::Page),
-    ("ApiLive", "/api/live", Class::Api),
-    ("LiveStream", "/live/cam%20x/stream", Class::Api),
-    ("LiveThumb", "/live/cam%20x/thumb.jpg", Class::Api),
+    ("ApiLive", "/api/live", Class::Live),
+    ("LiveStream", "/live/cam%20x/stream", Class::Live),
+    ("LiveThumb", "/live/cam%20x/thumb.jpg", Class::Live),
     ("NotFound", "/nope", Class::NotFound),
 ];
 
@@ -335,6 +338,7 @@ fn route_table_covers_every_route() {
         let want = match class {
             Class::Page => Access::Page,
             Class::Api => Access::Api,
+            Class::Live => Access::Live,
             Class::PublicStatus => Access::PublicStatus,
             _ => Access::Public,
         };
@@ -369,7 +373,7 @@ fn anon_expectations(
                 assert_eq!(r.status, 303, "{ctx}");
                 assert!(loc.starts_with("/login?next="), "{ctx}");
             }
-            Class::Api | Class::PublicStatus => {
+            Class::Api | Class::Live | Class::PublicStatus => {
                 assert_eq!(r.status, 401, "{ctx}");
                 assert!(r.head.contains("application/json"), "{ctx}");
                 assert!(r.head.contains("WWW-Authenticate"), "{ctx}");
@@ -405,7 +409,7 @@ fn anon_expectations(
                 assert_eq!(r.status, 303, "{ctx}");
                 assert!(r.head.contains("/login?msg=expired"), "{ctx}");
             }
-            Class::Api | Class::PublicStatus => assert_eq!(r.status, 401, "{ctx}"),
+            Class::Api | Class::Live | Class::PublicStatus => assert_eq!(r.status, 401, "{ctx}"),
             Class::Static => assert_eq!(r.status, 200, "{ctx}"),
             Class::Healthz => assert_eq!(r.status, 405, "{ctx}"),
             Class::Login => assert_eq!(r.status, 403, "{ctx}"),
@@ -561,7 +565,7 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
             Class::Healthz => 405,
             Class::Setup | Class::NotFound => 404,
             Class::Login => 403, // no pre-session token
-            Class::Page | Class::Api | Class::PublicStatus => 403,
+            Class::Page | Class::Api | Class::Live | Class::PublicStatus => 403,
         };
         let cases: [(&str, &Vec<(String, String)>); 6] = [
             ("no token", &vec![]),
@@ -602,7 +606,10 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
             true,
         );
         b.extra.clear();
-        if matches!(class, Class::Page | Class::Api | Class::PublicStatus) {
+        if matches!(
+            class,
+            Class::Page | Class::Api | Class::Live | Class::PublicStatus
+        ) {
             assert_eq!(r.status, 403, "POST {path} with a wrong X-CSRF-Token");
         }
         // Cross-site by Fetch Metadata, right token.
@@ -624,7 +631,10 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
             &form(&right),
             true,
         );
-        if matches!(class, Class::Page | Class::Api | Class::PublicStatus) {
+        if matches!(
+            class,
+            Class::Page | Class::Api | Class::Live | Class::PublicStatus
+        ) {
             assert!(
                 r.status == 403 || r.status == 303,
                 "POST {path} with an API token: {} {}",
