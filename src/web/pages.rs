@@ -715,6 +715,18 @@ fn safe_next(next: &str) -> String {
     }
 }
 
+/// When a login lockout of `wait_secs` ends: the time in the configured
+/// zone and how long that is from now (`2026-11-28 17:45:05 (in 14 min)`).
+fn lock_end(ctx: &WebCtx, cfg: &Config, wait_secs: u64) -> String {
+    let wait_ms = i64::try_from(wait_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let end = ctx.clock.now_ms().saturating_add(wait_ms);
+    format!(
+        "{} (in {})",
+        fmt_time(end, &cfg.tz()),
+        fmt_duration(wait_secs)
+    )
+}
+
 /// `/login`.
 pub fn login(
     ctx: &WebCtx,
@@ -737,19 +749,19 @@ pub fn login(
         return Ok(Resp::redirect(&next));
     }
     let mut status = 200;
-    let mut error = None;
+    // A lockout is shown before anyone types a password, with its end.
+    let mut error = ctx.gui.limiter.check(req.remote).err().map(|wait| {
+        format!(
+            "Too many failed logins: logging in is paused until {}.",
+            lock_end(ctx, cfg, wait)
+        )
+    });
     if req.is_post() {
         if !pre_ok(req, &f.get("pre")) {
             return Err(HttpError::new(403, PRE_EXPIRED));
         }
         match ctx.gui.limiter.check(req.remote) {
-            Err(wait) => {
-                status = 429;
-                error = Some(format!(
-                    "Too many failed logins. Try again in {}.",
-                    fmt_duration(wait.max(60))
-                ));
-            }
+            Err(_) => status = 429,
             Ok(()) => {
                 if auth::verify_password(&f.get("password"), hash) {
                     ctx.gui.limiter.succeeded(req.remote);
@@ -1689,8 +1701,8 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
                     errs.add(
                         "current_password",
                         format!(
-                            "too many wrong passwords; try again in {}",
-                            fmt_duration(wait.max(60))
+                            "too many wrong passwords; try again after {}",
+                            lock_end(ctx, cfg, wait)
                         ),
                     );
                 } else if !auth::verify_password(&cur, &hash) {
