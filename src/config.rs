@@ -126,6 +126,9 @@ pub struct RawWeb {
     /// Hours a login stays valid without use (every request renews it).
     /// Default 24, 1..=8760.
     pub session_hours: Option<u32>,
+    /// Extra host names the box answers to (besides its IP addresses,
+    /// `localhost`, its hostname and `<hostname>.local`). Default none.
+    pub allowed_hosts: Option<Vec<Spanned<String>>>,
 }
 
 /// `live:` as written.
@@ -196,6 +199,9 @@ pub struct Config {
     pub web_public_status: bool,
     /// `web.session_hours`: idle lifetime of a web login.
     pub web_session_hours: u32,
+    /// `web.allowed_hosts`: extra names requests may carry in `Host`
+    /// (lowercase, no trailing dot); see [`crate::web::host`].
+    pub web_allowed_hosts: Vec<String>,
     pub heartbeat_retention_days: u32,
     pub rollup_retention_days: u32,
     pub max_concurrent_probes: usize,
@@ -416,6 +422,24 @@ impl Config {
                 (listen, workers)
             }
         };
+        let mut web_allowed_hosts = Vec::new();
+        let hosts = raw
+            .web
+            .as_ref()
+            .and_then(|w| w.value.allowed_hosts.as_ref());
+        for (i, h) in hosts.into_iter().flatten().enumerate() {
+            let name = check_host_name(&h.value)
+                .map_err(|m| at.err(&h.referenced, format!("web.allowed_hosts[{i}]: {m}")))?;
+            if i >= MAX_ALLOWED_HOSTS {
+                return Err(at.err(
+                    &h.referenced,
+                    format!("web.allowed_hosts: at most {MAX_ALLOWED_HOSTS} names"),
+                ));
+            }
+            if !web_allowed_hosts.contains(&name) {
+                web_allowed_hosts.push(name);
+            }
+        }
         let (heartbeat_days, rollup_days) = match &raw.retention {
             None => (7, 730),
             Some(r) => {
@@ -567,6 +591,7 @@ impl Config {
             web_workers,
             web_public_status,
             web_session_hours,
+            web_allowed_hosts,
             heartbeat_retention_days: heartbeat_days,
             rollup_retention_days: rollup_days,
             max_concurrent_probes: max_concurrent,
@@ -584,6 +609,38 @@ impl Config {
     pub fn tz(&self) -> jiff::tz::TimeZone {
         jiff::tz::TimeZone::get(&self.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
     }
+}
+
+/// Names `web.allowed_hosts` may list at most.
+const MAX_ALLOWED_HOSTS: usize = 16;
+
+/// A `web.allowed_hosts` entry as compared with `Host` (lowercase, no
+/// trailing dot), or why it is not a DNS name.
+fn check_host_name(name: &str) -> Result<String, String> {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    if n.contains("://") || n.contains('/') {
+        return Err(format!(
+            "{name:?} is not a host name: write the name only, without http:// or a path"
+        ));
+    }
+    if n.contains(':') || n.contains('[') {
+        return Err(format!(
+            "{name:?} is not a host name: leave out the port (any port is accepted), and IP \
+             addresses need no entry"
+        ));
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if n.is_empty() || n.len() > 253 || !n.split('.').all(label_ok) {
+        return Err(format!(
+            "{name:?} is not a host name (letters, digits, '-' and dots, such as camera-monitor.example.lan)"
+        ));
+    }
+    Ok(n)
 }
 
 fn check_interval(secs: u32) -> Result<(), String> {
@@ -886,6 +943,42 @@ streams:
             assert!(e.message.contains(want), "{text:?}: got {e}, want {want:?}");
             assert_eq!(e.line, Some(*line), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn allowed_hosts() {
+        let c = parse("streams: []\n", "c").unwrap();
+        assert!(c.web_allowed_hosts.is_empty());
+        let c = parse(
+            "web:\n  allowed_hosts: [Camera-Monitor.example.lan., cams, cams]\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(c.web_allowed_hosts, ["camera-monitor.example.lan", "cams"]);
+        for (text, want, line) in [
+            (
+                "web:\n  listen: 0.0.0.0:8000\n  allowed_hosts:\n  - ok.lan\n  - http://cams.lan/\n",
+                "web.allowed_hosts[1]: \"http://cams.lan/\" is not a host name: write the name only",
+                5,
+            ),
+            (
+                "web:\n  allowed_hosts:\n  - cams.lan:8000\n",
+                "leave out the port",
+                3,
+            ),
+            ("web:\n  allowed_hosts: ['bad name']\n", "is not a host name", 2),
+            ("web:\n  allowed_hosts: ['']\n", "is not a host name", 2),
+            ("web:\n  allowed_hosts: [-x.lan]\n", "is not a host name", 2),
+            ("web:\n  allowed_hosts: cams.lan\n", "sequence", 2),
+        ] {
+            let e = err(text);
+            assert!(e.message.contains(want), "{text}: {e}");
+            assert_eq!(e.line, Some(line), "{text}: {e}");
+        }
+        let many: String = (0..17).map(|i| format!("  - h{i}.lan\n")).collect();
+        let e = err(&format!("web:\n  allowed_hosts:\n{many}"));
+        assert!(e.message.contains("at most 16"), "{e}");
+        assert_eq!(e.line, Some(19), "{e}");
     }
 
     #[test]

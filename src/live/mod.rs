@@ -63,6 +63,7 @@ use std::time::{Duration, Instant};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::probe::{self, Failure, Kind, MediaFacts, Outcome, Reason, Stages, Target};
+use crate::web::handler::security_header_lines;
 use crate::web::HttpError;
 use slot::{Item, Slot, Taken};
 
@@ -783,9 +784,10 @@ impl Ticket {
                 write!(
                     w,
                     "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\n\
-                     Content-Length: {}\r\nCache-Control: no-store\r\n\
-                     X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
+                     Content-Length: {}\r\nCache-Control: no-store\r\n{}\
+                     Connection: close\r\n\r\n{body}",
+                    body.len(),
+                    security_header_lines()
                 )?;
                 return w.flush();
             }
@@ -801,9 +803,9 @@ impl Ticket {
         };
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nX-Live-Codec: {codec}\r\n\
-             X-Box-Now-Ms: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
-             Referrer-Policy: same-origin\r\nX-Frame-Options: DENY\r\n{}Connection: close\r\n\r\n",
+             X-Box-Now-Ms: {}\r\nCache-Control: no-store\r\n{}{}Connection: close\r\n\r\n",
             self.hub.clock.now_ms(),
+            security_header_lines(),
             if chunked {
                 "Transfer-Encoding: chunked\r\n"
             } else {

@@ -4,7 +4,8 @@
 //! [`crate::web::handler`] through [`Resp::handoff`]).
 //!
 //! The gate in `handler.rs` has already checked the login (pages need a
-//! session; the stream, thumbnails and JSON also take an API token).
+//! session; the stream, thumbnails and JSON also take an API token of
+//! scope `live` or `admin`).
 
 use askama::Template;
 

@@ -20,7 +20,8 @@
 //! * **API tokens**: for scripts (`Authorization: Bearer sp_…`), made on the
 //!   Access page and shown once; `api-tokens.json` in the data directory
 //!   keeps only their SHA-256 (a token is 256 random bits, so a fast hash is
-//!   enough).
+//!   enough) and their [`Scope`], chosen at creation: what a leaked token
+//!   opens is what it was made for.
 //!
 //! Times come from the injected [`crate::clock::Clock`], so expiry and the
 //! rate limit are tested without sleeping. A clock that jumps forward (NTP
@@ -323,6 +324,54 @@ impl LoginLimiter {
     }
 }
 
+/// What an API token opens, chosen when it is made. Checked per route by
+/// the handler ([`crate::web::routes::Access`]).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Status, streams, history and metrics (the JSON API and `/metrics`).
+    /// Tokens made before scopes existed have this one.
+    #[default]
+    Read,
+    /// The live view: live streams, thumbnails and `/api/live`.
+    Live,
+    /// Everything `read` and `live` open (and any future write API).
+    Admin,
+}
+
+impl Scope {
+    /// Every scope, in the order the Access page offers them.
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Live, Scope::Admin];
+
+    /// The name stored and shown (`read`, `live`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Live => "live",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// The scope named `name`, as the Access page's form sends it.
+    pub fn parse(name: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// What the scope opens, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scope::Read => "status, streams, history, metrics",
+            Scope::Live => "live video and thumbnails",
+            Scope::Admin => "everything: read and live",
+        }
+    }
+
+    /// True if a token of this scope may use a route that needs `needed`.
+    pub fn allows(self, needed: Scope) -> bool {
+        self == needed || self == Scope::Admin
+    }
+}
+
 /// One API token as stored (its digest, never the token).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TokenEntry {
@@ -333,6 +382,9 @@ pub struct TokenEntry {
     /// Hex SHA-256 of the token.
     pub sha256: String,
     pub created_ms: i64,
+    /// What the token opens; absent in files written before scopes: `read`.
+    #[serde(default)]
+    pub scope: Scope,
 }
 
 /// API tokens, loaded from and saved to `api-tokens.json` in the data dir.
@@ -367,8 +419,8 @@ impl ApiTokens {
         self.list.read().expect("tokens lock").clone()
     }
 
-    /// The name of the token, if `token` is a valid one.
-    pub fn verify(&self, token: &str) -> Option<String> {
+    /// The entry of `token`, if it is a valid one.
+    pub fn verify(&self, token: &str) -> Option<TokenEntry> {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
             return None;
         }
@@ -377,18 +429,18 @@ impl ApiTokens {
         let mut found = None;
         for t in list.iter() {
             if ct_eq(t.sha256.as_bytes(), digest.as_bytes()) {
-                found = Some(t.name.clone());
+                found = Some(t.clone());
             }
         }
         found
     }
 
-    /// Makes a token named `name`, saves its digest, returns the token (the
-    /// only time it is ever seen).
+    /// Makes a token named `name` with `scope`, saves its digest, returns
+    /// the token (the only time it is ever seen).
     ///
     /// # Errors
     /// Too many tokens, or the file cannot be written.
-    pub fn create(&self, name: &str, now_ms: i64) -> Result<String> {
+    pub fn create(&self, name: &str, scope: Scope, now_ms: i64) -> Result<String> {
         let token = format!("{TOKEN_PREFIX}{}", random_token());
         let digest = hex(&sha256(token.as_bytes()));
         let mut list = self.list.write().expect("tokens lock");
@@ -401,6 +453,7 @@ impl ApiTokens {
             name: name.to_owned(),
             sha256: digest,
             created_ms: now_ms,
+            scope,
         });
         self.save(&next)?;
         *list = next;
@@ -436,7 +489,7 @@ impl ApiTokens {
 ///
 /// # Errors
 /// When the file cannot be written.
-pub fn seed_token(data_dir: &Path, name: &str, token: &str) -> Result<()> {
+pub fn seed_token(data_dir: &Path, name: &str, token: &str, scope: Scope) -> Result<()> {
     anyhow::ensure!(
         token.starts_with(TOKEN_PREFIX) && token.len() >= TOKEN_PREFIX.len() + 32,
         "a token starts with {TOKEN_PREFIX} and has at least 32 more characters"
@@ -450,6 +503,7 @@ pub fn seed_token(data_dir: &Path, name: &str, token: &str) -> Result<()> {
         name: name.to_owned(),
         sha256: digest,
         created_ms: 0,
+        scope,
     });
     store.save(&list)
 }
@@ -559,22 +613,69 @@ mod tests {
     fn api_tokens_are_stored_as_digests() {
         let dir = tempfile::tempdir().unwrap();
         let store = ApiTokens::load(dir.path());
-        let tok = store.create("ha", T0).unwrap();
+        let tok = store.create("ha", Scope::Live, T0).unwrap();
         assert!(tok.starts_with(TOKEN_PREFIX));
-        assert_eq!(store.verify(&tok).as_deref(), Some("ha"));
+        let name_scope = |e: Option<TokenEntry>| e.map(|e| (e.name, e.scope));
+        assert_eq!(
+            name_scope(store.verify(&tok)),
+            Some(("ha".into(), Scope::Live))
+        );
         assert_eq!(store.verify(&format!("{tok}x")), None);
         let file = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).unwrap();
         assert!(!file.contains(&tok), "the token itself is never stored");
+        assert!(file.contains("\"scope\": \"live\""), "{file}");
         let again = ApiTokens::load(dir.path());
-        assert_eq!(again.verify(&tok).as_deref(), Some("ha"));
+        assert_eq!(
+            name_scope(again.verify(&tok)),
+            Some(("ha".into(), Scope::Live))
+        );
         let id = again.list()[0].id.clone();
         assert!(again.revoke(&id).unwrap());
         assert!(!again.revoke(&id).unwrap());
         assert_eq!(again.verify(&tok), None);
-        seed_token(dir.path(), "tests", "sp_0123456789abcdef0123456789abcdef").unwrap();
+        seed_token(
+            dir.path(),
+            "tests",
+            "sp_0123456789abcdef0123456789abcdef",
+            Scope::Admin,
+        )
+        .unwrap();
         assert!(ApiTokens::load(dir.path())
             .verify("sp_0123456789abcdef0123456789abcdef")
             .is_some());
+    }
+
+    #[test]
+    fn scopes() {
+        use Scope::*;
+        // (token scope, needed) → allowed
+        for (have, need, ok) in [
+            (Read, Read, true),
+            (Read, Live, false),
+            (Live, Live, true),
+            (Live, Read, false),
+            (Admin, Read, true),
+            (Admin, Live, true),
+            (Read, Admin, false),
+            (Live, Admin, false),
+        ] {
+            assert_eq!(have.allows(need), ok, "{have:?} for {need:?}");
+        }
+        for s in Scope::ALL {
+            assert_eq!(Scope::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Scope::parse("root"), None);
+        // A file written before scopes: every token reads, nothing more.
+        let dir = tempfile::tempdir().unwrap();
+        let tok = "sp_0123456789abcdef0123456789abcdef";
+        let digest = hex(&sha256(tok.as_bytes()));
+        let old = format!(
+            "[{{\"id\": \"{}\", \"name\": \"old\", \"sha256\": \"{digest}\", \"created_ms\": 1}}]",
+            &digest[..12]
+        );
+        std::fs::write(dir.path().join(TOKENS_FILE), old).unwrap();
+        let e = ApiTokens::load(dir.path()).verify(tok).unwrap();
+        assert_eq!((e.name.as_str(), e.scope), ("old", Read));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! One request, start to finish: read it (body capped), route it, decide
+//! One request, start to finish: read it (body capped), check that its
+//! `Host` names this box ([`super::host`]), route it, decide
 //! who is asking and whether they may, check CSRF on every POST, run the
 //! handler, and answer with a content type and security headers.
 //!
@@ -10,7 +11,12 @@
 //! | `/login`, `/static/*`, `/healthz` | `/login` → `/setup`; others public | public |
 //! | `/api/status`, `/metrics` | public if `web.public_status`, else API token | public if `web.public_status`, else session or API token |
 //! | other JSON (`/api/streams…`) | API token | session or API token |
+//! | live view (`/api/live`, `/live/*/stream`, `/live/*/thumb.jpg`) | `live` API token | session or `live` API token |
 //! | pages and forms | redirect to `/setup` | session (else redirect to `/login`) |
+//!
+//! API tokens open only the routes of their scope ([`auth::Scope`]): `read`
+//! the status, JSON and metrics rows, `live` the live view, `admin` both; a
+//! valid token outside its scope gets 403.
 //!
 //! Every POST must come from this site (`Origin`/`Sec-Fetch-Site` checked
 //! when the browser sends them) and carry the session's CSRF token (forms:
@@ -36,6 +42,23 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    media-src 'self' blob:; connect-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
+
+/// Headers every answer carries: the handler's responses and the raw
+/// heads the live viewer threads write ([`crate::live`]) alike.
+pub const SECURITY_HEADERS: [(&str, &str); 3] = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+];
+
+/// [`SECURITY_HEADERS`] as raw header lines, each ending in CRLF, for code
+/// that writes its own response head.
+pub fn security_header_lines() -> String {
+    SECURITY_HEADERS
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect()
+}
 
 /// A request as handlers see it (headers copied, body read).
 #[derive(Debug)]
@@ -161,8 +184,8 @@ impl Resp {
 pub struct Who {
     /// The session cookie's token and its session.
     pub session: Option<(String, auth::Session)>,
-    /// The name of the API token presented, if valid.
-    pub token: Option<String>,
+    /// The API token presented, if valid.
+    pub token: Option<auth::TokenEntry>,
 }
 
 /// Reads the request line, headers and (capped) body.
@@ -225,27 +248,19 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     let (path, query) = routes::split_query(&url);
     let route = Route::decode(path);
     let cfg = ctx.config.read().expect("config lock").clone();
+    let http11 = *rq.http_version() >= tiny_http::HTTPVersion(1, 1);
     let resp = match read_request(&mut rq, path, query) {
-        Ok(req) => {
-            let who = identify(ctx, &cfg, &req);
-            match gate(ctx, db, &cfg, &route, &req, &who) {
-                Ok(mut r) => {
-                    // Sliding expiry: renew the cookie with every page.
-                    if let (Some((tok, _)), true) = (&who.session, r.is_html()) {
-                        r.headers.push((
-                            "Set-Cookie",
-                            auth::set_cookie(
-                                auth::SESSION_COOKIE,
-                                tok,
-                                i64::from(cfg.web_session_hours) * 3600,
-                            ),
-                        ));
-                    }
-                    r
-                }
-                Err(e) => error_response(ctx, &cfg, &route, &who, e),
+        Ok(req) => match ctx
+            .gui
+            .names
+            .check(&req.host, http11, &cfg.web_allowed_hosts)
+        {
+            Err(r) => {
+                tracing::debug!("refused Host {:?} from {}", req.host, req.remote);
+                r
             }
-        }
+            Ok(()) => answer(ctx, db, &cfg, &route, &req),
+        },
         Err(e) => error_response(ctx, &cfg, &route, &Who::default(), e),
     };
     let method = rq.method().clone();
@@ -259,10 +274,10 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     let mut out = Response::from_data(resp.body)
         .with_status_code(StatusCode(resp.status))
         .with_header(header("Content-Type", resp.ctype))
-        .with_header(header("Cache-Control", resp.cache))
-        .with_header(header("X-Content-Type-Options", "nosniff"))
-        .with_header(header("Referrer-Policy", "same-origin"))
-        .with_header(header("X-Frame-Options", "DENY"));
+        .with_header(header("Cache-Control", resp.cache));
+    for (k, v) in SECURITY_HEADERS {
+        out = out.with_header(header(k, v));
+    }
     if resp.ctype.starts_with("text/html") {
         out = out.with_header(header("Content-Security-Policy", CSP));
     }
@@ -271,6 +286,34 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     }
     if let Err(e) = rq.respond(out) {
         tracing::debug!("response not delivered: {e}");
+    }
+}
+
+/// The answer to a request for this box: who asks, the gate, the handler.
+fn answer(
+    ctx: &WebCtx,
+    db: &mut Option<rusqlite::Connection>,
+    cfg: &Config,
+    route: &Route,
+    req: &Req,
+) -> Resp {
+    let who = identify(ctx, cfg, req);
+    match gate(ctx, db, cfg, route, req, &who) {
+        Ok(mut r) => {
+            // Sliding expiry: renew the cookie with every page.
+            if let (Some((tok, _)), true) = (&who.session, r.is_html()) {
+                r.headers.push((
+                    "Set-Cookie",
+                    auth::set_cookie(
+                        auth::SESSION_COOKIE,
+                        tok,
+                        i64::from(cfg.web_session_hours) * 3600,
+                    ),
+                ));
+            }
+            r
+        }
+        Err(e) => error_response(ctx, cfg, route, &who, e),
     }
 }
 
@@ -372,15 +415,29 @@ fn gate(
         Route::Login => return pages::login(ctx, cfg, req, who),
         _ => {}
     }
-    let allowed = match route.access() {
+    let access = route.access();
+    let token_ok = match (access.token_scope(), &who.token) {
+        (Some(needed), Some(t)) => t.scope.allows(needed),
+        _ => false,
+    };
+    let allowed = match access {
         Access::Public => true,
-        Access::PublicStatus => {
-            cfg.web_public_status || who.session.is_some() || who.token.is_some()
-        }
-        Access::Api => who.session.is_some() || who.token.is_some(),
+        Access::PublicStatus => cfg.web_public_status || who.session.is_some() || token_ok,
+        Access::Api | Access::Live => who.session.is_some() || token_ok,
         Access::Page => who.session.is_some(),
     };
     if !allowed {
+        if let (Some(t), Some(needed), true) = (&who.token, access.token_scope(), route.is_api()) {
+            return Err(HttpError::new(
+                403,
+                format!(
+                    "this API token has the {} scope ({}); this needs a {} or admin token",
+                    t.scope.as_str(),
+                    t.scope.describe(),
+                    needed.as_str()
+                ),
+            ));
+        }
         if route.is_api() {
             let msg = if set_up {
                 "authentication required: log in, or send Authorization: Bearer <API token>"

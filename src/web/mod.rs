@@ -3,7 +3,7 @@
 //! serving the web GUI (askama pages), the JSON API and `/metrics`.
 //!
 //! Each worker calls [`serve`] ([`handler::serve`]), which reads the request
-//! (body capped), routes it ([`routes`]), decides who is asking and whether
+//! (body capped), checks that it names this box ([`host`]), routes it ([`routes`]), decides who is asking and whether
 //! they may ([`auth`]: admin password, sessions, CSRF, API tokens), runs
 //! the handler ([`pages`], [`api`], [`metrics`]) and answers with a content
 //! type and security headers, logging once per request.
@@ -17,6 +17,7 @@ pub mod auth;
 pub mod chart;
 pub mod check;
 pub mod handler;
+pub mod host;
 pub mod metrics;
 pub mod pages;
 pub mod routes;
@@ -70,6 +71,8 @@ pub struct Gui {
     pub reload_now: Arc<tokio::sync::Notify>,
     /// The live view: camera relays and grid thumbnails.
     pub live: Arc<crate::live::Hub>,
+    /// The names requests may carry in `Host` (besides `web.allowed_hosts`).
+    pub names: host::BoxNames,
 }
 
 impl Gui {
@@ -89,6 +92,7 @@ impl Gui {
             config_file: crate::config_edit::ConfigFile::new(config_path),
             checks: check::Checks::new(runtime),
             reload_now: Arc::new(tokio::sync::Notify::new()),
+            names: host::BoxNames::read(),
         }
     }
 }

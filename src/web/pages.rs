@@ -697,13 +697,40 @@ struct LoginPage {
     error: Option<String>,
 }
 
-/// Only local paths are followed after login (no open redirect).
+/// Only same-origin absolute paths are followed after login (no open
+/// redirect): one leading `/`, then neither `/` nor `\`, no whitespace or
+/// control character anywhere. Browsers drop tabs and newlines from a
+/// `Location` and treat `\` as `/`, so `/\t/evil.example` would leave the
+/// box; the same rules hold for the percent-decoded path, so nothing a
+/// later decoding step uncovers (`/%2F%2Fevil`, `/%09/evil`) gets past
+/// either. A decoded space stays allowed: stream names may hold one.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains(['\\', '\r', '\n']) {
-        next.to_owned()
-    } else {
-        "/".into()
+    let local = |p: &str, space_ok: bool| {
+        let mut rest = p.chars();
+        rest.next() == Some('/')
+            && !matches!(rest.next(), Some('/' | '\\'))
+            && !p.contains('\\')
+            && !p
+                .chars()
+                .any(|c| c.is_control() || (c.is_whitespace() && !(space_ok && c == ' ')))
+    };
+    let decoded = percent_encoding::percent_decode_str(next).decode_utf8();
+    match decoded {
+        Ok(d) if local(next, false) && local(&d, true) => next.to_owned(),
+        _ => "/".into(),
     }
+}
+
+/// When a login lockout of `wait_secs` ends: the time in the configured
+/// zone and how long that is from now (`2026-11-28 17:45:05 (in 14 min)`).
+fn lock_end(ctx: &WebCtx, cfg: &Config, wait_secs: u64) -> String {
+    let wait_ms = i64::try_from(wait_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let end = ctx.clock.now_ms().saturating_add(wait_ms);
+    format!(
+        "{} (in {})",
+        fmt_time(end, &cfg.tz()),
+        fmt_duration(wait_secs)
+    )
 }
 
 /// `/login`.
@@ -728,19 +755,19 @@ pub fn login(
         return Ok(Resp::redirect(&next));
     }
     let mut status = 200;
-    let mut error = None;
+    // A lockout is shown before anyone types a password, with its end.
+    let mut error = ctx.gui.limiter.check(req.remote).err().map(|wait| {
+        format!(
+            "Too many failed logins: logging in is paused until {}.",
+            lock_end(ctx, cfg, wait)
+        )
+    });
     if req.is_post() {
         if !pre_ok(req, &f.get("pre")) {
             return Err(HttpError::new(403, PRE_EXPIRED));
         }
         match ctx.gui.limiter.check(req.remote) {
-            Err(wait) => {
-                status = 429;
-                error = Some(format!(
-                    "Too many failed logins. Try again in {}.",
-                    fmt_duration(wait.max(60))
-                ));
-            }
+            Err(_) => status = 429,
             Ok(()) => {
                 if auth::verify_password(&f.get("password"), hash) {
                     ctx.gui.limiter.succeeded(req.remote);
@@ -1637,6 +1664,10 @@ pub struct TokenView {
     pub id: String,
     pub name: String,
     pub created: String,
+    /// `read`, `live` or `admin`.
+    pub scope: &'static str,
+    /// What the scope opens, in words.
+    pub scope_text: &'static str,
 }
 
 #[derive(Template)]
@@ -1649,6 +1680,10 @@ struct AccessPage {
     token_error: Option<String>,
     new_token: Option<String>,
     new_token_name: String,
+    /// The new token's scope, as listed.
+    new_token_scope: &'static str,
+    /// (name, description) of every scope, for the creation form.
+    scopes: Vec<(&'static str, &'static str)>,
     public_status: bool,
     host: String,
 }
@@ -1658,6 +1693,7 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
     let mut token_error = None;
     let mut new_token = None;
     let mut new_token_name = String::new();
+    let mut new_token_scope = "";
     let mut flash = flash_for(req.query_param("msg"));
     if req.is_post() {
         let p = req.form();
@@ -1673,8 +1709,8 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
                     errs.add(
                         "current_password",
                         format!(
-                            "too many wrong passwords; try again in {}",
-                            fmt_duration(wait.max(60))
+                            "too many wrong passwords; try again after {}",
+                            lock_end(ctx, cfg, wait)
                         ),
                     );
                 } else if !auth::verify_password(&cur, &hash) {
@@ -1714,20 +1750,29 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
             }
             "create_token" => {
                 let name = p.get("token_name").trim().to_owned();
+                // No choice sent (an older page): the least a token can open.
+                let scope = match p.get("scope").as_str() {
+                    "" => Some(auth::Scope::Read),
+                    s => auth::Scope::parse(s),
+                };
                 if name.is_empty()
                     || name.chars().count() > 64
                     || name.chars().any(char::is_control)
                 {
                     token_error = Some("give the token a name (1 to 64 characters)".into());
-                } else {
-                    match ctx.gui.tokens.create(&name, ctx.clock.now_ms()) {
+                } else if let Some(scope) = scope {
+                    match ctx.gui.tokens.create(&name, scope, ctx.clock.now_ms()) {
                         Ok(t) => {
-                            tracing::info!("API token {name:?} created");
+                            tracing::info!("API token {name:?} ({}) created", scope.as_str());
                             new_token = Some(t);
                             new_token_name = name;
+                            new_token_scope = scope.as_str();
                         }
                         Err(e) => token_error = Some(format!("{e:#}")),
                     }
+                } else {
+                    token_error =
+                        Some("choose what the token may open: read, live or admin".into());
                 }
             }
             "revoke" => {
@@ -1766,6 +1811,8 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
             } else {
                 "—".into()
             },
+            scope: t.scope.as_str(),
+            scope_text: t.scope.describe(),
         })
         .collect();
     let mut c = chrome(ctx, cfg, Some(sess), "Password & API tokens", "settings");
@@ -1778,6 +1825,11 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
         token_error: token_error.clone(),
         new_token,
         new_token_name,
+        new_token_scope,
+        scopes: auth::Scope::ALL
+            .iter()
+            .map(|s| (s.as_str(), s.describe()))
+            .collect(),
         public_status: cfg.web_public_status,
         host: if req.host.is_empty() {
             "<device>:8000".into()
@@ -1807,11 +1859,53 @@ mod tests {
 
     #[test]
     fn next_is_local_only() {
-        assert_eq!(safe_next("/streams/x"), "/streams/x");
-        assert_eq!(safe_next("//evil.example/"), "/");
-        assert_eq!(safe_next("http://evil.example/"), "/");
-        assert_eq!(safe_next("/\\evil"), "/");
-        assert_eq!(safe_next(""), "/");
+        for ok in [
+            "/",
+            "/streams/x",
+            "/streams/Front%20door/edit",
+            "/streams/a%2Fb",
+            "/streams/Caf%C3%A9?tab=1",
+            "/live",
+        ] {
+            assert_eq!(safe_next(ok), ok);
+        }
+        // See: issue 14, finding 5 (browsers strip the tab: `//evil.example/x`).
+        for hostile in [
+            "/%09/evil.example/x",
+            "/\t/evil.example/x",
+            "/\t/evil",
+            "/\n/evil",
+            "/\r\n/evil",
+            "/%0a/evil",
+            "/%0D%0A/evil",
+            "/%00/evil",
+            "/\u{7f}/evil",
+            "/\u{85}/evil",
+            "/\u{a0}/evil",
+            "/\u{3000}/evil",
+            "/ /evil",
+            " /evil",
+            "\t//evil",
+            "//evil",
+            "//evil.example/",
+            "///evil",
+            "/%2F%2Fevil",
+            "/%2fevil",
+            "/%5Cevil",
+            "/%5C%5Cevil",
+            "/\\evil",
+            "\\\\evil",
+            "/x/\\evil",
+            "https://evil",
+            "http://evil.example/",
+            "javascript:alert(1)",
+            "evil.example",
+            "%2F%2Fevil",
+            "/%ff",
+            "",
+        ] {
+            assert_eq!(safe_next(hostile), "/", "{hostile:?}");
+        }
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum Route {
     NotFound,
 }
 
+use super::auth::Scope;
+
 /// Who may use a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -38,14 +40,29 @@ pub enum Access {
     Public,
     /// Anyone if `web.public_status: true`, else like [`Access::Api`].
     PublicStatus,
-    /// A session cookie or an API token (`Authorization: Bearer`).
+    /// A session cookie or an API token (`Authorization: Bearer`) of scope
+    /// `read` or `admin`.
     Api,
+    /// The live view's streams, thumbnails and JSON: a session cookie or an
+    /// API token of scope `live` or `admin`.
+    Live,
     /// A session cookie (HTML pages and forms).
     Page,
 }
 
 /// Static files, compiled in.
 pub const STATIC_FILES: [&str; 5] = ["app.css", "app.js", "icon.svg", "live.js", "live.css"];
+
+impl Access {
+    /// The API token scope this class needs (None: tokens do not open it).
+    pub fn token_scope(self) -> Option<Scope> {
+        match self {
+            Access::PublicStatus | Access::Api => Some(Scope::Read),
+            Access::Live => Some(Scope::Live),
+            Access::Public | Access::Page => None,
+        }
+    }
+}
 
 impl Route {
     /// Decodes a request path (without the query string). Stream names are
@@ -117,11 +134,8 @@ impl Route {
                 Access::Public
             }
             Route::ApiStatus | Route::Metrics => Access::PublicStatus,
-            Route::ApiStreams
-            | Route::ApiStreamHistory(_)
-            | Route::ApiLive
-            | Route::LiveStream(_)
-            | Route::LiveThumb(_) => Access::Api,
+            Route::ApiStreams | Route::ApiStreamHistory(_) => Access::Api,
+            Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => Access::Live,
             _ => Access::Page,
         }
     }
@@ -294,7 +308,8 @@ mod tests {
         assert_eq!(Route::Frame("x".into()).access(), Access::Page);
         assert_eq!(Route::Logout.access(), Access::Page);
         assert_eq!(Route::Live.access(), Access::Page);
-        assert_eq!(Route::LiveStream("x".into()).access(), Access::Api);
-        assert_eq!(Route::ApiLive.access(), Access::Api);
+        assert_eq!(Route::LiveStream("x".into()).access(), Access::Live);
+        assert_eq!(Route::LiveThumb("x".into()).access(), Access::Live);
+        assert_eq!(Route::ApiLive.access(), Access::Live);
     }
 }

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 /// API token every daemon started here accepts (seeded into its data dir),
 /// and that [`App::get`]/[`App::get_text`] send: the JSON API needs a login
-/// or a token unless the config says `web.public_status: true`.
+/// or a token unless the config says `web.public_status: true`. Its scope
+/// is `admin`, so it opens the live view too.
 pub const TEST_TOKEN: &str = "sp_integration-tests-0123456789abcdefghijklmnop";
 
 /// A running daemon.
@@ -41,8 +42,13 @@ impl App {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> App {
-        streampulse::web::auth::seed_token(data_dir, "integration tests", TEST_TOKEN)
-            .expect("seeding the test API token should succeed");
+        streampulse::web::auth::seed_token(
+            data_dir,
+            "integration tests",
+            TEST_TOKEN,
+            streampulse::web::auth::Scope::Admin,
+        )
+        .expect("seeding the test API token should succeed");
         let mut child = super::util::streampulse()
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)

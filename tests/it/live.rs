@@ -921,6 +921,7 @@ fn e2e_chromium_live_grid() {
         "live_e2e",
         &format!(
             "device_name: Lab box\nheartbeat_seconds: 5\nadmin_password_hash: '{hash}'\n\
+             web:\n  allowed_hosts: [streampulse.test]\n\
              live:\n  max_viewers: 3\n  max_viewers_per_stream: 2\n  thumbnail_seconds: 5\n\
              streams:\n- name: Lobby (H.264)\n  url: {}\n- name: Garage (MJPEG)\n  url: {}\n\
              - name: Yard (H.265)\n  url: {}\n",

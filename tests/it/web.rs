@@ -1277,7 +1277,11 @@ fn e2e_chromium_flow() {
         "Chromium is not installed: run `make deps`"
     );
     let rtsp = RtspServer::start();
-    let bx = start("web_e2e", "heartbeat_seconds: 5\n");
+    // The browser uses a name, which the box must be told it answers to.
+    let bx = start(
+        "web_e2e",
+        "heartbeat_seconds: 5\nweb:\n  allowed_hosts: [streampulse.test]\n",
+    );
     let port = bx.app.addr.rsplit(':').next().unwrap().to_owned();
     let out = manifest_dir().join("test-output/web");
     std::fs::create_dir_all(&out).unwrap();

@@ -236,8 +236,11 @@ fn session_cookie(b: &Browser) -> String {
 enum Class {
     /// HTML pages and forms: a session, else `303 /login?next=`.
     Page,
-    /// JSON/streams for programs: a session or API token, else 401.
+    /// JSON for programs: a session or a `read`/`admin` API token, else 401.
     Api,
+    /// The live view's streams, thumbnails and JSON: a session or a
+    /// `live`/`admin` API token, else 401.
+    Live,
     /// `/api/status`, `/metrics`: like `Api` unless `web.public_status`.
     PublicStatus,
     /// `/static/*`: public, GET only in effect (a POST changes nothing).
@@ -280,9 +283,9 @@ const ROUTES: &[(&str, &str, Class)] = &[
     ("Healthz", "/healthz", Class::Healthz),
     ("Metrics", "/metrics", Class::PublicStatus),
     ("Live", "/live", Class::Page),
-    ("ApiLive", "/api/live", Class::Api),
-    ("LiveStream", "/live/cam%20x/stream", Class::Api),
-    ("LiveThumb", "/live/cam%20x/thumb.jpg", Class::Api),
+    ("ApiLive", "/api/live", Class::Live),
+    ("LiveStream", "/live/cam%20x/stream", Class::Live),
+    ("LiveThumb", "/live/cam%20x/thumb.jpg", Class::Live),
     ("NotFound", "/nope", Class::NotFound),
 ];
 
@@ -335,6 +338,7 @@ fn route_table_covers_every_route() {
         let want = match class {
             Class::Page => Access::Page,
             Class::Api => Access::Api,
+            Class::Live => Access::Live,
             Class::PublicStatus => Access::PublicStatus,
             _ => Access::Public,
         };
@@ -369,7 +373,7 @@ fn anon_expectations(
                 assert_eq!(r.status, 303, "{ctx}");
                 assert!(loc.starts_with("/login?next="), "{ctx}");
             }
-            Class::Api | Class::PublicStatus => {
+            Class::Api | Class::Live | Class::PublicStatus => {
                 assert_eq!(r.status, 401, "{ctx}");
                 assert!(r.head.contains("application/json"), "{ctx}");
                 assert!(r.head.contains("WWW-Authenticate"), "{ctx}");
@@ -405,7 +409,7 @@ fn anon_expectations(
                 assert_eq!(r.status, 303, "{ctx}");
                 assert!(r.head.contains("/login?msg=expired"), "{ctx}");
             }
-            Class::Api | Class::PublicStatus => assert_eq!(r.status, 401, "{ctx}"),
+            Class::Api | Class::Live | Class::PublicStatus => assert_eq!(r.status, 401, "{ctx}"),
             Class::Static => assert_eq!(r.status, 200, "{ctx}"),
             Class::Healthz => assert_eq!(r.status, 405, "{ctx}"),
             Class::Login => assert_eq!(r.status, 403, "{ctx}"),
@@ -561,7 +565,7 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
             Class::Healthz => 405,
             Class::Setup | Class::NotFound => 404,
             Class::Login => 403, // no pre-session token
-            Class::Page | Class::Api | Class::PublicStatus => 403,
+            Class::Page | Class::Api | Class::Live | Class::PublicStatus => 403,
         };
         let cases: [(&str, &Vec<(String, String)>); 6] = [
             ("no token", &vec![]),
@@ -602,7 +606,10 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
             true,
         );
         b.extra.clear();
-        if matches!(class, Class::Page | Class::Api | Class::PublicStatus) {
+        if matches!(
+            class,
+            Class::Page | Class::Api | Class::Live | Class::PublicStatus
+        ) {
             assert_eq!(r.status, 403, "POST {path} with a wrong X-CSRF-Token");
         }
         // Cross-site by Fetch Metadata, right token.
@@ -624,7 +631,10 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
             &form(&right),
             true,
         );
-        if matches!(class, Class::Page | Class::Api | Class::PublicStatus) {
+        if matches!(
+            class,
+            Class::Page | Class::Api | Class::Live | Class::PublicStatus
+        ) {
             assert!(
                 r.status == 403 || r.status == 303,
                 "POST {path} with an API token: {} {}",
@@ -895,7 +905,7 @@ fn no_default_password_anywhere() {
             &addr,
             None,
             format!(
-                "GET /api/streams HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n"
+                "GET /api/streams HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {basic}\r\nConnection: close\r\n\r\n"
             )
             .as_bytes(),
         );
@@ -2273,7 +2283,7 @@ fn no_route_reads_an_arbitrary_file() {
     // Methods that could reflect or write.
     for m in ["TRACE", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT"] {
         let req = format!(
-            "{m} /api/status HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{m} /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
         let r = raw(&addr, None, req.as_bytes());
         assert!(
@@ -2309,7 +2319,7 @@ fn request_heads_and_bodies_are_capped() {
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
     let chunk = vec![b'a'; 64 * 1024];
     let mut sent = 0;
     while sent < 10 << 20 {
@@ -2330,14 +2340,15 @@ fn request_heads_and_bodies_are_capped() {
     let r = raw(
         &addr,
         None,
-        format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n").as_bytes(),
+        format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}Connection: close\r\n\r\n")
+            .as_bytes(),
     );
     assert_eq!(r.status, 431, "10,000 headers");
     let r = raw(
         &addr,
         None,
         format!(
-            "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "GET /{} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             "a".repeat(1 << 20)
         )
         .as_bytes(),
@@ -2369,7 +2380,7 @@ fn request_heads_and_bodies_are_capped() {
     let r = raw(
         &addr,
         None,
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000000\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000000000000\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(r.status, 200, "{}", r.head);
     assert!(healthy_within(&addr, Duration::from_secs(2)).is_ok());
@@ -2421,7 +2432,7 @@ fn request_heads_and_bodies_are_capped() {
     s.write_all(
         format!(
             "POST /setup HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             Content-Length: {}\r\n\r\n{body}GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+             Content-Length: {}\r\n\r\n{body}GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
             body.len()
         )
         .as_bytes(),
@@ -2496,7 +2507,7 @@ fn slow_clients_do_not_starve_the_workers() {
                     b"a",
                 )
             } else {
-                ("GET / HTTP/1.1\r\nHost: x\r\n".into(), b"X: y\r\n")
+                ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n".into(), b"X: y\r\n")
             };
             let _ = s.write_all(head.as_bytes());
             let t = Instant::now();
