@@ -55,6 +55,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::health::BootConfig;
 use crate::config::{self, Config};
 use crate::config_edit::{self, parse_tree, render_body, write_atomic, Backup, Yaml};
 use crate::web::auth;
@@ -344,15 +345,21 @@ pub fn at_start(boot: &Path, data_config: &Path, data_dir: &Path, now_ms: i64) {
                 if kept_history { "" } else { " and history" }
             );
             tracing::warn!("boot config: {m}");
-            Some(m)
+            Some(("factory reset", m))
         }
         Err(e) => {
             tracing::error!("boot config: factory reset not done: {e:#}");
-            Some(format!("factory reset not done: {e:#}"))
+            Some((
+                "factory reset not done",
+                format!("factory reset not done: {e:#}"),
+            ))
         }
     };
-    let what = match import(boot, data_config, now_ms) {
-        Ok(Outcome::Absent) => format!("nothing to import at {}", boot.display()),
+    let (outcome, detail) = match import(boot, data_config, now_ms) {
+        Ok(Outcome::Absent) => (
+            "nothing to import",
+            format!("nothing to import at {}", boot.display()),
+        ),
         Ok(Outcome::Imported {
             streams,
             password_changed,
@@ -368,7 +375,7 @@ pub fn at_start(boot: &Path, data_config: &Path, data_dir: &Path, now_ms: i64) {
                 }
             );
             tracing::info!("boot config: {m}");
-            m
+            ("imported", m)
         }
         Ok(Outcome::Rejected(e)) => {
             tracing::error!(
@@ -376,16 +383,22 @@ pub fn at_start(boot: &Path, data_config: &Path, data_dir: &Path, now_ms: i64) {
                  (details in {})",
                 sibling(boot, ".error").display()
             );
-            format!("rejected: {e}")
+            ("rejected", format!("rejected: {e}"))
         }
         Err(e) => {
             tracing::error!("boot config: import failed: {e:#}");
-            format!("import failed: {e:#}")
+            ("import failed", format!("import failed: {e:#}"))
         }
     };
     let what = match reset {
-        Some(r) => format!("{r}; {what}"),
-        None => what,
+        Some((r, m)) => BootConfig {
+            outcome: format!("{r}; {outcome}"),
+            detail: format!("{m}; {detail}"),
+        },
+        None => BootConfig {
+            outcome: outcome.to_owned(),
+            detail,
+        },
     };
     super::health::global().set_boot_config(what);
     match ensure_config(data_config) {

@@ -42,7 +42,16 @@ struct Inner {
     pressure: Option<Pressure>,
     retention: Option<Policy>,
     watchdog: Option<Arc<Mutex<WatchdogStatus>>>,
-    boot_config: Option<String>,
+    boot_config: Option<BootConfig>,
+}
+
+/// What the boot-config import did at start: `outcome` is for anyone
+/// (`imported`, `factory reset; imported`, ...), `detail` for logged-in
+/// callers only (a rejected import's text quotes the file's error).
+#[derive(Clone, Debug)]
+pub struct BootConfig {
+    pub outcome: String,
+    pub detail: String,
 }
 
 /// The process's [`Health`]; see the module docs for why it is global.
@@ -61,8 +70,8 @@ impl Health {
         self.lock().data_dir = Some(dir.to_path_buf());
     }
 
-    /// Records what the boot-config import did at start (one line).
-    pub fn set_boot_config(&self, what: String) {
+    /// Records what the boot-config import did at start.
+    pub fn set_boot_config(&self, what: BootConfig) {
         self.lock().boot_config = Some(what);
     }
 
@@ -83,8 +92,7 @@ impl Health {
 
     /// The `/healthz` fragment: `disk` (of `data_dir`), `ntp`, `watchdog`,
     /// `boot_config`. Without `detail` (a caller not logged in),
-    /// `boot_config` is the outcome only ([`boot_outcome`]): a rejected
-    /// import's text quotes the file's error.
+    /// `boot_config` is the outcome only ([`BootConfig`]).
     pub fn json(&self, data_dir: &Path, detail: bool) -> Value {
         let (ntp, pressure, retention, watchdog, boot) = {
             let i = self.lock();
@@ -120,22 +128,12 @@ impl Health {
             }),
             "watchdog": watchdog.map(|w| serde_json::to_value(&*w.lock().expect("watchdog report lock")).unwrap_or(Value::Null)),
             "boot_config": boot.map(|b| if detail {
-                crate::redact::redact_text(&b, &[])
+                crate::redact::redact_text(&b.detail, &[])
             } else {
-                boot_outcome(&b).to_owned()
+                b.outcome
             }),
         })
     }
-}
-
-/// The outcome of a boot-config import without its details: the leading
-/// words `bootcfg::at_start` writes (`imported`, `rejected`, ...), else a
-/// generic word.
-fn boot_outcome(what: &str) -> &'static str {
-    ["nothing to import", "imported", "rejected", "import failed"]
-        .into_iter()
-        .find(|o| what.starts_with(o))
-        .unwrap_or("see the log")
 }
 
 /// How often free space is checked.

@@ -5,6 +5,7 @@
 //! lockout ends.
 
 use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
 
 use super::{get_req, login_from, raw, Class, Raw, ROUTES};
 use crate::app::TEST_TOKEN;
@@ -233,6 +234,29 @@ fn token_scopes_are_enforced_per_route() {
     assert!(list.contains("from before"), "{list}");
 
     let addr = app.addr.clone();
+    // The history route answers 404 until the stream's first heartbeat
+    // (unreachable camera, 2 s timeout): wait for it, so every 404 below
+    // would be the gate's.
+    let history = "/api/streams/cam%20x/history";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while raw(
+        &addr,
+        None,
+        format!(
+            "GET {history} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TEST_TOKEN}\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .status
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no first heartbeat of cam x in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let tokens = [
         ("read", read.as_str(), true, false),
         ("live", live.as_str(), false, true),
