@@ -3,6 +3,7 @@
 //! real `streampulse` binary.
 
 mod app; // the `streampulse run` daemon under test, with its JSON API
+mod appliance_scripts; // overlay/usr/libexec/streampulse boot scripts (hostname, console URL, journal dir) on a fake root
 mod cli; // check-config, --version
 mod daemon; // end to end: status API, hot reload, crash safety, secrets
 mod fakes; // named fake cameras for hostile.rs (garbage/10 MB headers, loops, P-frames only, ...)

@@ -13,6 +13,15 @@ mkdir -p "$TARGET_DIR/boot" "$TARGET_DIR/data"
 # /run every boot (there is no persistent identity to keep).
 : >"$TARGET_DIR/etc/machine-id"
 
+# No static hostname: each box names itself at boot (streampulse-<serial or
+# MAC>, overlay/usr/libexec/streampulse/set-hostname). With /etc/hostname
+# present, hostnamectl would show "streampulse" as the static name beside the
+# real one; BR2_TARGET_GENERIC_HOSTNAME stays set because Buildroot also makes
+# it systemd's fallback hostname (used until the script has run). The
+# 127.0.1.1 line Buildroot adds for it would resolve the wrong name.
+rm -f "$TARGET_DIR/etc/hostname"
+sed -i '/^127\.0\.1\.1[[:space:]]/d' "$TARGET_DIR/etc/hosts"
+
 version=$("$TARGET_DIR/usr/bin/streampulse" --version 2>/dev/null || true)
 [ -n "$version" ] || version="streampulse (binary for the target; not runnable on the build host)"
 {
