@@ -99,6 +99,21 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
+/// Renames a boot-partition request file away (`from` → `to`) before acting
+/// on it, and makes the rename durable. If the partition cannot be written,
+/// the action must not happen: it would be repeated at every start.
+fn claim(from: &Path, to: &Path, action: &str) -> Result<()> {
+    fs::rename(from, to).with_context(|| {
+        format!(
+            "renaming {} to {} (is the boot partition writable?); not {action}, \
+             or it would happen again at every start",
+            from.display(),
+            to.display()
+        )
+    })?;
+    sync_dir(parent(from))
+}
+
 /// The merged configuration an import would write.
 struct Merged {
     tree: Yaml,
@@ -285,15 +300,7 @@ pub fn import(boot: &Path, data_config: &Path, now_ms: i64) -> Result<Outcome> {
         }
     };
     if !resumed {
-        fs::rename(boot, &importing).with_context(|| {
-            format!(
-                "renaming {} to {} (is the boot partition writable?); not importing, \
-                 or it would be imported again at every start",
-                boot.display(),
-                importing.display()
-            )
-        })?;
-        sync_dir(parent(boot))?;
+        claim(boot, &importing, "importing")?;
     }
     let when = timestamp(now_ms);
     let body = render_body(&merged.tree).map_err(anyhow::Error::msg)?;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::{sibling, sync_dir};
+use super::{claim, sibling, sync_dir};
 use crate::store::DB_FILE;
 use crate::web::auth::TOKENS_FILE;
 
@@ -44,15 +44,7 @@ pub fn factory_reset(boot_dir: &Path, data_config: &Path, data_dir: &Path) -> Re
         fs::read_to_string(&request).with_context(|| format!("reading {}", request.display()))?;
     let kept_history = text.lines().any(|l| l.trim() == "keep-history");
     let done = sibling(&request, ".done");
-    fs::rename(&request, &done).with_context(|| {
-        format!(
-            "renaming {} to {} (is the boot partition writable?); not resetting, \
-             or the box would be reset at every start",
-            request.display(),
-            done.display()
-        )
-    })?;
-    sync_dir(boot_dir)?;
+    claim(&request, &done, "resetting")?;
     let mut doomed: Vec<PathBuf> = vec![
         data_config.to_path_buf(),
         sibling(data_config, ".bak"),
