@@ -1,0 +1,231 @@
+//! `streampulse network apply` (the real binary) into temp dirs: the files
+//! networkd, wpa_supplicant and the hostname script read, written once and
+//! then left alone; `--reload` calls a stand-in `systemctl` that records its
+//! arguments. And `check-config` on configs with `network:`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use crate::util::{streampulse, temp_dir};
+
+const PSK: &str = "correct horse \"battery\" #staple";
+
+fn config(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("config.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "streams: []\nnetwork:\n  hostname: Camera-Hall\n  ethernet:\n    address: 10.0.2.15/24\n    \
+             gateway: 10.0.2.2\n    dns: [10.0.2.3]\n  wifi:\n    ssid: \"Caf\u{e9} \\\"Nord\\\"\"\n    \
+             psk: '{PSK}'\n    country: gb\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn apply(dir: &Path, config: &Path, reload: bool) -> std::process::Output {
+    let mut cmd = streampulse();
+    cmd.args(["network", "apply", "--config"])
+        .arg(config)
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+        .arg("--data-dir")
+        .arg(dir.join("data"));
+    if reload {
+        // A stand-in systemctl first on PATH: it records its arguments.
+        let bin = dir.join("stand-in-bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let sh = bin.join("systemctl");
+        std::fs::write(
+            &sh,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> {}\n",
+                dir.join("systemctl.log").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&sh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        cmd.arg("--reload").env("PATH", path);
+    }
+    cmd.output().unwrap()
+}
+
+fn read(p: impl AsRef<Path>) -> String {
+    std::fs::read_to_string(p.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", p.as_ref().display()))
+}
+
+/// First run writes every file (the key only into the 0600 one) and asks
+/// systemd to reload networkd, restart the supplicant and re-set the name;
+/// the second run finds nothing to do and calls nothing.
+#[test]
+fn apply_writes_once_and_reloads_only_what_changed() {
+    let t = temp_dir("network_apply");
+    let cfg = config(t.path());
+    let out = apply(t.path(), &cfg, true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let net = t.path().join("run/systemd/network");
+    let eth = read(net.join("10-streampulse-ethernet.network"));
+    assert!(
+        eth.contains("[Match]\nType=ether\n\n[Network]\nAddress=10.0.2.15/24\nGateway=10.0.2.2\nDNS=10.0.2.3\n"),
+        "{eth}"
+    );
+    let wifi = read(net.join("10-streampulse-wifi.network"));
+    assert!(
+        wifi.contains("Name=wlan0") && wifi.contains("DHCP=yes"),
+        "{wifi}"
+    );
+    let wpa_path = t.path().join("run/streampulse/wpa_supplicant-wlan0.conf");
+    let wpa = read(&wpa_path);
+    assert!(wpa.contains("country=GB\n"), "{wpa}");
+    // "Café \"Nord\"" as hex: no quoting to get wrong.
+    assert!(wpa.contains("\tssid=436166c3a920224e6f726422\n"), "{wpa}");
+    assert!(wpa.contains(&format!("\tpsk=\"{PSK}\"\n")), "{wpa}");
+    let mode = std::fs::metadata(&wpa_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(read(t.path().join("data/system/hostname")), "camera-hall\n");
+    for f in [
+        net.join("10-streampulse-ethernet.network"),
+        net.join("10-streampulse-wifi.network"),
+    ] {
+        assert!(!read(&f).contains("horse"), "{}", f.display());
+    }
+    assert!(!stdout.contains("horse"), "{stdout}");
+    assert_eq!(
+        read(t.path().join("systemctl.log")),
+        "--no-block try-reload-or-restart systemd-networkd.service\n\
+         --no-block try-restart wpa_supplicant@wlan0.service\n\
+         --no-block restart streampulse-hostname.service\n"
+    );
+
+    std::fs::remove_file(t.path().join("systemctl.log")).unwrap();
+    let again = apply(t.path(), &cfg, true);
+    assert!(again.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout),
+        "network: nothing changed\n"
+    );
+    assert!(
+        !t.path().join("systemctl.log").exists(),
+        "nothing to reload"
+    );
+
+    // Settings removed: back to the image's defaults; a broken config
+    // leaves the files alone.
+    std::fs::write(&cfg, "streams: []\n").unwrap();
+    let removed = apply(t.path(), &cfg, false);
+    let s = String::from_utf8_lossy(&removed.stdout);
+    assert!(s.contains("removed") && s.contains("hostname"), "{s}");
+    assert!(!net.join("10-streampulse-ethernet.network").exists());
+    assert!(!read(&wpa_path).contains("network={"));
+    std::fs::write(&cfg, "streams: []\nnetwork:\n  hostname: -bad\n").unwrap();
+    let bad = apply(t.path(), &cfg, false);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("config.yaml:3:"));
+}
+
+/// No config at all (a fresh card before setup): the supplicant still gets
+/// its (idle) file, nothing else is written.
+#[test]
+fn apply_without_a_config_writes_the_idle_supplicant_file() {
+    let t = temp_dir("network_apply_none");
+    let out = apply(t.path(), &t.path().join("missing.yaml"), false);
+    assert!(out.status.success());
+    let wpa = read(t.path().join("run/streampulse/wpa_supplicant-wlan0.conf"));
+    assert!(
+        wpa.contains("ctrl_interface=") && !wpa.contains("network={"),
+        "{wpa}"
+    );
+    assert!(!t.path().join("run/systemd/network").exists());
+    assert!(!t.path().join("data/system/hostname").exists());
+}
+
+/// `check-config` accepts `network:` and names the line of each bad key,
+/// never quoting the Wi-Fi key.
+#[test]
+fn check_config_validates_network() {
+    let t = temp_dir("network_check");
+    let cfg = config(t.path());
+    let out = streampulse()
+        .arg("check-config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let head = "streams: []\nnetwork:\n";
+    for (body, line, want) in [
+        ("  hostname: a.b\n", 3, "network.hostname"),
+        (
+            "  ethernet: { address: 10.0.0.5/24, gateway: 10.9.0.1 }\n",
+            3,
+            "network.ethernet.gateway",
+        ),
+        (
+            "  ethernet:\n    address: 300.0.0.5/24\n",
+            4,
+            "network.ethernet.address",
+        ),
+        (
+            "  wifi:\n    ssid: x\n    psk: sekrit\n    country: GB\n",
+            5,
+            "network.wifi.psk",
+        ),
+        (
+            "  wifi:\n    ssid: x\n    psk: sekrit-long\n    country: ZZ\n",
+            6,
+            "network.wifi.country",
+        ),
+        ("  wifi:\n    ssid: x\n    pks: sekrit-long\n", 5, "pks"),
+    ] {
+        std::fs::write(&cfg, format!("{head}{body}")).unwrap();
+        let out = streampulse()
+            .arg("check-config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{body}");
+        assert!(
+            err.contains(&format!("config.yaml:{line}:")) && err.contains(want),
+            "{body}: {err}"
+        );
+        assert!(!err.contains("sekrit"), "{err}");
+    }
+}
+
+/// With `ethernet: {}` (DHCP) the generated file says exactly what the
+/// image's 20-wired.network says (comments aside), so choosing DHCP
+/// explicitly changes nothing. (systemd has no offline checker for
+/// .network files; the QEMU boot test is where networkd reads them.)
+#[test]
+fn dhcp_ethernet_file_is_the_image_default() {
+    let t = temp_dir("network_dhcp");
+    let cfg = t.path().join("config.yaml");
+    std::fs::write(&cfg, "streams: []\nnetwork:\n  ethernet: {}\n").unwrap();
+    assert!(apply(t.path(), &cfg, false).status.success());
+    let settings = |text: String| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        settings(read(
+            t.path()
+                .join("run/systemd/network/10-streampulse-ethernet.network")
+        )),
+        settings(read(
+            crate::util::manifest_dir().join("overlay/etc/systemd/network/20-wired.network")
+        ))
+    );
+}
