@@ -2,7 +2,7 @@
 //! networkd, wpa_supplicant and the hostname script read, written once and
 //! then left alone; `--reload` calls a stand-in `systemctl` that records its
 //! arguments; the real systemd-networkd reads the generated files in a
-//! network namespace. And `check-config` on configs with `network:`.
+//! network namespace, the real wpa_supplicant its config. And `check-config` on configs with `network:`.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -331,4 +331,36 @@ fn networkd_applies_the_generated_files() {
     // interface here); parse warnings are "FILE:LINE: ...".
     let warned: Vec<&str> = log.lines().filter(|l| l.contains(".network:")).collect();
     assert!(warned.is_empty(), "{warned:?}\n{routes}");
+}
+
+/// The real wpa_supplicant (Debian's 2.10) parses the generated file and
+/// reads back exactly the SSID (quotes, `#`, UTF-8) and the passphrase's
+/// length; the run then stops at the interface, which does not exist.
+#[test]
+fn wpa_supplicant_reads_the_generated_config() {
+    let t = temp_dir("network_wpa");
+    let cfg = config(t.path());
+    assert!(apply(t.path(), &cfg, false).status.success());
+    let out = crate::util::run_with_timeout(
+        {
+            let mut c = std::process::Command::new("wpa_supplicant");
+            c.args(["-dd", "-D", "nl80211", "-i", "sp-nosuch0", "-c"])
+                .arg(t.path().join("run/streampulse/wpa_supplicant-wlan0.conf"));
+            c
+        },
+        std::time::Duration::from_secs(10),
+    );
+    let log = format!("{}{}", out.stdout, out.stderr);
+    for want in [
+        "country='GB'",
+        "ssid='Caf\\xc3\\xa9 \\\"Nord\\\"'",
+        &format!("PSK (ASCII passphrase) - hexdump_ascii(len={})", PSK.len()),
+        "Failed to add interface sp-nosuch0",
+    ] {
+        assert!(log.contains(want), "{want}\n{log}");
+    }
+    assert!(
+        !log.contains("failed to parse") && !log.contains(PSK),
+        "{log}"
+    );
 }
