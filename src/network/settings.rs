@@ -151,6 +151,44 @@ impl NetworkConfig {
     }
 }
 
+impl fmt::Display for Addressing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addressing::Dhcp => f.write_str("DHCP"),
+            Addressing::Static(s) => {
+                write!(f, "{}/{}", s.address, s.prefix)?;
+                if let Some(g) = s.gateway {
+                    write!(f, " via {g}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One line for `check-config`: what the box will do (never the key).
+impl fmt::Display for NetworkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.hostname.as_deref().unwrap_or("(default)");
+        write!(f, "hostname {name}, ethernet ")?;
+        match &self.ethernet {
+            None => f.write_str("DHCP")?,
+            Some(a) => write!(f, "{a}")?,
+        }
+        match &self.wifi {
+            None => f.write_str(", Wi-Fi off"),
+            Some(w) => {
+                let security = if w.psk.is_some() { "WPA-PSK" } else { "open" };
+                write!(
+                    f,
+                    ", Wi-Fi {:?} ({security}, {}) {}",
+                    w.ssid, w.country, w.addressing
+                )
+            }
+        }
+    }
+}
+
 fn bad(at: Location, message: String) -> Invalid {
     Invalid { at, message }
 }

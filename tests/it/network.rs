@@ -163,6 +163,15 @@ fn check_config_validates_network() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "  network: hostname camera-hall, ethernet 10.0.2.15/24 via 10.0.2.2, \
+             Wi-Fi \"Café \\\"Nord\\\"\" (WPA-PSK, GB) DHCP\n"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("horse"), "{stdout}");
     let head = "streams: []\nnetwork:\n";
     for (body, line, want) in [
         ("  hostname: a.b\n", 3, "network.hostname"),
