@@ -373,3 +373,59 @@ fn wpa_supplicant_reads_the_generated_config() {
         "{log}"
     );
 }
+
+/// The overlay's units, on a copy of this machine's systemd units (Debian
+/// 12) with the binary in place: `systemd-analyze verify` of the whole boot
+/// (multi-user.target) reports no ordering cycle and nothing about
+/// streampulse-network.{service,path} or the supplicant (seen reporting a
+/// cycle when the service was ordered after multi-user.target).
+#[test]
+fn overlay_network_units_verify_without_cycles() {
+    let root = temp_dir("network_units");
+    let r = root.path();
+    let cp = |from: &Path, to: &Path| {
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cp {} {}", from.display(), to.display());
+    };
+    cp(&crate::util::manifest_dir().join("overlay/."), r);
+    std::fs::create_dir_all(r.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(r.join("usr/lib/systemd/system")).unwrap();
+    cp(
+        Path::new(env!("CARGO_BIN_EXE_streampulse")),
+        &r.join("usr/bin/streampulse"),
+    );
+    cp(
+        Path::new("/lib/systemd/system/."),
+        &r.join("usr/lib/systemd/system"),
+    );
+    assert!(
+        r.join("usr/lib/systemd/system/wpa_supplicant@.service")
+            .exists(),
+        "wpa_supplicant@.service is missing: apt-get install wpasupplicant (make deps)"
+    );
+    let target = r.join("usr/lib/systemd/system/multi-user.target");
+    let out = crate::util::run_with_timeout(
+        {
+            let mut c = std::process::Command::new("systemd-analyze");
+            c.arg("verify")
+                .arg(format!("--root={}", r.display()))
+                .arg(&target);
+            c
+        },
+        std::time::Duration::from_secs(120),
+    );
+    let log = format!("{}{}", out.stdout, out.stderr);
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("cycle") || l.contains("streampulse-network") || l.contains("wpa_supplicant")
+        })
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
