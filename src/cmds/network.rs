@@ -3,8 +3,9 @@
 //! them take effect. Run as root by streampulse-network.service at boot and
 //! whenever `/data/config.yaml` changes; see [`crate::network`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::config_edit::{self, Yaml};
 use crate::network::{apply, render, NetworkConfig};
 
 /// Arguments of `network`.
@@ -28,6 +29,10 @@ pub struct ApplyArgs {
     /// Where systemd-networkd's runtime files go (`systemd/network/`).
     #[arg(long, default_value = "/run")]
     pub run_dir: PathBuf,
+    /// The boot partition's `config.yaml`: its `network:` is used while the
+    /// config has none (a first boot, before the daemon imports the file).
+    #[arg(long)]
+    pub boot_config: Option<PathBuf>,
     /// The data partition (`system/hostname`).
     #[arg(long, default_value = "/data")]
     pub data_dir: PathBuf,
@@ -53,6 +58,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         println!("{}: no such file; no network settings", a.config.display());
         NetworkConfig::default()
     };
+    let settings = match &a.boot_config {
+        Some(boot) if settings == NetworkConfig::default() && boot.exists() => {
+            boot_network(boot).unwrap_or(settings)
+        }
+        _ => settings,
+    };
     let dirs = apply::Dirs {
         run: a.run_dir,
         data: a.data_dir,
@@ -69,4 +80,30 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         apply::run_systemctl(&apply::reload_commands(&changes))?;
     }
     Ok(0)
+}
+
+/// `network:` of the boot partition's `config.yaml`, alone.
+///
+/// The daemon merges that file into the config when it starts, after
+/// network-online.target, which a Wi-Fi-only board without settings reaches
+/// only when systemd-networkd-wait-online gives up (2 minutes). Used only
+/// while the config has no network settings, where the import's key-by-key
+/// merge gives the same result; other keys of the file are the import's
+/// business, and so is any error here (it reports it).
+fn boot_network(boot: &Path) -> Option<NetworkConfig> {
+    let text = std::fs::read_to_string(boot).ok()?;
+    let net = config_edit::parse_tree(&text).ok()?.get("network")?.clone();
+    let alone = config_edit::render_body(&Yaml::Map(vec![("network".into(), net)])).ok()?;
+    match crate::config::parse(&alone, &boot.display().to_string()) {
+        Ok(c) => {
+            println!("network: from {} (not imported yet)", boot.display());
+            Some(c.network)
+        }
+        Err(e) => {
+            // Positions would point into `alone`, not the file.
+            let (file, m) = (boot.display(), e.message);
+            eprintln!("{file}: {m} (not applied before the import, which reports it)");
+            None
+        }
+    }
 }

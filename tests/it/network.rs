@@ -429,3 +429,57 @@ fn overlay_network_units_verify_without_cycles() {
         .collect();
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+/// First boot: no `network:` in the data config yet, so the boot
+/// partition's (not imported until the daemon starts, after the network)
+/// is used, whatever else that file holds; once the config has network
+/// settings, the boot file is the import's business only.
+#[test]
+fn apply_uses_the_boot_config_until_the_config_has_network_settings() {
+    let t = temp_dir("network_boot");
+    let boot = t.path().join("boot-config.yaml");
+    std::fs::write(
+        &boot,
+        "admin_password: \"only the import knows this key\"\nstreams:\n  - {name: a, url: \"rtsp://h/x\"}\n\
+         network:\n  wifi: {ssid: Home, psk: \"12345678\", country: DE}\n",
+    )
+    .unwrap();
+    let data = t.path().join("config.yaml");
+    let run = |config_text: Option<&str>| {
+        match config_text {
+            Some(text) => std::fs::write(&data, text).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&data);
+            }
+        }
+        let out = streampulse()
+            .args(["network", "apply", "--config"])
+            .arg(&data)
+            .arg("--boot-config")
+            .arg(&boot)
+            .arg("--run-dir")
+            .arg(t.path().join("run"))
+            .arg("--data-dir")
+            .arg(t.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        read(t.path().join("run/streampulse/wpa_supplicant-wlan0.conf"))
+    };
+    for first_boot in [None, Some("streams: []\n")] {
+        let wpa = run(first_boot);
+        assert!(
+            wpa.contains("country=DE") && wpa.contains("ssid=486f6d65"),
+            "{wpa}"
+        );
+    }
+    let wpa = run(Some("streams: []\nnetwork:\n  hostname: hall\n"));
+    assert!(
+        !wpa.contains("network={"),
+        "the config's settings win: {wpa}"
+    );
+}
