@@ -9,7 +9,7 @@ PKGS="python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools \
 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 gstreamer1.0-plugins-ugly ffmpeg lighttpd mosquitto mosquitto-clients \
 openssl python3-prometheus-client \
-time faketime systemd \
+time faketime systemd wpasupplicant \
 wrk strace iproute2 python3-venv \
 file xz-utils cpio kmod fdisk dosfstools mtools e2fsprogs genimage \
 qemu-user-static qemu-system-arm"

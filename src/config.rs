@@ -71,6 +71,10 @@ pub struct RawConfig {
     /// The live view's limits (see [`crate::live`]).
     #[serde(default)]
     pub live: Option<Spanned<RawLive>>,
+    /// The box's hostname, Wi-Fi and addresses (see [`crate::network::settings`]);
+    /// applied by `streampulse network apply`, not by the daemon.
+    #[serde(default)]
+    pub network: Option<Spanned<crate::network::RawNetwork>>,
     /// Argon2 hash (PHC string, `$argon2id$…`) of the admin password, e.g. in a
     /// `config.yaml` dropped on the boot partition. Carried for the web GUI's
     /// login; never a plain password.
@@ -219,6 +223,8 @@ pub struct Config {
     pub live: LiveConfig,
     /// Admin password hash from the file, if any (see [`RawConfig`]).
     pub admin_password_hash: Option<String>,
+    /// `network:`; default when absent.
+    pub network: crate::network::NetworkConfig,
 }
 
 /// One validated stream.
@@ -520,6 +526,12 @@ impl Config {
                 .map_err(|e| at.err(&e.at, e.message))?,
             ),
         };
+        let network = match &raw.network {
+            None => crate::network::NetworkConfig::default(),
+            Some(n) => {
+                crate::network::NetworkConfig::from_raw(n).map_err(|e| at.err(&e.at, e.message))?
+            }
+        };
         let mut notify: Vec<crate::notify::Webhook> = Vec::new();
         for (i, n) in raw.notify.iter().flatten().enumerate() {
             let w = crate::notify::Webhook::parse(&n.value)
@@ -602,6 +614,7 @@ impl Config {
             ntp_servers,
             live,
             admin_password_hash,
+            network,
         })
     }
 

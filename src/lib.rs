@@ -26,6 +26,8 @@
 //!   "Check now" previews), JSON API and Prometheus `/metrics`.
 //! * [`mqtt`]: publishing to an MQTT broker (status, per-stream state, HA discovery).
 //! * [`notify`]: webhooks on state changes.
+//! * [`network`]: the box's hostname, Wi-Fi and addresses, applied as networkd
+//!   and wpa_supplicant files by `streampulse network apply` (root, not the daemon).
 //! * [`preview`]: the web's "Check now" picture (JPEG pass-through, on-box H.264 decode).
 //! * [`live`]: the live grid: MJPEG relay and RTSP → fragmented MP4, one camera
 //!   session per stream shared by its viewers, thumbnails.
@@ -39,6 +41,7 @@ pub mod config_edit;
 pub mod live;
 pub mod monitor;
 pub mod mqtt;
+pub mod network;
 pub mod notify;
 pub mod preview;
 pub mod probe;

@@ -20,6 +20,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 c.heartbeat.as_secs(),
                 c.timezone
             );
+            println!("  network: {}", c.network);
             for s in &c.streams {
                 println!(
                     "  {:<24} {:<8} every {:>4} s  timeout {:>3} s  {}{}",

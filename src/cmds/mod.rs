@@ -2,6 +2,7 @@
 //! and a `run(args) -> anyhow::Result<u8>` returning the exit code.
 
 pub mod check_config;
+pub mod network;
 pub mod passwd;
 pub mod probe;
 pub mod run;
@@ -26,6 +27,8 @@ pub enum Cmd {
     Probe(probe::Args),
     /// Make an admin password hash for the web GUI (or set it with --config).
     Passwd(passwd::Args),
+    /// Apply `network:` of the config to networkd/wpa_supplicant (root, on the box).
+    Network(network::Args),
 }
 
 /// Dispatches to the subcommand.
@@ -35,6 +38,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::CheckConfig(a) => check_config::run(a),
         Cmd::Probe(a) => probe::run(a),
         Cmd::Passwd(a) => passwd::run(a),
+        Cmd::Network(a) => network::run(a),
     }
 }
 

@@ -16,6 +16,7 @@ mod metrics; // /metrics parsed by a real Prometheus parser
 mod mosquitto; // real Mosquitto brokers, mosquitto_sub, a test CA (openssl)
 mod mqtt; // MQTT over TCP/password/WS/TLS/WSS, broker restart, HA discovery, hot reload
 mod netns; // faults needing a private network namespace (a DNS server that never answers)
+mod network; // `network apply` into temp dirs (networkd/wpa_supplicant files, stand-in systemctl), real networkd in a netns, network: in check-config
 mod outages; // clock jumps (libfaketime), peers down for long (bounded memory, recovery), broken config edits
 mod probes; // `streampulse probe` against real servers and named fakes
 mod qemu; // the appliance image booted under qemu-system-aarch64 (`make qemu-test`; ignored otherwise)

@@ -138,4 +138,19 @@ notify:
         );
         assert!(out.contains("ssid: home"), "{out}");
     }
+
+    /// The Wi-Fi key of `network:` (issue 15) never reaches the readable
+    /// `.applied` copy, in block or flow style.
+    #[test]
+    fn the_wifi_key_is_masked() {
+        for text in [
+            "streams: []\nnetwork:\n  wifi:\n    ssid: Home\n    psk: \"my wifi key\"\n    country: GB\n",
+            "streams: []\nnetwork: {wifi: {ssid: Home, psk: 'my wifi key', country: GB}}\n",
+        ] {
+            let cfg = crate::config::parse(text, "c.yaml").unwrap();
+            let out = masked(&parse_tree(text).unwrap(), &cfg).unwrap();
+            assert!(!out.contains("my wifi key") && out.contains(MASK), "{out}");
+            assert!(out.contains("Home"), "{out}");
+        }
+    }
 }
