@@ -33,9 +33,10 @@ pub struct Args {
     /// Where the database lives (on the appliance: the data partition).
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
-    /// Overrides `web.listen` (e.g. `127.0.0.1:0` for a free port).
+    /// Overrides `web.listen` (e.g. `127.0.0.1:0` for a free port); give it
+    /// several times to listen on several addresses (the first must bind).
     #[arg(long)]
-    pub listen: Option<String>,
+    pub listen: Vec<String>,
     /// A `config.yaml` on the boot partition to merge into `--config`
     /// before loading it (after a `factory-reset` file beside it, if any):
     /// validated, written atomically, then replaced by a masked `.applied`
@@ -119,12 +120,15 @@ pub fn run(args: Args) -> Result<u8> {
         });
         // A stream watched live is probed through its live session.
         let _ = ctx.live.set(web_ctx.gui.live.clone());
-        let listen = args
-            .listen
-            .clone()
-            .unwrap_or_else(|| cfg.web_listen.clone());
-        let web = web::start(&listen, cfg.web_workers, web_ctx.clone())?;
-        tracing::info!("listening on http://{}", web.addr);
+        let listen = if args.listen.is_empty() {
+            &cfg.web_listen
+        } else {
+            &args.listen
+        };
+        let web = web::start(listen, cfg.web_workers, web_ctx.clone())?;
+        for a in &web.addrs {
+            tracing::info!("listening on http://{a}");
+        }
 
         let mut monitor = Monitor::new(ctx, cfg.max_concurrent_probes, shutdown_rx.clone());
         // Readers of state changes, subscribed before the first probe; the

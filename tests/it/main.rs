@@ -11,6 +11,7 @@ mod faults; // power loss (100 SIGKILL rounds), data partition full (tmpfs), rec
 mod flash; // flash.sh against image files and loop devices (never a real disk)
 mod hostile; // hostile and broken cameras: verdict in time, bounded RSS, no fd leaks, no delays
 mod image; // SD-card images with the real genimage layouts (Raspberry Pi, Orange Pi)
+mod listen; // web.listen with several addresses: shared sessions, a taken port skipped
 mod live; // live view: MJPEG relay, RTSP → fMP4, one camera session per stream, caps, stalls, Chromium
 mod metrics; // /metrics parsed by a real Prometheus parser
 mod mosquitto; // real Mosquitto brokers, mosquitto_sub, a test CA (openssl)
