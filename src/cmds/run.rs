@@ -57,6 +57,7 @@ pub fn run(args: Args) -> Result<u8> {
         system::bootcfg::at_start(boot, &args.config, &args.data_dir, clock::real().now_ms());
     }
     let cfg = config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    mask_in_log(&cfg, &args.config);
     tracing::info!(
         "streampulse {} starting: {} streams from {}, data in {}",
         crate::VERSION,
@@ -176,6 +177,7 @@ pub fn run(args: Args) -> Result<u8> {
             match reloader.poll() {
                 None => {}
                 Some(Ok(new)) => {
+                    mask_in_log(&new, &args.config);
                     tracing::info!("config reloaded: {} streams", new.streams.len());
                     monitor.apply(&new);
                     // Reconnects only if the mqtt: section changed.
@@ -217,6 +219,12 @@ pub fn run(args: Args) -> Result<u8> {
     recorder.stop();
     tracing::info!("stopped");
     Ok(0)
+}
+
+/// Masks `cfg`'s secrets (read from its file at `path`) in the kept log.
+fn mask_in_log(cfg: &Config, path: &std::path::Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    system::recent_log::set_secrets(crate::redact::config_secrets(cfg, &text));
 }
 
 /// Resolves on the first SIGINT/SIGTERM; a second one exits immediately.

@@ -21,6 +21,7 @@ pub mod host;
 pub mod metrics;
 pub mod pages;
 pub mod routes;
+pub mod system_page;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -22,6 +22,7 @@ mod probes; // `streampulse probe` against real servers and named fakes
 mod qemu; // the appliance image booted under qemu-system-aarch64 (`make qemu-test`; ignored otherwise)
 mod security; // issue 8: every route's login and CSRF, sessions, setup, rate limit, escaping, secrets, paths, caps, slow clients, systemd unit
 mod system; // appliance: sd-notify READY/WATCHDOG/STATUS, --boot-config import, /healthz box health
+mod system_page; // the System page and the diagnostics download: access, content, no secret
 mod util; // peers: RTSP server, MJPEG/snapshot servers, fakes, temp dirs
 mod web; // the web GUI: setup, login, CSRF, every route, editor, previews, escaping, tokens, Chromium e2e
 mod webhooks; // notify: POSTs per state change, bounded retries, a receiver that hangs
