@@ -44,9 +44,15 @@ struct Inner {
     retention: Option<Policy>,
     watchdog: Option<Arc<Mutex<WatchdogStatus>>>,
     boot_config: Option<BootConfig>,
-    /// Addresses the web server listens on, and those it could not bind
-    /// (address, error).
-    web_listen: Option<(Vec<String>, Vec<(String, String)>)>,
+    web_listen: Option<WebListen>,
+}
+
+/// Addresses the web server listens on, and those it could not bind.
+#[derive(Clone)]
+struct WebListen {
+    listening: Vec<String>,
+    /// (address, error)
+    failed: Vec<(String, String)>,
 }
 
 /// What the boot-config import did at start: `outcome` is for anyone
@@ -81,7 +87,7 @@ impl Health {
 
     /// Records the addresses the web server bound and those it could not.
     pub fn set_web_listen(&self, listening: Vec<String>, failed: Vec<(String, String)>) {
-        self.lock().web_listen = Some((listening, failed));
+        self.lock().web_listen = Some(WebListen { listening, failed });
     }
 
     /// Shares the watchdog's report.
@@ -139,9 +145,9 @@ impl Health {
             "watchdog": watchdog.map(|w| serde_json::to_value(&*w.lock().expect("watchdog report lock")).unwrap_or(Value::Null)),
             // Which addresses failed is public (the box is reachable on the
             // others); why, for logged-in callers only.
-            "web": web.map(|(listening, failed)| json!({
-                "listening": listening,
-                "listen_failed": failed.into_iter().map(|(a, e)| if detail {
+            "web": web.map(|w| json!({
+                "listening": w.listening,
+                "listen_failed": w.failed.into_iter().map(|(a, e)| if detail {
                     json!({"address": a, "error": e})
                 } else {
                     json!({"address": a})
