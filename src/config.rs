@@ -117,11 +117,21 @@ pub struct RawStream {
     pub transport: Option<Transport>,
 }
 
+/// `web.listen`: one address or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Listen {
+    One(String),
+    Many(Vec<String>),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWeb {
-    /// `host:port` to listen on. Default `0.0.0.0:8000`.
-    pub listen: Option<String>,
+    /// `host:port` to listen on, or a list of them (the appliance: port 80
+    /// and 8000). Default `0.0.0.0:8000`.
+    /// (Lines point at the value: serde's untagged enums drop item spans.)
+    pub listen: Option<Spanned<Listen>>,
     /// Worker threads. Default 4.
     pub workers: Option<usize>,
     /// Serve `/api/status` and `/metrics` without a login or API token (for
@@ -197,7 +207,9 @@ pub struct Config {
     pub timezone: String,
     pub heartbeat: Duration,
     pub streams: Vec<StreamConfig>,
-    pub web_listen: String,
+    /// `web.listen`: the addresses the web server binds, in order (the
+    /// first one must bind; see [`crate::web::start`]).
+    pub web_listen: Vec<String>,
     pub web_workers: usize,
     /// `web.public_status`: `/api/status` and `/metrics` need no login.
     pub web_public_status: bool,
@@ -406,26 +418,43 @@ impl Config {
             }
         };
         let (web_listen, web_workers) = match &raw.web {
-            None => (DEFAULT_LISTEN.to_owned(), 4),
+            None => (vec![DEFAULT_LISTEN.to_owned()], 4),
             Some(w) => {
-                let listen = w
-                    .value
-                    .listen
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_LISTEN.into());
-                if listen.parse::<std::net::SocketAddr>().is_err() {
-                    return Err(at.err(
-                        &w.referenced,
-                        format!(
-                            "web.listen: {listen:?} is not an address:port such as 0.0.0.0:8000"
-                        ),
-                    ));
+                let mut addrs = Vec::new();
+                if let Some(l) = &w.value.listen {
+                    let list = match &l.value {
+                        Listen::One(a) => std::slice::from_ref(a),
+                        Listen::Many(list) => list.as_slice(),
+                    };
+                    if list.is_empty() {
+                        return Err(at.err(&l.referenced, "web.listen: give at least one address"));
+                    }
+                    for (i, a) in list.iter().enumerate() {
+                        let addr = a.parse::<std::net::SocketAddr>().map_err(|_| {
+                            at.err(
+                                &l.referenced,
+                                format!(
+                                    "web.listen[{i}]: {a:?} is not an address:port such as 0.0.0.0:8000"
+                                ),
+                            )
+                        })?;
+                        if addrs.iter().any(|b: &String| b.parse().ok() == Some(addr)) {
+                            return Err(at.err(
+                                &l.referenced,
+                                format!("web.listen[{i}]: {a} is listed twice"),
+                            ));
+                        }
+                        addrs.push(a.clone());
+                    }
+                }
+                if addrs.is_empty() {
+                    addrs.push(DEFAULT_LISTEN.to_owned());
                 }
                 let workers = w.value.workers.unwrap_or(4);
                 if !(1..=64).contains(&workers) {
                     return Err(at.err(&w.referenced, "web.workers: must be between 1 and 64"));
                 }
-                (listen, workers)
+                (addrs, workers)
             }
         };
         let mut web_allowed_hosts = Vec::new();
@@ -949,13 +978,36 @@ streams:
                 "only applies to rtsp",
                 2,
             ),
-            ("web:\n  listen: everywhere\n", "web.listen", 2),
+            ("web:\n  listen: everywhere\n", "web.listen[0]", 2),
+            (
+                "web:\n  listen:\n  - 0.0.0.0:80\n  - everywhere\n",
+                "web.listen[1]",
+                3,
+            ),
+            (
+                "web:\n  listen:\n  - 0.0.0.0:80\n  - 0.0.0.0:80\n",
+                "listed twice",
+                3,
+            ),
+            ("web:\n  listen: []\n", "at least one", 2),
         ];
         for (text, want, line) in cases {
             let e = err(text);
             assert!(e.message.contains(want), "{text:?}: got {e}, want {want:?}");
             assert_eq!(e.line, Some(*line), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn listen_takes_one_address_or_a_list() {
+        let one = |t: &str| parse(t, "c").unwrap().web_listen;
+        assert_eq!(one("streams: []\n"), [DEFAULT_LISTEN]);
+        assert_eq!(one("web:\n  workers: 2\n"), [DEFAULT_LISTEN]);
+        assert_eq!(one("web:\n  listen: 127.0.0.1:81\n"), ["127.0.0.1:81"]);
+        assert_eq!(
+            one("web:\n  listen:\n  - 0.0.0.0:80\n  - '[::]:8000'\n"),
+            ["0.0.0.0:80", "[::]:8000"]
+        );
     }
 
     #[test]

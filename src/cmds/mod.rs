@@ -61,11 +61,23 @@ pub fn init_logging() {
         }
     }
     let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false),
+        )
+        // The last lines, scrubbed, for the System page (see recent_log).
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(crate::system::recent_log::MakeLineWriter)
+                .with_ansi(false)
+                .with_target(false),
+        )
         .try_init();
 }
 

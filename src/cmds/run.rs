@@ -33,9 +33,10 @@ pub struct Args {
     /// Where the database lives (on the appliance: the data partition).
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
-    /// Overrides `web.listen` (e.g. `127.0.0.1:0` for a free port).
+    /// Overrides `web.listen` (e.g. `127.0.0.1:0` for a free port); give it
+    /// several times to listen on several addresses (the first must bind).
     #[arg(long)]
-    pub listen: Option<String>,
+    pub listen: Vec<String>,
     /// A `config.yaml` on the boot partition to merge into `--config`
     /// before loading it (after a `factory-reset` file beside it, if any):
     /// validated, written atomically, then replaced by a masked `.applied`
@@ -56,6 +57,7 @@ pub fn run(args: Args) -> Result<u8> {
         system::bootcfg::at_start(boot, &args.config, &args.data_dir, clock::real().now_ms());
     }
     let cfg = config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    mask_in_log(&cfg, &args.config);
     tracing::info!(
         "streampulse {} starting: {} streams from {}, data in {}",
         crate::VERSION,
@@ -119,12 +121,15 @@ pub fn run(args: Args) -> Result<u8> {
         });
         // A stream watched live is probed through its live session.
         let _ = ctx.live.set(web_ctx.gui.live.clone());
-        let listen = args
-            .listen
-            .clone()
-            .unwrap_or_else(|| cfg.web_listen.clone());
-        let web = web::start(&listen, cfg.web_workers, web_ctx.clone())?;
-        tracing::info!("listening on http://{}", web.addr);
+        let listen = if args.listen.is_empty() {
+            &cfg.web_listen
+        } else {
+            &args.listen
+        };
+        let web = web::start(listen, cfg.web_workers, web_ctx.clone())?;
+        for a in &web.addrs {
+            tracing::info!("listening on http://{a}");
+        }
 
         let mut monitor = Monitor::new(ctx, cfg.max_concurrent_probes, shutdown_rx.clone());
         // Readers of state changes, subscribed before the first probe; the
@@ -172,6 +177,7 @@ pub fn run(args: Args) -> Result<u8> {
             match reloader.poll() {
                 None => {}
                 Some(Ok(new)) => {
+                    mask_in_log(&new, &args.config);
                     tracing::info!("config reloaded: {} streams", new.streams.len());
                     monitor.apply(&new);
                     // Reconnects only if the mqtt: section changed.
@@ -213,6 +219,12 @@ pub fn run(args: Args) -> Result<u8> {
     recorder.stop();
     tracing::info!("stopped");
     Ok(0)
+}
+
+/// Masks `cfg`'s secrets (read from its file at `path`) in the kept log.
+fn mask_in_log(cfg: &Config, path: &std::path::Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    system::recent_log::set_secrets(crate::redact::config_secrets(cfg, &text));
 }
 
 /// Resolves on the first SIGINT/SIGTERM; a second one exits immediately.

@@ -1,5 +1,6 @@
 //! The box's own health: data-partition space (and the retention it
-//! implies), the NTP offset, the watchdog, the boot-config import. Shown in
+//! implies), the NTP offset, the watchdog, the boot-config import, the web
+//! listeners. Shown in
 //! `/healthz`; `/api/status` stays keyed by stream name only (seed shape).
 //!
 //! [`start`] runs the `system` thread: every minute it reads free space and,
@@ -43,6 +44,15 @@ struct Inner {
     retention: Option<Policy>,
     watchdog: Option<Arc<Mutex<WatchdogStatus>>>,
     boot_config: Option<BootConfig>,
+    web_listen: Option<WebListen>,
+}
+
+/// Addresses the web server listens on, and those it could not bind.
+#[derive(Clone)]
+struct WebListen {
+    listening: Vec<String>,
+    /// (address, error)
+    failed: Vec<(String, String)>,
 }
 
 /// What the boot-config import did at start: `outcome` is for anyone
@@ -75,6 +85,11 @@ impl Health {
         self.lock().boot_config = Some(what);
     }
 
+    /// Records the addresses the web server bound and those it could not.
+    pub fn set_web_listen(&self, listening: Vec<String>, failed: Vec<(String, String)>) {
+        self.lock().web_listen = Some(WebListen { listening, failed });
+    }
+
     /// Shares the watchdog's report.
     pub fn set_watchdog(&self, report: Arc<Mutex<WatchdogStatus>>) {
         self.lock().watchdog = Some(report);
@@ -94,7 +109,7 @@ impl Health {
     /// `boot_config`. Without `detail` (a caller not logged in),
     /// `boot_config` is the outcome only ([`BootConfig`]).
     pub fn json(&self, data_dir: &Path, detail: bool) -> Value {
-        let (ntp, pressure, retention, watchdog, boot) = {
+        let (ntp, pressure, retention, watchdog, boot, web) = {
             let i = self.lock();
             (
                 i.ntp.clone(),
@@ -102,6 +117,7 @@ impl Health {
                 i.retention,
                 i.watchdog.clone(),
                 i.boot_config.clone(),
+                i.web_listen.clone(),
             )
         };
         let d = data_dir;
@@ -127,6 +143,16 @@ impl Health {
                 Err(e) => json!({"error": e}),
             }),
             "watchdog": watchdog.map(|w| serde_json::to_value(&*w.lock().expect("watchdog report lock")).unwrap_or(Value::Null)),
+            // Which addresses failed is public (the box is reachable on the
+            // others); why, for logged-in callers only.
+            "web": web.map(|w| json!({
+                "listening": w.listening,
+                "listen_failed": w.failed.into_iter().map(|(a, e)| if detail {
+                    json!({"address": a, "error": e})
+                } else {
+                    json!({"address": a})
+                }).collect::<Vec<_>>(),
+            })),
             "boot_config": boot.map(|b| if detail {
                 crate::redact::redact_text(&b.detail, &[])
             } else {

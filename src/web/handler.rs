@@ -30,7 +30,7 @@ use std::time::Instant;
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use super::routes::{self, Access, Route};
-use super::{api, auth, metrics, pages, HttpError, WebCtx};
+use super::{api, auth, metrics, pages, system_page, HttpError, WebCtx};
 use crate::config::Config;
 
 /// Largest request body accepted (forms are a few KB).
@@ -423,7 +423,7 @@ fn gate(
     let allowed = match access {
         Access::Public => true,
         Access::PublicStatus => cfg.web_public_status || who.session.is_some() || token_ok,
-        Access::Api | Access::Live => who.session.is_some() || token_ok,
+        Access::Api | Access::Live | Access::Admin => who.session.is_some() || token_ok,
         Access::Page => who.session.is_some(),
     };
     if !allowed {
@@ -431,10 +431,14 @@ fn gate(
             return Err(HttpError::new(
                 403,
                 format!(
-                    "this API token has the {} scope ({}); this needs a {} or admin token",
+                    "this API token has the {} scope ({}); this needs {}",
                     t.scope.as_str(),
                     t.scope.describe(),
-                    needed.as_str()
+                    if needed == auth::Scope::Admin {
+                        "an admin token".to_owned()
+                    } else {
+                        format!("a {} or admin token", needed.as_str())
+                    }
                 ),
             ));
         }
@@ -494,6 +498,9 @@ fn gate(
         }
         Route::Live | Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => {
             crate::live::page::handle(ctx, cfg, route, req, session.map(|(_, s)| s))
+        }
+        Route::System | Route::SystemDiagnostics => {
+            system_page::handle(ctx, cfg, route, req, session.map(|(_, s)| s))
         }
         _ => pages::page(ctx, db, cfg, route, req, session),
     }

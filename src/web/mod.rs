@@ -1,5 +1,5 @@
-//! The HTTP server: a fixed pool of worker threads sharing one
-//! `tiny_http::Server` (a Pi Zero has little RAM; no async web stack needed),
+//! The HTTP server: a fixed pool of worker threads serving one
+//! `tiny_http::Server` per listen address (a Pi Zero has little RAM; no async web stack needed),
 //! serving the web GUI (askama pages), the JSON API and `/metrics`.
 //!
 //! Each worker calls [`serve`] ([`handler::serve`]), which reads the request
@@ -21,6 +21,7 @@ pub mod host;
 pub mod metrics;
 pub mod pages;
 pub mod routes;
+pub mod system_page;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -115,28 +116,95 @@ impl HttpError {
 
 /// A running server.
 pub struct WebHandle {
-    server: Arc<tiny_http::Server>,
+    servers: Vec<Arc<tiny_http::Server>>,
     stopping: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
-    /// The bound address (useful when listening on port 0).
+    /// One acceptor per listener, then the workers.
+    threads: Vec<JoinHandle<()>>,
+    /// The first bound address (useful when listening on port 0).
     pub addr: SocketAddr,
+    /// Every bound address, in the order given.
+    pub addrs: Vec<SocketAddr>,
 }
 
 impl WebHandle {
-    /// Unblocks each worker once and joins them.
+    /// Unblocks each acceptor; the workers end when the last one has gone.
     pub fn stop(self) {
         self.stopping.store(true, Ordering::SeqCst);
-        for _ in &self.workers {
-            self.server.unblock();
+        for s in &self.servers {
+            s.unblock();
         }
-        for w in self.workers {
-            let _ = w.join();
+        for t in self.threads {
+            let _ = t.join();
         }
     }
 }
 
-/// Binds `listen` and starts `workers` threads.
-pub fn start(listen: &str, workers: usize, ctx: Arc<WebCtx>) -> Result<WebHandle> {
+/// Binds every address of `listen` and starts `workers` threads serving
+/// all of them.
+///
+/// One `tiny_http::Server` per address, each with one small acceptor thread
+/// handing its requests to one shared pool of `workers` (so a second
+/// listener costs a thread, not a second pool, on a 512 MB Pi). The first
+/// address must bind (an error otherwise, as with a single address); a later
+/// one that cannot (port 80 on a host without the appliance's sysctl, or
+/// taken) is logged as an error and shown in `/healthz` (`web.listen_failed`),
+/// and the box stays reachable on the others.
+pub fn start(listen: &[String], workers: usize, ctx: Arc<WebCtx>) -> Result<WebHandle> {
+    let mut servers = Vec::with_capacity(listen.len());
+    let mut addrs = Vec::with_capacity(listen.len());
+    let mut failed = Vec::new();
+    for (i, l) in listen.iter().enumerate() {
+        match bind(l) {
+            Ok((server, addr)) => {
+                servers.push(Arc::new(server));
+                addrs.push(addr);
+            }
+            Err(e) if i == 0 => return Err(e),
+            Err(e) => {
+                tracing::error!("{e:#}; the web GUI stays reachable on {}", listen[0]);
+                failed.push((l.clone(), format!("{e:#}")));
+            }
+        }
+    }
+    crate::system::health::global()
+        .set_web_listen(addrs.iter().map(|a| a.to_string()).collect(), failed);
+    // Rendezvous: a request waits in its listener's queue until a worker is
+    // free, as it did with one server and workers calling `recv` directly.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Request>(0);
+    let rx = Arc::new(Mutex::new(rx));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::with_capacity(servers.len() + workers);
+    for (i, server) in servers.iter().enumerate() {
+        let (server, tx, stopping) = (server.clone(), tx.clone(), stopping.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("web-accept-{i}"))
+                .stack_size(64 * 1024)
+                .spawn(move || accept(&server, &tx, &stopping))
+                .expect("spawning a web acceptor should succeed"),
+        );
+    }
+    drop(tx);
+    for i in 0..workers {
+        let (rx, ctx) = (rx.clone(), ctx.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("web-{i}"))
+                .spawn(move || worker(&rx, &ctx))
+                .expect("spawning a web worker should succeed"),
+        );
+    }
+    Ok(WebHandle {
+        servers,
+        stopping,
+        threads,
+        addr: addrs[0],
+        addrs,
+    })
+}
+
+/// One listening `tiny_http::Server` on `listen` and its bound address.
+fn bind(listen: &str) -> Result<(tiny_http::Server, SocketAddr)> {
     let listener = std::net::TcpListener::bind(listen).with_context(|| {
         format!("cannot listen on {listen} (is another program using the port?)")
     })?;
@@ -149,24 +217,7 @@ pub fn start(listen: &str, workers: usize, ctx: Arc<WebCtx>) -> Result<WebHandle
         .server_addr()
         .to_ip()
         .context("web server bound to a non-IP address")?;
-    let server = Arc::new(server);
-    let stopping = Arc::new(AtomicBool::new(false));
-    let mut handles = Vec::with_capacity(workers);
-    for i in 0..workers {
-        let (server, ctx, stopping) = (server.clone(), ctx.clone(), stopping.clone());
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("web-{i}"))
-                .spawn(move || worker(&server, &ctx, &stopping))
-                .expect("spawning a web worker should succeed"),
-        );
-    }
-    Ok(WebHandle {
-        server,
-        stopping,
-        workers: handles,
-        addr,
-    })
+    Ok((server, addr))
 }
 
 /// Sets TCP_NODELAY on the listening socket; Linux copies it to every
@@ -252,18 +303,39 @@ fn set_send_timeout(listener: &std::net::TcpListener, d: std::time::Duration) {
     }
 }
 
-fn worker(server: &tiny_http::Server, ctx: &WebCtx, stopping: &AtomicBool) {
-    // One read-only SQLite connection per worker, opened on first use.
-    let mut db: Option<rusqlite::Connection> = None;
+/// Hands `server`'s requests to the workers until [`WebHandle::stop`].
+fn accept(
+    server: &tiny_http::Server,
+    tx: &std::sync::mpsc::SyncSender<Request>,
+    stopping: &AtomicBool,
+) {
     loop {
         match server.recv() {
-            Ok(rq) => serve(ctx, &mut db, rq),
+            Ok(rq) => {
+                if tx.send(rq).is_err() {
+                    return;
+                }
+            }
             Err(e) => {
                 if stopping.load(Ordering::SeqCst) {
                     return;
                 }
                 tracing::debug!("accept error: {e}");
             }
+        }
+    }
+}
+
+/// Serves requests until every acceptor has ended.
+fn worker(rx: &Mutex<std::sync::mpsc::Receiver<Request>>, ctx: &WebCtx) {
+    // One read-only SQLite connection per worker, opened on first use.
+    let mut db: Option<rusqlite::Connection> = None;
+    loop {
+        // The lock is held only while waiting; serving runs without it.
+        let rq = rx.lock().expect("web queue lock").recv();
+        match rq {
+            Ok(rq) => serve(ctx, &mut db, rq),
+            Err(_) => return,
         }
     }
 }

@@ -257,7 +257,7 @@ pub fn ago(now_ms: i64, ms: i64) -> String {
     }
 }
 
-fn fmt_duration(secs: u64) -> String {
+pub(crate) fn fmt_duration(secs: u64) -> String {
     let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
     if d > 0 {
         format!("{d} d {h} h")

@@ -28,6 +28,8 @@ pub enum Route {
     ApiLive,                  // /api/live (live sessions, caps, thumbnails)
     LiveStream(String),       // /live/{name}/stream (MJPEG or fragmented MP4, streamed)
     LiveThumb(String),        // /live/{name}/thumb.jpg
+    System,                   // /system (version, health, recent log)
+    SystemDiagnostics,        // /system/diagnostics.txt (a download)
     NotFound,
 }
 
@@ -48,6 +50,9 @@ pub enum Access {
     Live,
     /// A session cookie (HTML pages and forms).
     Page,
+    /// The diagnostics download: a session cookie or an API token of scope
+    /// `admin` (it holds the redacted config and the log).
+    Admin,
 }
 
 /// Static files, compiled in.
@@ -59,6 +64,7 @@ impl Access {
         match self {
             Access::PublicStatus | Access::Api => Some(Scope::Read),
             Access::Live => Some(Scope::Live),
+            Access::Admin => Some(Scope::Admin),
             Access::Public | Access::Page => None,
         }
     }
@@ -83,6 +89,8 @@ impl Route {
             "/metrics" => return Route::Metrics,
             "/live" => return Route::Live,
             "/api/live" => return Route::ApiLive,
+            "/system" => return Route::System,
+            "/system/diagnostics.txt" => return Route::SystemDiagnostics,
             "/favicon.ico" => return Route::Static("icon.svg"),
             _ => {}
         }
@@ -136,6 +144,7 @@ impl Route {
             Route::ApiStatus | Route::Metrics => Access::PublicStatus,
             Route::ApiStreams | Route::ApiStreamHistory(_) => Access::Api,
             Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => Access::Live,
+            Route::SystemDiagnostics => Access::Admin,
             _ => Access::Page,
         }
     }
@@ -152,6 +161,7 @@ impl Route {
                 | Route::ApiLive
                 | Route::LiveStream(_)
                 | Route::LiveThumb(_)
+                | Route::SystemDiagnostics
         )
     }
 }
@@ -270,6 +280,9 @@ mod tests {
             ("/live/a/b/stream", Route::NotFound),
             ("/live/%ff/stream", Route::NotFound),
             ("/live/", Route::NotFound),
+            ("/system", Route::System),
+            ("/system/diagnostics.txt", Route::SystemDiagnostics),
+            ("/system/", Route::NotFound),
             ("/../etc/passwd", Route::NotFound),
         ];
         for (path, want) in cases {
@@ -311,5 +324,7 @@ mod tests {
         assert_eq!(Route::LiveStream("x".into()).access(), Access::Live);
         assert_eq!(Route::LiveThumb("x".into()).access(), Access::Live);
         assert_eq!(Route::ApiLive.access(), Access::Live);
+        assert_eq!(Route::System.access(), Access::Page);
+        assert_eq!(Route::SystemDiagnostics.access(), Access::Admin);
     }
 }

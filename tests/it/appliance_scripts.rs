@@ -211,8 +211,8 @@ fn console_url_goes_to_every_active_console_dhcp_address_first() {
         &fib_trie(&["169.254.7.9", "10.0.2.15"]),
     );
     let out = root.run("console-url", &[("STREAMPULSE_CONSOLE_ONCE", "1")]);
-    let want = "StreamPulse: open http://streampulse-3456.local:8000/ \
-                or http://10.0.2.15:8000/ or http://169.254.7.9:8000/";
+    let want = "StreamPulse: open http://streampulse-3456.local/ \
+                or http://10.0.2.15/ or http://169.254.7.9/";
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
     for tty in ["dev/tty1", "dev/ttyAMA0"] {
         assert_eq!(root.read(tty), format!("\r\n{want}\r\n"), "{tty}");
@@ -238,7 +238,7 @@ fn console_url_reads_this_machines_real_fib_trie() {
         .filter(|a| !a.starts_with("127."))
     {
         assert!(
-            line.contains(&format!("http://{addr}:8000/")),
+            line.contains(&format!("http://{addr}/")),
             "{addr} not in {line:?}"
         );
     }
@@ -256,7 +256,7 @@ fn console_url_prints_again_when_the_address_changes() {
         .spawn()
         .unwrap();
     wait_for(10, "first address on tty1", || {
-        root.read("dev/tty1").contains("http://10.0.2.15:8000/")
+        root.read("dev/tty1").contains("http://10.0.2.15/")
     });
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(
@@ -267,12 +267,12 @@ fn console_url_prints_again_when_the_address_changes() {
 
     root.write("proc/net/fib_trie", &fib_trie(&["192.168.1.50"]));
     wait_for(10, "new address on tty1", || {
-        root.read("dev/tty1").contains("http://192.168.1.50:8000/")
+        root.read("dev/tty1").contains("http://192.168.1.50/")
     });
     root.write("proc/sys/kernel/hostname", b"camera-hall\n");
     wait_for(10, "new hostname on ttyAMA0", || {
         root.read("dev/ttyAMA0")
-            .contains("http://camera-hall.local:8000/")
+            .contains("http://camera-hall.local/")
     });
     child.kill().unwrap();
     child.wait().unwrap();

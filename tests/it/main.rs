@@ -11,6 +11,7 @@ mod faults; // power loss (100 SIGKILL rounds), data partition full (tmpfs), rec
 mod flash; // flash.sh against image files and loop devices (never a real disk)
 mod hostile; // hostile and broken cameras: verdict in time, bounded RSS, no fd leaks, no delays
 mod image; // SD-card images with the real genimage layouts (Raspberry Pi, Orange Pi)
+mod listen; // web.listen with several addresses: shared sessions, a taken port skipped
 mod live; // live view: MJPEG relay, RTSP → fMP4, one camera session per stream, caps, stalls, Chromium
 mod metrics; // /metrics parsed by a real Prometheus parser
 mod mosquitto; // real Mosquitto brokers, mosquitto_sub, a test CA (openssl)
@@ -22,6 +23,7 @@ mod probes; // `streampulse probe` against real servers and named fakes
 mod qemu; // the appliance image booted under qemu-system-aarch64 (`make qemu-test`; ignored otherwise)
 mod security; // issue 8: every route's login and CSRF, sessions, setup, rate limit, escaping, secrets, paths, caps, slow clients, systemd unit
 mod system; // appliance: sd-notify READY/WATCHDOG/STATUS, --boot-config import, /healthz box health
+mod system_page; // the System page and the diagnostics download: access, content, no secret
 mod util; // peers: RTSP server, MJPEG/snapshot servers, fakes, temp dirs
 mod web; // the web GUI: setup, login, CSRF, every route, editor, previews, escaping, tokens, Chromium e2e
 mod webhooks; // notify: POSTs per state change, bounded retries, a receiver that hangs

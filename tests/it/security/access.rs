@@ -270,6 +270,8 @@ fn token_scopes_are_enforced_per_route() {
             let want = match class {
                 Class::Api | Class::PublicStatus => reads,
                 Class::Live => watches,
+                // Diagnostics: admin tokens only.
+                Class::Admin => scope.contains("admin"),
                 Class::Page => false,
                 _ => continue,
             };

@@ -241,6 +241,8 @@ enum Class {
     /// The live view's streams, thumbnails and JSON: a session or a
     /// `live`/`admin` API token, else 401.
     Live,
+    /// The diagnostics download: a session or an `admin` API token, else 401.
+    Admin,
     /// `/api/status`, `/metrics`: like `Api` unless `web.public_status`.
     PublicStatus,
     /// `/static/*`: public, GET only in effect (a POST changes nothing).
@@ -286,6 +288,8 @@ const ROUTES: &[(&str, &str, Class)] = &[
     ("ApiLive", "/api/live", Class::Live),
     ("LiveStream", "/live/cam%20x/stream", Class::Live),
     ("LiveThumb", "/live/cam%20x/thumb.jpg", Class::Live),
+    ("System", "/system", Class::Page),
+    ("SystemDiagnostics", "/system/diagnostics.txt", Class::Admin),
     ("NotFound", "/nope", Class::NotFound),
 ];
 
@@ -339,6 +343,7 @@ fn route_table_covers_every_route() {
             Class::Page => Access::Page,
             Class::Api => Access::Api,
             Class::Live => Access::Live,
+            Class::Admin => Access::Admin,
             Class::PublicStatus => Access::PublicStatus,
             _ => Access::Public,
         };
@@ -373,7 +378,7 @@ fn anon_expectations(
                 assert_eq!(r.status, 303, "{ctx}");
                 assert!(loc.starts_with("/login?next="), "{ctx}");
             }
-            Class::Api | Class::Live | Class::PublicStatus => {
+            Class::Api | Class::Live | Class::Admin | Class::PublicStatus => {
                 assert_eq!(r.status, 401, "{ctx}");
                 assert!(r.head.contains("application/json"), "{ctx}");
                 assert!(r.head.contains("WWW-Authenticate"), "{ctx}");
@@ -409,7 +414,9 @@ fn anon_expectations(
                 assert_eq!(r.status, 303, "{ctx}");
                 assert!(r.head.contains("/login?msg=expired"), "{ctx}");
             }
-            Class::Api | Class::Live | Class::PublicStatus => assert_eq!(r.status, 401, "{ctx}"),
+            Class::Api | Class::Live | Class::Admin | Class::PublicStatus => {
+                assert_eq!(r.status, 401, "{ctx}")
+            }
             Class::Static => assert_eq!(r.status, 200, "{ctx}"),
             Class::Healthz => assert_eq!(r.status, 405, "{ctx}"),
             Class::Login => assert_eq!(r.status, 403, "{ctx}"),
@@ -565,7 +572,7 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
             Class::Healthz => 405,
             Class::Setup | Class::NotFound => 404,
             Class::Login => 403, // no pre-session token
-            Class::Page | Class::Api | Class::Live | Class::PublicStatus => 403,
+            Class::Page | Class::Api | Class::Live | Class::Admin | Class::PublicStatus => 403,
         };
         let cases: [(&str, &Vec<(String, String)>); 6] = [
             ("no token", &vec![]),
@@ -608,7 +615,7 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
         b.extra.clear();
         if matches!(
             class,
-            Class::Page | Class::Api | Class::Live | Class::PublicStatus
+            Class::Page | Class::Api | Class::Live | Class::Admin | Class::PublicStatus
         ) {
             assert_eq!(r.status, 403, "POST {path} with a wrong X-CSRF-Token");
         }
@@ -633,7 +640,7 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
         );
         if matches!(
             class,
-            Class::Page | Class::Api | Class::Live | Class::PublicStatus
+            Class::Page | Class::Api | Class::Live | Class::Admin | Class::PublicStatus
         ) {
             assert!(
                 r.status == 403 || r.status == 303,

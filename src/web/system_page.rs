@@ -1,0 +1,163 @@
+//! The System page (`/system`, admin session) and the diagnostics file
+//! (`/system/diagnostics.txt`, session or `admin` API token): version,
+//! uptime, `/healthz` with details, the daemon's recent log
+//! ([`crate::system::recent_log`]) and, in the file, the config with its
+//! secrets masked and the previous boot's journal of the service. A user
+//! attaches the file to a bug report, so everything in it goes through
+//! [`redact::redact_text`] with the running config's secrets.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use askama::Template;
+
+use super::handler::{get_only, Req, Resp};
+use super::pages::{self, Chrome};
+use super::routes::Route;
+use super::{api, auth, HttpError, WebCtx};
+use crate::config::Config;
+use crate::redact;
+use crate::system::recent_log;
+
+#[derive(Template)]
+#[template(path = "system.html")]
+struct SystemPage {
+    c: Chrome,
+    uptime: String,
+    health: String,
+    log: Vec<String>,
+    max_lines: usize,
+}
+
+/// Answers [`Route::System`] and [`Route::SystemDiagnostics`].
+pub fn handle(
+    ctx: &WebCtx,
+    cfg: &Config,
+    route: &Route,
+    req: &Req,
+    session: Option<&auth::Session>,
+) -> Result<Resp, HttpError> {
+    get_only(req)?;
+    let secrets = secrets(ctx, cfg);
+    match route {
+        Route::System => {
+            let s = session.ok_or_else(|| HttpError::new(403, "log in first"))?;
+            let page = SystemPage {
+                c: pages::chrome(ctx, cfg, Some(s), "System", "system"),
+                uptime: pages::fmt_duration(ctx.started.elapsed().as_secs()),
+                health: redact::redact_text(&health(ctx), &secrets),
+                log: recent_log::global().lines(),
+                max_lines: recent_log::MAX_LINES,
+            };
+            pages::render(200, &page)
+        }
+        Route::SystemDiagnostics => {
+            let text = redact::redact_text(&diagnostics(ctx, cfg), &secrets);
+            let name = format!(
+                "streampulse-diagnostics-{}.txt",
+                api::iso(ctx.clock.now_ms(), &cfg.tz())
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .collect::<String>()
+            );
+            Ok(
+                Resp::new(200, "text/plain; charset=utf-8", text.into_bytes()).with_header(
+                    "Content-Disposition",
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            )
+        }
+        _ => Err(HttpError::new(404, "no such page")),
+    }
+}
+
+/// The running config's secrets (see [`redact::config_secrets`]).
+fn secrets(ctx: &WebCtx, cfg: &Config) -> Vec<String> {
+    let text = std::fs::read_to_string(ctx.gui.config_file.path()).unwrap_or_default();
+    redact::config_secrets(cfg, &text)
+}
+
+/// `/healthz` with details, indented.
+fn health(ctx: &WebCtx) -> String {
+    serde_json::to_string_pretty(&api::healthz(ctx, true)).unwrap_or_default()
+}
+
+/// The text of the diagnostics file (redacted by the caller as a whole).
+fn diagnostics(ctx: &WebCtx, cfg: &Config) -> String {
+    let path = ctx.gui.config_file.path();
+    let config = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    };
+    let log = recent_log::global().lines();
+    format!(
+        "StreamPulse diagnostics (secrets are masked as ***)\n\
+         version: {}\ndevice: {}\ngenerated: {}\nuptime: {}\n\
+         \n== /healthz ==\n{}\n\
+         \n== {} ==\n{}\n\
+         \n== recent log of this run (last {} lines) ==\n{}\n\
+         \n== previous boot: journalctl -b -1 -u streampulse ==\n{}\n",
+        crate::VERSION,
+        cfg.device_name,
+        api::iso(ctx.clock.now_ms(), &cfg.tz()),
+        pages::fmt_duration(ctx.started.elapsed().as_secs()),
+        health(ctx),
+        path.display(),
+        config.trim_end(),
+        log.len(),
+        log.join("\n"),
+        previous_boot_journal(),
+    )
+}
+
+/// Longest wait for `journalctl`.
+const JOURNAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The service's log from the previous boot (why did the box reboot?), or
+/// why it is not available. Needs read access to the journal
+/// (`SupplementaryGroups=systemd-journal` in the unit).
+fn previous_boot_journal() -> String {
+    let child = Command::new("journalctl")
+        .args(["-b", "-1", "-u", "streampulse", "--no-pager", "-n", "300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return format!("(not available: cannot run journalctl: {e})"),
+    };
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    // Read on a thread so a full pipe cannot block journalctl past the wait.
+    let reader = std::thread::spawn(move || {
+        let mut o = String::new();
+        let mut e = String::new();
+        if let Some(s) = out.as_mut() {
+            let _ = s.take(1 << 20).read_to_string(&mut o);
+        }
+        if let Some(s) = err.as_mut() {
+            let _ = s.take(4096).read_to_string(&mut e);
+        }
+        (o, e)
+    });
+    let deadline = Instant::now() + JOURNAL_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let (o, e) = reader.join().unwrap_or_default();
+    match status {
+        None => format!("(not available: journalctl took longer than {JOURNAL_TIMEOUT:?})"),
+        Some(st) if !st.success() => format!("(not available: journalctl {st}: {})", e.trim()),
+        Some(_) if o.trim().is_empty() => "(no entries)".to_owned(),
+        Some(_) => o,
+    }
+}
