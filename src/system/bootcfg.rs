@@ -60,6 +60,7 @@ use crate::config::{self, Config};
 use crate::config_edit::{self, parse_tree, render_body, write_atomic, Backup, Yaml};
 use crate::web::auth;
 
+pub use mask::masked;
 pub use reset::{factory_reset, Reset, FACTORY_RESET_FILE};
 
 /// What [`import`] did.

@@ -86,8 +86,15 @@ fn health(ctx: &WebCtx) -> String {
 /// The text of the diagnostics file (redacted by the caller as a whole).
 fn diagnostics(ctx: &WebCtx, cfg: &Config) -> String {
     let path = ctx.gui.config_file.path();
+    // Masked from the parsed tree, as config.yaml.applied is: a line-based
+    // scrub would miss short secrets written without quotes.
     let config = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+        Ok(t) => match crate::config_edit::parse_tree(&t)
+            .and_then(|tree| crate::system::bootcfg::masked(&tree, cfg))
+        {
+            Ok(masked) => masked,
+            Err(_) => "(not valid YAML, so not shown: see the config error in /healthz)".into(),
+        },
         Err(e) => format!("(cannot read {}: {e})", path.display()),
     };
     let log = recent_log::global().lines();
