@@ -262,8 +262,15 @@ impl Guest {
             if s["ActiveState"] == "active" && s["SubState"] == "running" {
                 return s;
             }
-            if s["ActiveState"] == "failed" || Instant::now() > deadline {
-                self.fail(&format!("{unit} is not running: {s:?}"));
+            // Boot finished (running or degraded) without it: a dependency
+            // failed (e.g. data.mount), nothing will start it any more.
+            let (_, state) = self.sh_timeout("systemctl is-system-running", BOOT_TIMEOUT);
+            let booted = state == "running" || state == "degraded";
+            if s["ActiveState"] == "failed"
+                || (booted && s["ActiveState"] == "inactive")
+                || Instant::now() > deadline
+            {
+                self.fail(&format!("{unit} is not running: {s:?}, system {state}"));
             }
             std::thread::sleep(Duration::from_secs(1));
         }
