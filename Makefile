@@ -90,8 +90,10 @@ BUILDROOT_VERSION ?= 2026.05.1
 cross: deps
 	./scripts/cross.sh
 
-# Boots the appliance's SD-card layout under qemu-system-aarch64 (TCG, offline:
-# Debian's arm64 kernel + busybox + our binary + overlay/), twice.
+# Boots the appliance's SD-card layout under qemu-system-aarch64 (TCG) with
+# real systemd: Debian's arm64 kernel and userland (mmdebstrap, cached in
+# target/qemu-kit) + our binary + overlay/, twice. SKIP_CROSS=1 reuses the
+# aarch64 binary from the last `make cross`.
 qemu-test: deps
 	./scripts/qemu-boot-test.sh
 

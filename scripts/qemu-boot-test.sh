@@ -1,21 +1,30 @@
 #!/bin/sh
 # `make qemu-test`: boots the appliance's SD-card layout on an emulated
-# aarch64 machine, offline, and checks it end to end (tests/it/qemu.rs).
+# aarch64 machine under real systemd and checks it end to end
+# (tests/it/qemu.rs).
 #
-# 1. the static aarch64 binary (scripts/cross.sh aarch64, checked under qemu-user);
-# 2. a kit in target/qemu-kit from Debian's arm64 packages: the kernel
-#    (virtio and filesystems are modules there) and busybox-static, plus an
-#    initramfs that loads those modules and switches to the image's root
-#    (scripts/qemu/initramfs-init);
-# 3. `cargo test --test it qemu -- --ignored`: the test assembles sdcard.img
-#    with genimage from buildroot/board/common/genimage-mbr.cfg.in (boot FAT
-#    with config.yaml, read-only root with busybox + streampulse + overlay/,
-#    ext4 data), boots it twice under qemu-system-aarch64 -M virt (TCG) and
-#    talks to the daemon through a forwarded port.
+# 1. the static aarch64 binary (scripts/cross.sh aarch64, checked under
+#    qemu-user; SKIP_CROSS=1 reuses the one in target/cross/dist);
+# 2. a kit in target/qemu-kit, cached:
+#    - from Debian's arm64 packages, the kernel (virtio and the filesystems
+#      are modules there) and an initramfs with busybox-static that loads
+#      those modules and switches to the image's root (scripts/qemu/initramfs-init);
+#    - rootfs/: a Debian arm64 userland with systemd (networkd, resolved,
+#      timesyncd, udev, e2fsprogs, dosfstools, fdisk) made with mmdebstrap
+#      under qemu-user, then given what Buildroot does to the appliance's
+#      target directory (scripts/qemu/rootfs-customize). Rebuilt when the
+#      package list or that script changes;
+# 3. `cargo test --test it qemu -- --ignored`: the test copies rootfs/, adds
+#    overlay/ unmodified, the binary and a test-only command agent, assembles
+#    sdcard.img with genimage from buildroot/board/common/genimage-mbr.cfg.in
+#    (boot FAT with config.yaml, read-only root, ext4 data), boots it twice
+#    under qemu-system-aarch64 -M virt (TCG) and checks the box through the
+#    agent and a forwarded port.
 #
 # Needs (installed by scripts/install-deps.sh): qemu-system-arm,
-# qemu-user-static, genimage, mtools, dosfstools, e2fsprogs, cpio, kmod;
-# apt access to Debian's arm64 packages (dpkg --add-architecture arm64).
+# qemu-user-static, mmdebstrap, genimage, mtools, dosfstools, e2fsprogs, cpio,
+# kmod, systemd (its systemctl applies the presets); apt access to Debian's
+# arm64 packages (dpkg --add-architecture arm64) and to deb.debian.org.
 set -eu
 cd "$(dirname "$0")/.."
 KIT="${STREAMPULSE_QEMU_KIT:-$PWD/target/qemu-kit}"
@@ -25,10 +34,18 @@ SUDO=""
 
 [ "${SKIP_CROSS:-0}" = 1 ] || ./scripts/cross.sh aarch64
 
-# Modules the guest needs, by file name; dependencies are added from modules.dep.
-MODULES="virtio_pci virtio_blk virtio_net virtio-rng crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8"
+# Modules the guest needs before its root is mounted, by file name;
+# dependencies are added from modules.dep. The root filesystem has no
+# modules: everything else the test uses is built into Debian's kernel.
+# virtio_console: the test agent's virtio-serial port.
+MODULES="virtio_pci virtio_blk virtio_net virtio-rng virtio_console crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8"
 
-build_kit() {
+# The userland: Debian's suite of the build machine (the kernel comes from it
+# too), minimal, without documentation.
+SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps"
+
+build_kernel_kit() {
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
         echo "qemu-test: enabling Debian's arm64 packages (dpkg --add-architecture arm64)"
         $SUDO dpkg --add-architecture arm64
@@ -42,13 +59,14 @@ build_kit() {
             awk '/Depends: linux-image-[0-9]/ { sub(":arm64", "", $2); print $2; exit }')
     fi
     [ -n "$kpkg" ] || { echo "qemu-test: cannot find Debian's arm64 kernel package" >&2; exit 1; }
-    if [ -f "$KIT/initramfs.cpio.gz" ] && [ "$(cat "$KIT/kernel-package" 2>/dev/null)" = "$kpkg" ] &&
+    stamp="$kpkg $MODULES"
+    if [ -f "$KIT/initramfs.cpio.gz" ] && [ "$(cat "$KIT/kernel-stamp" 2>/dev/null)" = "$stamp" ] &&
         [ "$KIT/initramfs.cpio.gz" -nt scripts/qemu/initramfs-init ]; then
-        echo "qemu-test: kit up to date ($kpkg)"
+        echo "qemu-test: kernel and initramfs up to date ($kpkg)"
         return
     fi
-    echo "qemu-test: building the kit from $kpkg and busybox-static:arm64"
-    rm -rf "$KIT"
+    echo "qemu-test: building the kernel kit from $kpkg and busybox-static:arm64"
+    rm -rf "$KIT/debs" "$KIT/x" "$KIT/initramfs" "$KIT/vmlinuz" "$KIT/initramfs.cpio.gz"
     mkdir -p "$KIT/debs" "$KIT/x" "$KIT/initramfs"
     (cd "$KIT/debs" && apt-get download -q "$kpkg:arm64" busybox-static:arm64)
     for d in "$KIT"/debs/*.deb; do dpkg-deb -x "$d" "$KIT/x"; done
@@ -56,12 +74,11 @@ build_kit() {
     depmod -b "$KIT/x" "$kver"
     moddir="$KIT/x/lib/modules/$kver"
     cp "$KIT/x/boot/vmlinuz-$kver" "$KIT/vmlinuz"
-    cp "$KIT/x/bin/busybox" "$KIT/busybox"
 
     # initramfs: busybox, the modules in dependency order, /init.
     ir="$KIT/initramfs"
     mkdir -p "$ir/bin" "$ir/lib/modules" "$ir/proc" "$ir/sys" "$ir/dev" "$ir/newroot"
-    cp "$KIT/busybox" "$ir/bin/busybox"
+    cp "$KIT/x/bin/busybox" "$ir/bin/busybox"
     for a in sh mount umount mkdir cat echo insmod sleep findfs switch_root poweroff; do
         ln -s busybox "$ir/bin/$a"
     done
@@ -89,11 +106,50 @@ build_kit() {
         echo "${name%.ko}" >>"$ir/lib/modules/order"
     done <"$KIT/order.tmp"
     (cd "$ir" && find . | cpio -o -H newc --quiet | gzip -9) >"$KIT/initramfs.cpio.gz"
-    echo "$kpkg" >"$KIT/kernel-package"
+    echo "$stamp" >"$KIT/kernel-stamp"
     rm -rf "$KIT/debs" "$KIT/x" "$KIT/order.tmp"
-    echo "qemu-test: kit ready: $(tr '\n' ' ' <"$ir/lib/modules/order")"
+    echo "qemu-test: kernel kit ready: $(tr '\n' ' ' <"$ir/lib/modules/order")"
 }
 
-build_kit
+# mmdebstrap runs the arm64 maintainer scripts under qemu-user: the kernel
+# must hand aarch64 binaries to qemu-aarch64-static (binfmt_misc).
+need_binfmt() {
+    bm=/proc/sys/fs/binfmt_misc
+    [ -e "$bm/register" ] || $SUDO mount -t binfmt_misc binfmt_misc "$bm"
+    if [ ! -e "$bm/qemu-aarch64" ]; then
+        conf=/usr/lib/binfmt.d/qemu-aarch64.conf
+        [ -f "$conf" ] || { echo "qemu-test: $conf missing (apt-get install qemu-user-static)" >&2; exit 1; }
+        $SUDO sh -c "cat $conf >$bm/register"
+    fi
+}
+
+build_rootfs() {
+    stamp="$SUITE $PACKAGES $(sha256sum <scripts/qemu/rootfs-customize)"
+    if [ -d "$KIT/rootfs" ] && [ "$(cat "$KIT/rootfs-stamp" 2>/dev/null)" = "$stamp" ]; then
+        echo "qemu-test: root filesystem up to date ($SUITE: $PACKAGES)"
+        return
+    fi
+    echo "qemu-test: building the root filesystem with mmdebstrap ($SUITE arm64: $PACKAGES)"
+    need_binfmt
+    $SUDO rm -rf "$KIT/rootfs" "$KIT/rootfs.new"
+    mkdir -p "$KIT"
+    mirror=http://deb.debian.org/debian
+    $SUDO mmdebstrap --arch=arm64 --variant=minbase --include="$PACKAGES" \
+        --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-exclude=/usr/share/info/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --dpkgopt='path-exclude=/usr/share/lintian/*' \
+        "$SUITE" "$KIT/rootfs.new" \
+        "deb $mirror $SUITE main" "deb $mirror $SUITE-updates main" \
+        "deb $mirror-security $SUITE-security main" </dev/null
+    $SUDO ./scripts/qemu/rootfs-customize "$KIT/rootfs.new"
+    $SUDO mv "$KIT/rootfs.new" "$KIT/rootfs"
+    echo "$stamp" >"$KIT/rootfs-stamp"
+    echo "qemu-test: root filesystem ready: $(du -sh "$KIT/rootfs" | cut -f1)"
+}
+
+build_kernel_kit
+build_rootfs
 STREAMPULSE_QEMU_KIT="$KIT" STREAMPULSE_AARCH64_BIN="$BIN" \
     cargo test --test it qemu:: -- --ignored --nocapture --test-threads=1

@@ -1,27 +1,50 @@
-//! The appliance booted under `qemu-system-aarch64 -M virt` (TCG), offline.
+//! The appliance booted under `qemu-system-aarch64 -M virt` (TCG), offline,
+//! with real systemd.
 //!
 //! Run by `make qemu-test` (scripts/qemu-boot-test.sh), which builds the
-//! static aarch64 binary and a kit from Debian's arm64 packages (kernel,
-//! busybox, an initramfs that loads the virtio/ext4/vfat modules) and sets
-//! `STREAMPULSE_QEMU_KIT` and `STREAMPULSE_AARCH64_BIN`. Ignored in a plain
-//! `cargo test`: it needs that kit and takes about a minute.
+//! static aarch64 binary and a kit from Debian's arm64 packages (the kernel;
+//! an initramfs that loads the virtio/ext4/vfat modules and switches to the
+//! card's root; a minimal Debian userland with systemd, networkd, resolved,
+//! timesyncd, udev, e2fsprogs and dosfstools, given what Buildroot does at
+//! build time by `scripts/qemu/rootfs-customize`: the `streampulse` user
+//! (990), an empty machine-id, systemd's presets, `/var` as a tmpfs filled
+//! from a factory copy) and sets `STREAMPULSE_QEMU_KIT` and
+//! `STREAMPULSE_AARCH64_BIN`. Ignored in a plain `cargo test`: it needs that
+//! kit and takes a few minutes.
 //!
 //! The image is assembled with the appliance's real genimage layout
 //! (`buildroot/board/common/genimage-mbr.cfg.in`): a FAT partition holding a
-//! `config.yaml`, a root filesystem with busybox, our static binary and the
-//! files from `overlay/` (fstab, the systemd unit whose ExecStart= is what
-//! runs), and an empty data partition. busybox's stand-in for systemd is
-//! `scripts/qemu/rootfs-init`.
+//! `config.yaml`, a read-only root with that userland, our static binary at
+//! `/usr/bin/streampulse` and `overlay/` copied unmodified (fstab, the units,
+//! grow-data, networkd/resolved/timesyncd/journald settings, tmpfiles), and an
+//! empty data partition; the disk is made larger than the image, as a card is.
 //!
-//! Asserted: the boot `config.yaml` is imported (and renamed, password-free),
-//! `/api/status` reports a real heartbeat from an RTSP camera served on the
-//! host (reached through QEMU's user-mode gateway 10.0.2.2), the root is
-//! mounted read-only, and after a power cycle of the same image the history
-//! from the first boot is still there.
+//! Test scaffolding that the product image does not have: a root command
+//! agent (`scripts/qemu/sp-test-agent`, started by `sp-test-agent.service`)
+//! on a virtio-serial port, through which the test runs `systemctl show`,
+//! reads `/proc/<pid>/status`, `findmnt`, `journalctl`, sends `kill -STOP`
+//! and powers off with `systemctl poweroff`. Everything else is the card's.
+//!
+//! Asserted, under systemd: `streampulse.service` reaches active/running
+//! (`Type=notify`: READY arrived) with the daemon's status text; its main
+//! process runs as `streampulse` (990) with the sandbox applied (no new
+//! privileges, a seccomp filter, no capabilities); root is mounted read-only
+//! and `/data` read-write; grow-data and `x-systemd.growfs` grew the data
+//! partition and its filesystem to the end of the disk; networkd got
+//! 10.0.2.15 by DHCP from QEMU's user network and the GUI answers through the
+//! port forward; resolved and timesyncd run; the boot `config.yaml` is
+//! imported (and renamed, password-free); `/api/status` reports a real
+//! heartbeat from an RTSP camera served on the host (reached through QEMU's
+//! gateway 10.0.2.2); a `SIGSTOP`ped daemon is killed by systemd's watchdog
+//! and restarted; after a clean power-off and a second boot of the same card
+//! the history from the first boot is still there and nothing is re-imported
+//! or re-grown.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +54,11 @@ use super::image::{self, fat_ls, fat_read, partitions};
 use super::util::{manifest_dir, temp_dir, RtspServer, PASSWORD, USER};
 
 /// Bounds for one boot: TCG on a busy 2-core CI machine is slow.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How much larger the "card" is than the image.
+const CARD_EXTRA: u64 = 256 << 20;
+/// streampulse.service's `WatchdogSec=` (overlay/, checked below).
+const WATCHDOG: Duration = Duration::from_secs(60);
 
 fn env_path(var: &str) -> PathBuf {
     let p = std::env::var_os(var)
@@ -44,23 +71,24 @@ fn env_path(var: &str) -> PathBuf {
 /// One running guest; killed on drop.
 struct Guest {
     child: Child,
-    stdin: ChildStdin,
-    /// Every console line with when it arrived (since QEMU was started).
-    console: Arc<Mutex<Vec<(Duration, String)>>>,
-    lines_rx: mpsc::Receiver<String>,
+    /// Every console line (the serial port: kernel and systemd's status).
+    console: Arc<Mutex<Vec<String>>>,
+    agent: UnixStream,
+    agent_rx: mpsc::Receiver<String>,
+    next_id: u64,
     http: String,
-    started: Instant,
     /// `sp_session=…` once logged in.
     session: Option<String>,
 }
 
 impl Guest {
-    fn boot(kit: &Path, img: &Path) -> Guest {
+    fn boot(kit: &Path, img: &Path, scratch: &Path) -> Guest {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let started = Instant::now();
+        let sock = scratch.join("agent.sock");
+        let _ = std::fs::remove_file(&sock);
         let mut child = Command::new("qemu-system-aarch64")
             .args(["-M", "virt", "-cpu", "cortex-a53", "-smp", "2", "-m", "512"])
             .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
@@ -79,20 +107,25 @@ impl Guest {
             // the ROM in ipxe-qemu, which the test does not need).
             .args(["-device", "virtio-net-pci,netdev=n0,romfile="])
             .args(["-device", "virtio-rng-pci"])
-            .stdin(Stdio::piped())
+            // The test agent's port (scripts/qemu/sp-test-agent).
+            .args(["-device", "virtio-serial-pci"])
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=agent,path={},server=on,wait=off",
+                sock.display()
+            ))
+            .args(["-device", "virtserialport,chardev=agent,name=sp.agent"])
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("qemu-system-aarch64 should start (apt-get install qemu-system-arm)");
-        let stdin = child.stdin.take().unwrap();
         let console = Arc::new(Mutex::new(Vec::new()));
-        let (tx, lines_rx) = mpsc::channel();
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let console = console.clone();
-            let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
                     let Ok(line) = line else { break };
@@ -100,62 +133,163 @@ impl Guest {
                     if std::env::var_os("STREAMPULSE_QEMU_VERBOSE").is_some() {
                         eprintln!("guest: {line}");
                     }
-                    let _ = tx.send(line.clone());
-                    console.lock().unwrap().push((started.elapsed(), line));
+                    console.lock().unwrap().push(line);
                 }
             });
         }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let agent = loop {
+            match UnixStream::connect(&sock) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => panic!("QEMU's agent socket: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        let (tx, agent_rx) = mpsc::channel();
+        let reader = agent.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         Guest {
             child,
-            stdin,
             console,
-            lines_rx,
+            agent,
+            agent_rx,
+            next_id: 1,
             http: format!("http://127.0.0.1:{port}"),
-            started,
             session: None,
         }
     }
 
     fn console_text(&self) -> String {
-        let c = self.console.lock().unwrap();
-        c.iter()
-            .map(|(_, l)| l.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.console.lock().unwrap().join("\n")
     }
 
-    /// When the first console line containing `needle` arrived.
-    fn seen_at(&self, needle: &str) -> Option<Duration> {
-        let c = self.console.lock().unwrap();
-        c.iter().find(|(_, l)| l.contains(needle)).map(|(t, _)| *t)
-    }
-
-    /// Waits for a console line containing `needle` (fails fast on "FAIL").
-    fn wait_line(&self, needle: &str, timeout: Duration) -> String {
+    /// Runs `cmd` (one line of sh) as root in the guest through the agent:
+    /// its exit status and its output (stdout and stderr).
+    fn sh_timeout(&mut self, cmd: &str, timeout: Duration) -> (i32, String) {
+        assert!(!cmd.contains('\n'), "one line per command: {cmd:?}");
+        let id = self.next_id;
+        self.next_id += 1;
+        writeln!(self.agent, "{id} {cmd}").expect("writing to the agent");
         let deadline = Instant::now() + timeout;
+        let (begin, end) = (
+            format!("@@sp-agent-begin {id}"),
+            format!("@@sp-agent-end {id} "),
+        );
+        let mut out: Option<Vec<String>> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines_rx.recv_timeout(left.min(Duration::from_secs(1))) {
-                Ok(l) if l.contains(needle) => return l,
-                Ok(l) if l.contains("qemu-init: FAIL") => {
-                    panic!("guest failed: {l}\nconsole:\n{}", self.console_text())
+            match self.agent_rx.recv_timeout(left) {
+                Ok(l) if l == begin => out = Some(Vec::new()),
+                Ok(l) if l.starts_with(&end) && out.is_some() => {
+                    let rc = l[end.len()..].trim().parse().unwrap_or(-1);
+                    return (rc, out.unwrap().join("\n").trim().to_owned());
                 }
-                Ok(_) => {}
+                Ok(l) => {
+                    if let Some(o) = out.as_mut() {
+                        o.push(l);
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
-                    "QEMU exited before {needle:?}; console:\n{}",
+                    "QEMU exited while running {cmd:?}; console:\n{}",
                     self.console_text()
                 ),
-                Err(_) if Instant::now() >= deadline => panic!(
-                    "no console line with {needle:?} within {timeout:?}; console:\n{}",
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "the guest did not answer {cmd:?} within {timeout:?}; console:\n{}",
                     self.console_text()
                 ),
-                Err(_) => {}
             }
         }
     }
 
+    /// Runs `cmd` in the guest; it must succeed. Returns its output.
+    fn sh(&mut self, cmd: &str) -> String {
+        let (rc, out) = self.sh_timeout(cmd, Duration::from_secs(60));
+        if rc != 0 {
+            self.fail(&format!("{cmd:?} exited with {rc}:\n{out}"));
+        }
+        out
+    }
+
+    /// Panics with `msg`, the guest's journal (if the agent still answers)
+    /// and the console.
+    /// The whole journal goes to target/qemu-journal.log.
+    fn fail(&mut self, msg: &str) -> ! {
+        let journal = self
+            .sh_timeout(
+                "journalctl -b --no-pager -o short-monotonic",
+                Duration::from_secs(60),
+            )
+            .1;
+        let saved = manifest_dir().join("target/qemu-journal.log");
+        let _ = std::fs::write(&saved, &journal);
+        let tail: Vec<&str> = journal.lines().rev().take(100).collect();
+        panic!(
+            "{msg}\n--- console:\n{}\n--- journal (last lines; all of it in {}):\n{}",
+            self.console_text(),
+            saved.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+
+    /// `systemctl show -p …` as a map.
+    fn show(&mut self, unit: &str, props: &[&str]) -> BTreeMap<String, String> {
+        let ps: String = props.iter().map(|p| format!(" -p {p}")).collect();
+        self.sh(&format!("systemctl show{ps} {unit}"))
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// Waits until `unit` is active and running (for `Type=notify`: READY=1
+    /// arrived); fails at once if it failed.
+    fn wait_running(&mut self, unit: &str, timeout: Duration) -> BTreeMap<String, String> {
+        let deadline = Instant::now() + timeout;
+        // The first command also waits for the agent to come up.
+        self.sh_timeout("true", BOOT_TIMEOUT);
+        loop {
+            let s = self.show(
+                unit,
+                &["ActiveState", "SubState", "Result", "MainPID", "NRestarts"],
+            );
+            if s["ActiveState"] == "active" && s["SubState"] == "running" {
+                return s;
+            }
+            // Boot finished (running or degraded) without it: a dependency
+            // failed (e.g. data.mount), nothing will start it any more.
+            let (_, state) = self.sh_timeout("systemctl is-system-running", BOOT_TIMEOUT);
+            let booted = state == "running" || state == "degraded";
+            if s["ActiveState"] == "failed"
+                || (booted && s["ActiveState"] == "inactive")
+                || Instant::now() > deadline
+            {
+                self.fail(&format!("{unit} is not running: {s:?}, system {state}"));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// Seconds since the kernel started at which the first journal line of
+    /// `unit` containing `needle` was logged (`-o short-monotonic`).
+    fn journal_at(&mut self, unit: &str, needle: &str) -> Option<f64> {
+        let out = self.sh(&format!(
+            "journalctl -b --no-pager -o short-monotonic -u {unit}"
+        ));
+        out.lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.trim_start_matches('[').split(']').next())
+            .and_then(|t| t.trim().parse().ok())
+    }
+
     /// GET `path` as JSON (with the session, if logged in); None while the
-    /// daemon is not answering yet.
+    /// daemon is not answering.
     fn get(&self, path: &str) -> Option<Value> {
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
@@ -189,7 +323,10 @@ impl Guest {
                 .map(|v| v.split(';').next().unwrap().to_owned())
         };
         let url = format!("{}/login", self.http);
-        let mut r = agent.get(&url).call().expect("GET /login");
+        let mut r = agent
+            .get(&url)
+            .call()
+            .expect("GET /login through the port forward");
         let pre_cookie = cookie(&r, "sp_pre").expect("the login page sets sp_pre");
         let page = r.body_mut().read_to_string().unwrap();
         let pre = page
@@ -215,13 +352,15 @@ impl Guest {
     }
 
     /// Polls `path` until `pred` holds.
-    fn wait_json(&self, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    fn wait_json(&mut self, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + BOOT_TIMEOUT;
         let mut last = None;
         while Instant::now() < deadline {
-            let console = self.console_text();
-            if console.contains("qemu-init: FAIL") || console.contains("qemu-init: halt") {
-                panic!("guest stopped while waiting for {what}; console:\n{console}");
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!(
+                    "QEMU exited ({st}) while waiting for {what}; console:\n{}",
+                    self.console_text()
+                );
             }
             if let Some(v) = self.get(path) {
                 if pred(&v) {
@@ -231,25 +370,33 @@ impl Guest {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        panic!(
-            "timed out waiting for {what}; last {path}: {last:?}\nconsole:\n{}",
-            self.console_text()
-        );
+        self.fail(&format!(
+            "timed out waiting for {what}; last {path}: {last:?}"
+        ));
     }
 
-    /// "poweroff" on the console: the guest stops the daemon, unmounts and halts.
+    /// A clean power-off through systemd: units stopped, filesystems
+    /// unmounted, then the machine halts (QEMU exits).
     fn poweroff(mut self) {
-        writeln!(self.stdin, "poweroff").unwrap();
-        self.stdin.flush().unwrap();
-        self.wait_line("qemu-init: halt", Duration::from_secs(60));
-        let deadline = Instant::now() + Duration::from_secs(30);
+        writeln!(self.agent, "0 systemctl --no-block poweroff").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
+                // Console threads may still be draining the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                let console = self.console_text();
+                assert!(
+                    console.contains("reboot: Power down"),
+                    "QEMU exited without a kernel power-down:\n{console}"
+                );
                 return;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("QEMU did not exit after poweroff:\n{}", self.console_text());
+        panic!(
+            "the guest did not power off within 120 s:\n{}",
+            self.console_text()
+        );
     }
 }
 
@@ -260,28 +407,17 @@ impl Drop for Guest {
     }
 }
 
-/// The root filesystem: busybox, our binary, overlay/, the init stand-in.
+/// The root filesystem: the kit's Debian userland, overlay/ unmodified, our
+/// binary, and the test agent (test scaffolding, see the module doc).
 fn rootfs(dir: &Path, kit: &Path, bin: &Path) -> PathBuf {
     let root = dir.join("rootfs");
-    for d in [
-        "bin", "sbin", "usr/bin", "proc", "sys", "dev", "run", "tmp", "data", "boot", "var/lib",
-        "etc",
-    ] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy(kit.join("busybox"), root.join("bin/busybox")).unwrap();
-    for applet in [
-        "sh", "mount", "umount", "mkdir", "cat", "echo", "grep", "sed", "awk", "cut", "tr",
-        "findfs", "ip", "sleep", "kill", "touch", "rm", "sync", "poweroff", "uname", "ls",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    std::fs::copy(bin, root.join("usr/bin/streampulse")).unwrap();
-    std::fs::copy(
-        manifest_dir().join("scripts/qemu/rootfs-init"),
-        root.join("sbin/init"),
-    )
-    .unwrap();
+    // -a: owners (root, systemd-timesync, …), modes and symlinks as built.
+    image::run(
+        Command::new("cp")
+            .arg("-a")
+            .arg(kit.join("rootfs"))
+            .arg(&root),
+    );
     // overlay/ as Buildroot applies it (symlinks kept).
     image::run(
         Command::new("cp")
@@ -289,8 +425,38 @@ fn rootfs(dir: &Path, kit: &Path, bin: &Path) -> PathBuf {
             .arg(manifest_dir().join("overlay/."))
             .arg(&root),
     );
+    image::run(
+        Command::new("install")
+            .args(["-m", "0755"])
+            .arg(bin)
+            .arg(root.join("usr/bin/streampulse")),
+    );
+    let scaffold = manifest_dir().join("scripts/qemu");
+    image::run(
+        Command::new("install")
+            .args(["-D", "-m", "0755"])
+            .arg(scaffold.join("sp-test-agent"))
+            .arg(root.join("usr/libexec/sp-test-agent")),
+    );
+    let units = root.join("etc/systemd/system");
+    std::fs::copy(
+        scaffold.join("sp-test-agent.service"),
+        units.join("sp-test-agent.service"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(units.join("sysinit.target.wants")).unwrap();
+    std::os::unix::fs::symlink(
+        "../sp-test-agent.service",
+        units.join("sysinit.target.wants/sp-test-agent.service"),
+    )
+    .unwrap();
+    let used_mib: u32 = image::run(Command::new("du").args(["-sm"]).arg(&root))
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("du -sm prints a size");
     let img = dir.join("rootfs.ext4");
-    image::ext4_from_dir(&root, "rootfs", 64, &img);
+    image::ext4_from_dir(&root, "rootfs", used_mib + used_mib / 4 + 32, &img);
     img
 }
 
@@ -298,9 +464,204 @@ fn history_len(v: &Value) -> usize {
     v["heartbeats"].as_array().map_or(0, Vec::len)
 }
 
+/// `Key:` line of a `/proc/<pid>/status`, whitespace-normalised.
+fn proc_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key}: in /proc/<pid>/status:\n{status}"))
+        .trim()
+}
+
+/// The daemon runs as its own user with the unit's sandbox applied, on a
+/// read-only root with `/data` mounted.
+fn assert_sandboxed(guest: &mut Guest, pid: &str) {
+    let status = guest.sh(&format!("cat /proc/{pid}/status"));
+    for key in ["Uid", "Gid"] {
+        let ids: Vec<&str> = proc_field(&status, key).split_whitespace().collect();
+        assert!(
+            ids.iter().all(|id| *id == "990"),
+            "streampulse runs with {key} {ids:?}, not the streampulse user (990): User=/Group= not applied\n{status}"
+        );
+    }
+    assert_eq!(
+        proc_field(&status, "NoNewPrivs"),
+        "1",
+        "NoNewPrivileges= not applied:\n{status}"
+    );
+    assert_eq!(
+        proc_field(&status, "Seccomp"),
+        "2",
+        "no seccomp filter (SystemCallFilter=) on the daemon:\n{status}"
+    );
+    for key in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+        assert_eq!(
+            proc_field(&status, key),
+            "0000000000000000",
+            "{key}: the daemon has capabilities (CapabilityBoundingSet= is empty):\n{status}"
+        );
+    }
+    let root_opts = guest.sh("findmnt -no OPTIONS /");
+    assert!(
+        root_opts.split(',').any(|o| o == "ro"),
+        "root is not mounted read-only: {root_opts}"
+    );
+    let data = guest.sh("findmnt -no FSTYPE,OPTIONS /data");
+    assert!(
+        data.starts_with("ext4 ") && data.contains("rw,") && data.contains("noexec"),
+        "/data is not the card's ext4 data partition (fstab): {data:?}"
+    );
+    let boot = guest.sh("findmnt -no FSTYPE /boot");
+    assert_eq!(boot, "vfat", "/boot is not the card's FAT partition");
+    // Inside the daemon's mount namespace: /var is read-only
+    // (ProtectSystem=strict; outside it is a writable tmpfs) and there are
+    // no disks in /dev (PrivateDevices=).
+    guest.sh("touch /var/.sp-write-test && rm /var/.sp-write-test");
+    for (cmd, what) in [
+        (
+            "touch /var/.sp-write-test",
+            "write to /var (ProtectSystem=strict)",
+        ),
+        (
+            "test -e /dev/vda",
+            "see the disk /dev/vda (PrivateDevices=)",
+        ),
+    ] {
+        let (rc, out) = guest.sh_timeout(
+            &format!("nsenter -t {pid} -m -- {cmd}"),
+            Duration::from_secs(30),
+        );
+        assert_ne!(rc, 0, "the daemon's namespace can {what}: {out}");
+    }
+}
+
+/// networkd configured the wired link by DHCP from QEMU's user network;
+/// resolved and timesyncd run.
+fn assert_network(guest: &mut Guest) {
+    let addrs = guest.sh("ip -4 -o addr show scope global");
+    assert!(
+        addrs.contains("inet 10.0.2.15/24"),
+        "no DHCP address from QEMU's user network (networkd, 20-wired.network): {addrs}"
+    );
+    let routes = guest.sh("ip -4 route show default");
+    assert!(
+        routes.contains("default via 10.0.2.2"),
+        "no default route via QEMU's gateway: {routes}"
+    );
+    for unit in ["systemd-networkd", "systemd-resolved", "systemd-timesyncd"] {
+        let s = guest.show(unit, &["ActiveState", "SubState"]);
+        assert_eq!(
+            (s["ActiveState"].as_str(), s["SubState"].as_str()),
+            ("active", "running"),
+            "{unit} does not run (enabled by systemd's presets on the card)"
+        );
+    }
+}
+
+/// grow-data grew the data partition to the end of the disk and systemd-growfs
+/// (x-systemd.growfs) its filesystem: much larger than in the image.
+fn assert_data_grown(guest: &mut Guest, data_in_image: u64) {
+    let s = guest.show("streampulse-grow-data.service", &["ActiveState", "Result"]);
+    let log = guest.sh("journalctl -b --no-pager -o cat -u streampulse-grow-data.service");
+    assert_eq!(
+        (s["ActiveState"].as_str(), s["Result"].as_str()),
+        ("active", "success"),
+        "streampulse-grow-data.service:\n{log}"
+    );
+    assert!(
+        log.contains("grow-data: growing"),
+        "grow-data did not grow on first boot:\n{log}"
+    );
+    let part = guest.sh("basename $(findmnt -no SOURCE /data)");
+    let disk = guest.sh(&format!(
+        "basename $(readlink -f /sys/class/block/{part}/..)"
+    ));
+    let sectors = |g: &mut Guest, f: String| -> u64 {
+        g.sh(&format!("cat {f}")).parse().expect("a sector count")
+    };
+    let start = sectors(guest, format!("/sys/class/block/{part}/start"));
+    let size = sectors(guest, format!("/sys/class/block/{part}/size"));
+    let disk_size = sectors(guest, format!("/sys/class/block/{disk}/size"));
+    assert_eq!(
+        start + size,
+        disk_size,
+        "the data partition {part} does not end at the end of {disk}"
+    );
+    let fs_bytes: u64 = guest
+        .sh("df -B1 --output=size /data | tail -n 1")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        fs_bytes > data_in_image + CARD_EXTRA * 3 / 4,
+        "/data's filesystem was not grown (x-systemd.growfs): {fs_bytes} bytes, image had {data_in_image}"
+    );
+    let growfs = guest.show("systemd-growfs@data.service", &["Result"]);
+    assert_eq!(growfs["Result"], "success", "systemd-growfs@data.service");
+}
+
+/// `kill -STOP` the daemon: its watchdog pings stop, systemd kills it after
+/// `WatchdogSec=` and restarts it; the web port answers again.
+fn assert_watchdog_restarts(guest: &mut Guest, admin_pw: &str) {
+    let unit = "streampulse.service";
+    let before = guest.show(unit, &["MainPID", "NRestarts", "WatchdogUSec"]);
+    assert_eq!(
+        before["WatchdogUSec"], "1min",
+        "streampulse.service's WatchdogSec= changed: update WATCHDOG"
+    );
+    let pid = before["MainPID"].clone();
+    guest.sh(&format!("kill -STOP {pid}"));
+    let stopped = Instant::now();
+    let deadline = stopped + WATCHDOG + Duration::from_secs(150);
+    let after = loop {
+        let s = guest.show(unit, &["ActiveState", "SubState", "MainPID", "NRestarts"]);
+        if s["MainPID"] != pid
+            && s["MainPID"] != "0"
+            && s["ActiveState"] == "active"
+            && s["SubState"] == "running"
+        {
+            break s;
+        }
+        if Instant::now() > deadline {
+            guest.fail(&format!(
+                "a SIGSTOPped daemon was not restarted within WatchdogSec + 150 s: {s:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let took = stopped.elapsed();
+    let restarts = |s: &BTreeMap<String, String>| s["NRestarts"].parse::<u32>().unwrap();
+    assert_eq!(
+        restarts(&after),
+        restarts(&before) + 1,
+        "{before:?} → {after:?}"
+    );
+    // The daemon pings every WatchdogSec/2: the last ping before the stop
+    // was at most that long ago.
+    assert!(
+        took >= WATCHDOG / 2,
+        "restarted after {took:?}, before the watchdog could have fired"
+    );
+    let log = guest.sh(&format!("journalctl -b --no-pager -o cat -u {unit}"));
+    assert!(
+        log.contains("Watchdog timeout"),
+        "the restart was not the watchdog's:\n{log}"
+    );
+    guest.login(admin_pw);
+    guest.wait_json("/api/status", "an ok heartbeat after the restart", |v| {
+        v["Porch"]["status"] == "ok"
+    });
+    eprintln!(
+        "qemu: watchdog: SIGSTOP → killed and running again (pid {pid} → {}) after {:.0} s, web port answers",
+        after["MainPID"],
+        took.as_secs_f64()
+    );
+}
+
 #[test]
 #[ignore = "needs the QEMU kit and the aarch64 binary: run `make qemu-test`"]
 fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
+    let test_started = Instant::now();
     let kit = env_path("STREAMPULSE_QEMU_KIT");
     let bin = env_path("STREAMPULSE_AARCH64_BIN");
     let cam = RtspServer::start();
@@ -319,30 +680,54 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     let img = image::genimage_mbr(dir.path(), &[("config.yaml", &config_path)], &root);
     let (_, parts) = partitions(&img);
     let fat = parts[0].start;
+    let data_in_image = parts[2].size;
+    // Flashed onto a card larger than the image.
+    let card_len = {
+        let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+        let len = f.metadata().unwrap().len() + CARD_EXTRA;
+        f.set_len(len).unwrap();
+        len
+    };
+    eprintln!(
+        "qemu: image assembled in {:.0} s",
+        test_started.elapsed().as_secs_f64()
+    );
 
     // First boot.
-    let mut guest = Guest::boot(&kit, &img);
-    guest.wait_line("qemu-init: root mounted ro", BOOT_TIMEOUT);
-    guest.wait_line("qemu-init: root is read-only", Duration::from_secs(10));
-    guest.wait_line("qemu-init: mounted /data", Duration::from_secs(30));
-    guest.wait_line("qemu-init: started streampulse", Duration::from_secs(30));
-    guest.wait_line("listening on http://", BOOT_TIMEOUT);
+    let boot_started = Instant::now();
+    let mut guest = Guest::boot(&kit, &img, dir.path());
+    let svc = guest.wait_running("streampulse.service", BOOT_TIMEOUT);
+    let running_after = boot_started.elapsed();
     guest.login(admin_pw);
     let status = guest.wait_json("/api/status", "a first ok heartbeat", |v| {
         v["Porch"]["status"] == "ok"
     });
-    // Timeline from the console (arrival times of the lines, since QEMU started).
-    let secs = |needle: &str| guest.seen_at(needle).map_or(f64::NAN, |d| d.as_secs_f64());
+    let unit = "streampulse.service";
+    let t_ready = guest.journal_at(unit, "Started ");
+    let t_listen = guest.journal_at(unit, "listening on http://");
+    let t_up = guest.journal_at(unit, "→ up");
+    let startup = guest.sh("systemd-analyze time || true");
     eprintln!(
-        "qemu: userspace at {:.1} s, web port bound at {:.1} s, first ok heartbeat (stream up) at {:.1} s; \
-         seen in /api/status at {:.1} s (after an argon2 login under TCG)",
-        secs("qemu-init: kernel"),
-        secs("listening on http://"),
-        secs("→ up"),
-        guest.started.elapsed().as_secs_f64()
+        "qemu: under systemd, since the kernel started: web port bound at {:.1} s, READY (unit started) at {:.1} s, \
+         first ok heartbeat at {:.1} s (boot to first heartbeat); the test saw the unit running {:.1} s after QEMU started\n\
+         qemu: {startup}",
+        t_listen.unwrap_or(f64::NAN),
+        t_ready.unwrap_or(f64::NAN),
+        t_up.unwrap_or(f64::NAN),
+        running_after.as_secs_f64(),
+    );
+    assert!(t_up.is_some(), "no '→ up' line in the daemon's journal");
+    let text = guest.show(unit, &["StatusText"]);
+    assert!(
+        text["StatusText"].contains("streams:"),
+        "the daemon's STATUS= did not reach systemd: {text:?}"
     );
     assert_eq!(status["Porch"]["codec"], "h264", "{status}");
     assert!(!status.to_string().contains(PASSWORD));
+
+    assert_sandboxed(&mut guest, &svc["MainPID"]);
+    assert_network(&mut guest);
+    assert_data_grown(&mut guest, data_in_image);
     let health = guest.get("/healthz").expect("/healthz answers");
     assert!(
         health["boot_config"]
@@ -351,18 +736,24 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         "{health}"
     );
     assert!(
-        health["disk"]["total_bytes"].as_u64().unwrap() > 0,
-        "{health}"
+        health["disk"]["total_bytes"].as_u64().unwrap() > data_in_image + CARD_EXTRA / 2,
+        "the daemon does not see the grown /data: {health}"
     );
-    // A few more heartbeats, then a clean power-off.
     guest.wait_json(
         "/api/streams/Porch/history?since=0&until=99999999999999",
         "three heartbeats",
         |v| history_len(v) >= 3,
     );
+    let failed = guest.sh("systemctl --failed --no-legend --plain");
+    eprintln!(
+        "qemu: failed units on the box: {}",
+        if failed.is_empty() { "none" } else { &failed }
+    );
+    let first_boot = boot_started.elapsed();
     guest.poweroff();
 
-    // The boot partition, read on the host: imported, renamed, password-free.
+    // Read on the host: the boot partition imported, renamed, password-free;
+    // the data partition ends at the end of the card.
     let names = fat_ls(&img, fat);
     assert!(!names.iter().any(|n| n == "config.yaml"), "{names:?}");
     let applied = fat_read(&img, fat, "config.yaml.applied").expect("config.yaml.applied");
@@ -372,11 +763,13 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         "password left on FAT:\n{applied}"
     );
     assert!(!applied.contains(&hash), "hash left on FAT:\n{applied}");
+    let (_, parts) = partitions(&img);
+    assert_eq!(parts[2].start + parts[2].size, card_len, "{parts:?}");
 
-    // Second boot of the same image: history survived, nothing re-imported.
+    // Second boot of the same card: history survived, nothing re-imported.
     let rebooted = Instant::now();
-    let mut guest = Guest::boot(&kit, &img);
-    guest.wait_line("listening on http://", BOOT_TIMEOUT);
+    let mut guest = Guest::boot(&kit, &img, dir.path());
+    guest.wait_running("streampulse.service", BOOT_TIMEOUT);
     guest.login(admin_pw);
     let h = guest.wait_json(
         "/api/streams/Porch/history?since=0&until=99999999999999",
@@ -403,8 +796,22 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
             .is_some_and(|s| s.starts_with("nothing to import")),
         "{health}"
     );
+    let log = guest.sh("journalctl -b --no-pager -o cat -u streampulse-grow-data.service");
+    assert!(
+        log.contains("already ends at the end"),
+        "grow-data on the second boot:\n{log}"
+    );
     guest.wait_json("/api/status", "an ok heartbeat after reboot", |v| {
         v["Porch"]["status"] == "ok"
     });
+    // Last: a killed daemon loses the heartbeats it had not flushed yet.
+    assert_watchdog_restarts(&mut guest, admin_pw);
+    let second_boot = rebooted.elapsed();
     guest.poweroff();
+    eprintln!(
+        "qemu: first boot (with checks) {:.0} s, second boot (with the watchdog) {:.0} s, test total {:.0} s",
+        first_boot.as_secs_f64(),
+        second_boot.as_secs_f64(),
+        test_started.elapsed().as_secs_f64()
+    );
 }
