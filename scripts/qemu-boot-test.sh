@@ -24,7 +24,7 @@
 # Needs (installed by scripts/install-deps.sh): qemu-system-arm,
 # qemu-user-static, mmdebstrap, genimage, mtools, dosfstools, e2fsprogs, cpio,
 # kmod, systemd (its systemctl applies the presets); apt access to Debian's
-# arm64 packages (dpkg --add-architecture arm64) and to deb.debian.org.
+# arm64 packages (dpkg --add-architecture arm64) and to the Debian archive (mmdebstrap).
 set -eu
 cd "$(dirname "$0")/.."
 KIT="${STREAMPULSE_QEMU_KIT:-$PWD/target/qemu-kit}"
@@ -133,16 +133,15 @@ build_rootfs() {
     need_binfmt
     $SUDO rm -rf "$KIT/rootfs" "$KIT/rootfs.new"
     mkdir -p "$KIT"
-    mirror=http://deb.debian.org/debian
+    # No mirror given: mmdebstrap's default Debian mirror, plus the release's
+    # updates and security suites, which it adds for a stable release name.
     $SUDO mmdebstrap --arch=arm64 --variant=minbase --include="$PACKAGES" \
         --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-exclude=/usr/share/info/*' \
         --dpkgopt='path-exclude=/usr/share/locale/*' \
         --dpkgopt='path-exclude=/usr/share/lintian/*' \
-        "$SUITE" "$KIT/rootfs.new" \
-        "deb $mirror $SUITE main" "deb $mirror $SUITE-updates main" \
-        "deb $mirror-security $SUITE-security main" </dev/null
+        "$SUITE" "$KIT/rootfs.new" </dev/null
     $SUDO ./scripts/qemu/rootfs-customize "$KIT/rootfs.new"
     $SUDO mv "$KIT/rootfs.new" "$KIT/rootfs"
     echo "$stamp" >"$KIT/rootfs-stamp"
