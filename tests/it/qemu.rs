@@ -36,9 +36,15 @@
 //! imported (and renamed, password-free); `/api/status` reports a real
 //! heartbeat from an RTSP camera served on the host (reached through QEMU's
 //! gateway 10.0.2.2); a `SIGSTOP`ped daemon is killed by systemd's watchdog
-//! and restarted; after a clean power-off and a second boot of the same card
-//! the history from the first boot is still there and nothing is re-imported
-//! or re-grown.
+//! and restarted; no unit failed. Finding the box: the hostname is the unique
+//! default (`streampulse-` + the MAC's last 4 hex digits), the address is on
+//! the serial console, the GUI answers on port 80 too, the static address
+//! from the boot `config.yaml` (`network.ethernet`) is what networkd applied
+//! (no DHCP lease), and the journal is on `/data`. After a clean power-off, a
+//! `config.yaml` holding only `admin_password:` is dropped on the card: on the
+//! second boot the history from the first is still there, the new password
+//! logs in, nothing is re-grown, and the previous boot's journal is readable.
+//! A `factory-reset` file on the card makes the third boot open `/setup`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -50,7 +56,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::image::{self, fat_ls, fat_read, partitions};
+use super::image::{self, fat_ls, fat_read, fat_write, partitions};
 use super::util::{manifest_dir, temp_dir, RtspServer, PASSWORD, USER};
 
 /// Bounds for one boot: TCG on a busy 2-core CI machine is slow.
@@ -77,16 +83,19 @@ struct Guest {
     agent_rx: mpsc::Receiver<String>,
     next_id: u64,
     http: String,
+    /// The same GUI through the guest's port 80.
+    http80: String,
     /// `sp_session=…` once logged in.
     session: Option<String>,
 }
 
 impl Guest {
     fn boot(kit: &Path, img: &Path, scratch: &Path) -> Guest {
-        let port = {
+        let free_port = || {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
+        let (port, port80) = (free_port(), free_port());
         let sock = scratch.join("agent.sock");
         let _ = std::fs::remove_file(&sock);
         let mut child = Command::new("qemu-system-aarch64")
@@ -102,7 +111,9 @@ impl Guest {
             .arg(format!("file={},format=raw,if=none,id=sd", img.display()))
             .args(["-device", "virtio-blk-pci,drive=sd"])
             .arg("-netdev")
-            .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8000"))
+            .arg(format!(
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8000,hostfwd=tcp:127.0.0.1:{port80}-:80"
+            ))
             // No option ROM: the kernel is passed directly (and Debian ships
             // the ROM in ipxe-qemu, which the test does not need).
             .args(["-device", "virtio-net-pci,netdev=n0,romfile="])
@@ -162,6 +173,7 @@ impl Guest {
             agent_rx,
             next_id: 1,
             http: format!("http://127.0.0.1:{port}"),
+            http80: format!("http://127.0.0.1:{port80}"),
             session: None,
         }
     }
@@ -302,6 +314,19 @@ impl Guest {
         }
         let text = req.call().ok()?.body_mut().read_to_string().ok()?;
         serde_json::from_str(&text).ok()
+    }
+
+    /// The status of an anonymous `GET base + path` (redirects not followed).
+    fn status_of(&self, base: &str, path: &str) -> Option<u16> {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(10)))
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .build(),
+        );
+        let r = agent.get(&format!("{base}{path}")).call().ok()?;
+        Some(r.status().as_u16())
     }
 
     /// Logs in through the real login form (pre-session cookie + hidden
@@ -550,11 +575,11 @@ fn assert_network(guest: &mut Guest) {
     );
     for unit in ["systemd-networkd", "systemd-resolved", "systemd-timesyncd"] {
         let s = guest.show(unit, &["ActiveState", "SubState"]);
-        assert_eq!(
-            (s["ActiveState"].as_str(), s["SubState"].as_str()),
-            ("active", "running"),
-            "{unit} does not run (enabled by systemd's presets on the card)"
-        );
+        if (s["ActiveState"].as_str(), s["SubState"].as_str()) != ("active", "running") {
+            guest.fail(&format!(
+                "{unit} does not run (enabled by systemd's presets on the card): {s:?}"
+            ));
+        }
     }
 }
 
@@ -658,6 +683,49 @@ fn assert_watchdog_restarts(guest: &mut Guest, admin_pw: &str) {
     );
 }
 
+/// Finding the box and its settings from the card: the unique default
+/// hostname (`streampulse-` + the last 4 hex digits of the wired MAC, no
+/// serial number on QEMU's virt board), the address on the console, the GUI
+/// on port 80, the static address from the boot `config.yaml` applied by
+/// `streampulse-network.service` (not DHCP), and the journal on `/data`.
+fn assert_findable(guest: &mut Guest) {
+    // The wired interface under udev's predictable name (enp0s1 here).
+    let iface = guest.sh(
+        "for i in /sys/class/net/*; do [ -e $i/device ] && [ $(cat $i/type) = 1 ] && basename $i; done | head -n 1",
+    );
+    let iface = iface.trim().to_owned();
+    let mac = guest.sh(&format!("cat /sys/class/net/{iface}/address"));
+    let hex: String = mac.trim().chars().filter(char::is_ascii_hexdigit).collect();
+    let want = format!("streampulse-{}", &hex[hex.len() - 4..]);
+    assert_eq!(guest.sh("hostname").trim(), want, "unique default hostname");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let line = format!("http://{want}.local");
+    while !guest.console_text().contains(&line) {
+        if Instant::now() > deadline {
+            guest.fail(&format!("no {line:?} on the serial console (console-url)"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let http80 = guest.http80.clone();
+    assert_eq!(
+        guest.status_of(&http80, "/healthz"),
+        Some(200),
+        "the GUI on the guest's port 80"
+    );
+    let net = guest.sh(&format!("networkctl status {iface} --no-pager || true"));
+    assert!(
+        net.contains("10-streampulse-ethernet.network"),
+        "the static address from the boot config.yaml is not what networkd applied:\n{net}"
+    );
+    let leases = guest.sh("ls /run/systemd/netif/leases/ 2>/dev/null | wc -l");
+    assert_eq!(leases.trim(), "0", "a static address takes no DHCP lease");
+    let journal = guest.sh("findmnt -n -o SOURCE /var/log/journal || true");
+    assert!(
+        journal.contains("/log/journal"),
+        "the journal is not on /data: {journal:?}"
+    );
+}
+
 #[test]
 #[ignore = "needs the QEMU kit and the aarch64 binary: run `make qemu-test`"]
 fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
@@ -671,8 +739,11 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     // made here) comes with the streams.
     let admin_pw = "qemu-test-admin-password";
     let hash = streampulse::web::auth::hash_password(admin_pw).unwrap();
+    // A static address on QEMU's user network (what a camera LAN without
+    // DHCP needs), applied before networkd starts.
     let config = format!(
-        "admin_password_hash: '{hash}'\nheartbeat_seconds: 5\nstreams:\n- name: Porch\n  url: {url}\n  username: {USER}\n  password: {PASSWORD}\n  timeout: 5\n"
+        "admin_password_hash: '{hash}'\nheartbeat_seconds: 5\nstreams:\n- name: Porch\n  url: {url}\n  username: {USER}\n  password: {PASSWORD}\n  timeout: 5\n\
+         network:\n  ethernet:\n    address: 10.0.2.15/24\n    gateway: 10.0.2.2\n    dns: [10.0.2.3]\n"
     );
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, &config).unwrap();
@@ -727,6 +798,7 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
 
     assert_sandboxed(&mut guest, &svc["MainPID"]);
     assert_network(&mut guest);
+    assert_findable(&mut guest);
     assert_data_grown(&mut guest, data_in_image);
     let health = guest.get("/healthz").expect("/healthz answers");
     assert!(
@@ -745,10 +817,9 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         |v| history_len(v) >= 3,
     );
     let failed = guest.sh("systemctl --failed --no-legend --plain");
-    eprintln!(
-        "qemu: failed units on the box: {}",
-        if failed.is_empty() { "none" } else { &failed }
-    );
+    if !failed.trim().is_empty() {
+        guest.fail(&format!("failed units on the box: {failed}"));
+    }
     let first_boot = boot_started.elapsed();
     guest.poweroff();
 
@@ -766,11 +837,22 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     let (_, parts) = partitions(&img);
     assert_eq!(parts[2].start + parts[2].size, card_len, "{parts:?}");
 
-    // Second boot of the same card: history survived, nothing re-imported.
+    // Forgot the password: a config.yaml holding only the new one, dropped on
+    // the card from a PC (no shell on the box).
+    let new_pw = "a-new-password-from-the-card";
+    fat_write(
+        &img,
+        fat,
+        "config.yaml",
+        &format!("admin_password: {new_pw}\n"),
+        dir.path(),
+    );
+
+    // Second boot of the same card: history survived, the password reset.
     let rebooted = Instant::now();
     let mut guest = Guest::boot(&kit, &img, dir.path());
     guest.wait_running("streampulse.service", BOOT_TIMEOUT);
-    guest.login(admin_pw);
+    guest.login(new_pw);
     let h = guest.wait_json(
         "/api/streams/Porch/history?since=0&until=99999999999999",
         "history from the first boot",
@@ -793,8 +875,18 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     assert!(
         health["boot_config"]
             .as_str()
-            .is_some_and(|s| s.starts_with("nothing to import")),
+            .is_some_and(|s| s.starts_with("imported") && s.contains("new admin password")),
         "{health}"
+    );
+    let boots = guest.sh("journalctl --list-boots --no-pager | wc -l");
+    assert!(
+        boots.trim().parse::<u32>().unwrap_or(0) >= 2,
+        "the journal on /data did not keep the first boot: {boots}"
+    );
+    let previous = guest.sh("journalctl -b -1 --no-pager -o cat -u streampulse.service");
+    assert!(
+        previous.contains("listening on http://"),
+        "the daemon's log from the previous boot:\n{previous}"
     );
     let log = guest.sh("journalctl -b --no-pager -o cat -u streampulse-grow-data.service");
     assert!(
@@ -805,9 +897,37 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         v["Porch"]["status"] == "ok"
     });
     // Last: a killed daemon loses the heartbeats it had not flushed yet.
-    assert_watchdog_restarts(&mut guest, admin_pw);
+    assert_watchdog_restarts(&mut guest, new_pw);
     let second_boot = rebooted.elapsed();
     guest.poweroff();
+
+    // Factory reset from the card: the third boot opens first-boot setup.
+    fat_write(&img, fat, "factory-reset", "", dir.path());
+    let guest = Guest::boot(&kit, &img, dir.path());
+    let mut guest = guest;
+    guest.wait_running("streampulse.service", BOOT_TIMEOUT);
+    let http = guest.http.clone();
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    while guest.status_of(&http, "/setup") != Some(200) {
+        if Instant::now() > deadline {
+            guest.fail("/setup did not open after the factory reset");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let health = guest.get("/healthz").expect("/healthz answers");
+    assert!(
+        health["boot_config"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("factory reset")),
+        "{health}"
+    );
+    guest.poweroff();
+    let names = fat_ls(&img, fat);
+    assert!(
+        names.iter().any(|n| n == "factory-reset.done")
+            && !names.iter().any(|n| n == "factory-reset"),
+        "{names:?}"
+    );
     eprintln!(
         "qemu: first boot (with checks) {:.0} s, second boot (with the watchdog) {:.0} s, test total {:.0} s",
         first_boot.as_secs_f64(),
