@@ -8,8 +8,9 @@
 //!
 //! * an IP literal (`192.168.1.23`, `[fe80::1]`, any port): an address
 //!   cannot be rebound, and the box's own addresses change with DHCP;
-//! * `localhost`, the box's hostname and `<hostname>.local` (mDNS), the
-//!   hostname read once at start;
+//! * `localhost`, the box's hostname and `<hostname>.local` (mDNS): read at
+//!   start, and again before a name is refused, since `network.hostname`
+//!   renames the box without a restart;
 //! * a name listed in `web.allowed_hosts`.
 //!
 //! Anything else is answered `421 Misdirected Request` with a short text
@@ -31,7 +32,7 @@ pub struct BoxNames {
 }
 
 impl BoxNames {
-    /// Reads the hostname (once, at start: the appliance never renames itself).
+    /// Reads the kernel's hostname now.
     pub fn read() -> BoxNames {
         let name = std::fs::read_to_string(HOSTNAME_FILE).unwrap_or_else(|e| {
             tracing::warn!("cannot read the hostname from {HOSTNAME_FILE}: {e}");
@@ -46,6 +47,11 @@ impl BoxNames {
         BoxNames {
             hostname: (!h.is_empty()).then_some(h),
         }
+    }
+
+    /// The name to bookmark: `<hostname>.local`, if the hostname is known.
+    pub fn mdns_name(&self) -> Option<String> {
+        self.hostname.as_ref().map(|h| format!("{h}.local"))
     }
 
     /// True if a request with `Host: host` is meant for this box; `extra`
@@ -72,6 +78,18 @@ impl BoxNames {
     /// # Errors
     /// The answer to send instead of routing the request.
     pub fn check(&self, host: &str, http11: bool, extra: &[String]) -> Result<(), Resp> {
+        self.check_renamed(host, http11, extra, BoxNames::read)
+    }
+
+    /// [`BoxNames::check`], with `now` giving the names as they are now (the
+    /// box may have been renamed since `self` was read).
+    fn check_renamed(
+        &self,
+        host: &str,
+        http11: bool,
+        extra: &[String],
+        now: impl FnOnce() -> BoxNames,
+    ) -> Result<(), Resp> {
         if host.is_empty() {
             if !http11 {
                 return Ok(());
@@ -84,12 +102,17 @@ impl BoxNames {
         if self.allows(host, extra) {
             return Ok(());
         }
+        // Renamed since start? One procfs read, only for a refused name.
+        let now = now();
+        if now.allows(host, extra) {
+            return Ok(());
+        }
         let port = host
             .rsplit_once(':')
             .filter(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
             .map(|(_, p)| format!(":{p}"))
             .unwrap_or_default();
-        let by_name = match &self.hostname {
+        let by_name = match &now.hostname {
             Some(h) => format!(", or by name as http://{h}.local{port}/ or http://{h}{port}/"),
             None => String::new(),
         };
@@ -199,7 +222,7 @@ mod tests {
         );
         assert_eq!(names.check("", true, &[]).unwrap_err().status, 400);
         let r = names
-            .check("rebind.evil.example:8000", true, &[])
+            .check_renamed("rebind.evil.example:8000", true, &[], || names.clone())
             .unwrap_err();
         assert_eq!(r.status, 421);
         let t = String::from_utf8(r.body).unwrap();

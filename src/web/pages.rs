@@ -557,6 +557,33 @@ struct SetupPage {
     fields: Vec<Field>,
     general_error: Option<String>,
     timezones: Vec<String>,
+    /// Addresses to bookmark: the one in use, and the box's mDNS name.
+    bookmarks: Vec<String>,
+}
+
+/// The addresses a user should bookmark on the first-boot page: the one the
+/// browser used (it worked) and `http://<hostname>.local/`, which survives a
+/// new DHCP address.
+fn bookmarks(req: &Req) -> Vec<String> {
+    let mut v = Vec::new();
+    if !req.host.is_empty() {
+        v.push(format!("http://{}/", req.host));
+    }
+    if let Some(name) = super::host::BoxNames::read().mdns_name() {
+        // The port the browser used (8000 on a host run), none for 80.
+        let port = req
+            .host
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .filter(|p| *p != 80)
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        let url = format!("http://{name}{port}/");
+        if !v.contains(&url) {
+            v.push(url);
+        }
+    }
+    v
 }
 
 /// `/setup`: the first-boot form (only while no admin password exists).
@@ -681,6 +708,7 @@ pub fn setup(ctx: &WebCtx, cfg: &Config, req: &Req) -> Result<Resp, HttpError> {
         fields,
         general_error,
         timezones: timezones(),
+        bookmarks: bookmarks(req),
     };
     let status = if errs.is_empty() { 200 } else { 400 };
     Ok(with_cookie(render(status, &page)?, cookie))

@@ -42,6 +42,51 @@ impl App {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> App {
+        Self::launch(super::util::streampulse(), config, data_dir, args, env)
+    }
+
+    /// Like [`App::start`] in a UTS namespace of its own whose hostname is
+    /// `hostname` (`unshare --uts`, root): the box's name can then be
+    /// changed under the running daemon with [`App::rename`].
+    pub fn start_with_hostname(config: &Path, data_dir: &Path, hostname: &str) -> App {
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args([
+            "--uts",
+            "sh",
+            "-c",
+            "hostname \"$0\" && exec \"$@\"",
+            hostname,
+        ])
+        .arg(env!("CARGO_BIN_EXE_streampulse"));
+        Self::launch(cmd, config, data_dir, &[], &[])
+    }
+
+    /// Sets the hostname of the daemon's UTS namespace (see
+    /// [`App::start_with_hostname`]), as `network.hostname` renames the box.
+    pub fn rename(&self, hostname: &str) {
+        let ok = std::process::Command::new("nsenter")
+            .args([
+                "-t",
+                &self.child.id().to_string(),
+                "-u",
+                "hostname",
+                hostname,
+            ])
+            .status()
+            .expect("nsenter should run")
+            .success();
+        assert!(ok, "renaming the daemon's UTS namespace to {hostname}");
+    }
+
+    /// Seeds the test token and runs `cmd run …` (cmd: the binary, or a
+    /// wrapper that execs it with the arguments that follow).
+    fn launch(
+        mut cmd: std::process::Command,
+        config: &Path,
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> App {
         streampulse::web::auth::seed_token(
             data_dir,
             "integration tests",
@@ -49,7 +94,7 @@ impl App {
             streampulse::web::auth::Scope::Admin,
         )
         .expect("seeding the test API token should succeed");
-        let mut child = super::util::streampulse()
+        let mut child = cmd
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
             .arg("--data-dir")

@@ -551,8 +551,11 @@ fn rtsp_h265_and_mjpeg_over_rtsp() {
     wait_up(app, &["hevc", "jpeg"]);
     let h = Viewer::open(app, "hevc");
     let j = Viewer::open(app, "jpeg");
-    h.wait_frames(10, Duration::from_secs(20));
-    j.wait_frames(10, Duration::from_secs(20));
+    // A few frames prove the relay; how many arrive in a given time is up
+    // to GStreamer's software x265 encoder, which a loaded 2-core machine
+    // starves (9 of 10 in 20 s seen in a clean-clone CI run).
+    h.wait_frames(3, Duration::from_secs(60));
+    j.wait_frames(10, Duration::from_secs(60));
     h.seen(|s| {
         assert!(
             s.content_type.contains("codecs=\"hvc1."),

@@ -422,3 +422,50 @@ fn login_page_says_when_the_lock_ends() {
         429
     );
 }
+
+/// `network.hostname` renames the box without a restart: the Host check
+/// follows the kernel's hostname (re-read before a name is refused), and the
+/// first-boot page offers `<hostname>.local` to bookmark beside the address
+/// in use. The daemon runs in a UTS namespace of its own (root), renamed
+/// under it as the hostname unit does on the box.
+#[test]
+fn a_renamed_box_answers_to_its_new_name() {
+    let dir = crate::util::temp_dir("acc_rename");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, "heartbeat_seconds: 60\n").unwrap();
+    let app = crate::app::App::start_with_hostname(&config, &data, "box-before");
+    let addr = app.addr.clone();
+    let port = addr.rsplit_once(':').unwrap().1.to_owned();
+    let get = |host: &str, path: &str| {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        raw(&addr, None, req.as_bytes())
+    };
+    assert_ne!(
+        get(&format!("box-before.local:{port}"), "/healthz").status,
+        421
+    );
+    assert_eq!(
+        get(&format!("box-after.local:{port}"), "/healthz").status,
+        421
+    );
+    app.rename("box-after");
+    assert_eq!(
+        get(&format!("box-after.local:{port}"), "/healthz").status,
+        200,
+        "the new name is refused until a restart"
+    );
+    let setup = get(&addr, "/setup");
+    assert_eq!(setup.status, 200);
+    let page = setup.text();
+    for want in [
+        format!("http://{addr}/"),
+        format!("http://box-after.local:{port}/"),
+    ] {
+        assert!(
+            page.contains(&want),
+            "setup page lacks {want} to bookmark:\n{page}"
+        );
+    }
+}
