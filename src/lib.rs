@@ -31,7 +31,10 @@
 //! * [`preview`]: the web's "Check now" picture (JPEG pass-through, on-box H.264 decode).
 //! * [`live`]: the live grid: MJPEG relay and RTSP → fragmented MP4, one camera
 //!   session per stream shared by its viewers, thumbnails.
-//! * [`system`]: appliance concerns (clock sync state).
+//! * [`system`]: appliance concerns: clock sync state, watchdog, disk, the
+//!   boot-partition import (merge, masked `.applied`, factory reset), `/healthz`,
+//!   the recent-log ring.
+//! * [`redact`]: secrets out of text (URLs, config errors, logs, diagnostics).
 //! * [`cmds`]: the subcommands of the `streampulse` binary.
 
 pub mod clock;
