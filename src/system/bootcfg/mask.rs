@@ -23,14 +23,7 @@ use crate::redact;
 pub fn masked(tree: &Yaml, cfg: &Config) -> Result<String, String> {
     let mut secrets = Vec::new();
     let mut text = render_body(&mask(tree, false, &mut secrets))?;
-    let creds = cfg
-        .streams
-        .iter()
-        .filter_map(|s| s.target.creds.as_ref())
-        .chain(cfg.notify.iter().filter_map(|w| w.credentials.as_ref()))
-        .chain(cfg.mqtt.iter().filter_map(|m| m.credentials.as_ref()));
-    secrets.extend(creds.map(|c| c.password.clone()));
-    secrets.extend(cfg.admin_password_hash.clone());
+    secrets.extend(redact::config_passwords(cfg));
     // Longest first, so a secret containing another is replaced whole.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     for s in secrets
