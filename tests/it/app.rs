@@ -16,6 +16,17 @@ use serde_json::Value;
 /// is `admin`, so it opens the live view too.
 pub const TEST_TOKEN: &str = "sp_integration-tests-0123456789abcdefghijklmnop";
 
+/// Makes every daemon started on `data_dir` accept [`TEST_TOKEN`].
+pub fn seed_test_token(data_dir: &Path) {
+    streampulse::web::auth::seed_token(
+        data_dir,
+        "integration tests",
+        TEST_TOKEN,
+        streampulse::web::auth::Scope::Admin,
+    )
+    .expect("seeding the test API token should succeed");
+}
+
 /// A running daemon.
 pub struct App {
     child: Child,
@@ -87,13 +98,7 @@ impl App {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> App {
-        streampulse::web::auth::seed_token(
-            data_dir,
-            "integration tests",
-            TEST_TOKEN,
-            streampulse::web::auth::Scope::Admin,
-        )
-        .expect("seeding the test API token should succeed");
+        seed_test_token(data_dir);
         let mut child = cmd
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)

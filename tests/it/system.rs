@@ -31,13 +31,7 @@ struct Daemon {
 impl Daemon {
     fn start(config: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         // The JSON API needs a login or a token (see app.rs).
-        streampulse::web::auth::seed_token(
-            data_dir,
-            "integration tests",
-            TEST_TOKEN,
-            streampulse::web::auth::Scope::Admin,
-        )
-        .expect("seeding the test API token should succeed");
+        super::app::seed_test_token(data_dir);
         let mut cmd = util::streampulse();
         cmd.args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
