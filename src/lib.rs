@@ -17,7 +17,7 @@
 //! ```
 //!
 //! * [`config`]: parse + validate `config.yaml` (errors name line and column), hot reload.
-//! * [`config_edit`]: the web GUI's edits of `config.yaml` (validated, atomic write).
+//!   Its [`config::edit`] is the web GUI's edits of `config.yaml` (validated, atomic write).
 //! * [`probe`]: one probe of one stream, with a hard deadline and byte cap.
 //! * [`monitor`]: per-stream jittered schedules under a global concurrency cap.
 //! * [`state`]: the in-memory board and the debounce state machine (pure, no I/O).
@@ -25,27 +25,30 @@
 //! * [`web`]: the HTTP server: web GUI (setup, login, dashboard, history, editor,
 //!   "Check now" previews), JSON API and Prometheus `/metrics`.
 //! * [`mqtt`]: publishing to an MQTT broker (status, per-stream state, HA discovery).
-//! * [`notify`]: webhooks on state changes.
+//! * [`webhooks`]: POSTs on state changes.
 //! * [`network`]: the box's hostname, Wi-Fi and addresses, applied as networkd
 //!   and wpa_supplicant files by `streampulse network apply` (root, not the daemon).
 //! * [`preview`]: the web's "Check now" picture (JPEG pass-through, on-box H.264 decode).
 //! * [`live`]: the live grid: MJPEG relay and RTSP → fragmented MP4, one camera
 //!   session per stream shared by its viewers, thumbnails.
-//! * [`system`]: appliance concerns: clock sync state, watchdog, disk, the
+//! * [`system`]: appliance concerns: watchdog, the
 //!   boot-partition import (merge, masked `.applied`, factory reset), `/healthz`,
 //!   the recent-log ring.
+//! * [`clock`]: the wall-clock seam, and whether the kernel clock is synced (SNTP, adjtimex).
+//! * [`credentials`]: the admin password's hash rules and the API token file.
+//! * [`atomic_file`]: the one atomic, private file write.
 //! * [`redact`]: secrets out of text (URLs, config errors, logs, diagnostics).
 //! * [`cmds`]: the subcommands of the `streampulse` binary.
 
+pub mod atomic_file;
 pub mod clock;
 pub mod cmds;
 pub mod config;
-pub mod config_edit;
+pub mod credentials;
 pub mod live;
 pub mod monitor;
 pub mod mqtt;
 pub mod network;
-pub mod notify;
 pub mod preview;
 pub mod probe;
 pub mod redact;
@@ -54,6 +57,7 @@ pub mod state;
 pub mod store;
 pub mod system;
 pub mod web;
+pub mod webhooks;
 
 /// Version string reported by `--version`, `/healthz` and the user agent.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

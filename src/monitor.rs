@@ -23,13 +23,13 @@ use tokio::sync::{broadcast, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::clock::timesync::SyncSource;
 use crate::clock::SharedClock;
 use crate::config::{Config, StreamConfig};
 use crate::probe;
 use crate::shutdown;
 use crate::state::{Board, Health, StreamState, Transition};
 use crate::store::recorder::{Record, RecorderTx, FLAG_CLOCK_UNSYNCED};
-use crate::system::timesync::SyncSource;
 use crate::web::metrics::ProbeStats;
 
 /// State changes a broadcast holds for slow readers before they lag.

@@ -197,37 +197,6 @@ fn redact_userinfo(text: &str) -> String {
     out
 }
 
-/// The parsed config's secrets as the daemon uses them: the decoded
-/// passwords of streams, webhooks and MQTT, and the admin password hash.
-pub fn config_passwords(cfg: &crate::config::Config) -> impl Iterator<Item = String> + '_ {
-    cfg.streams
-        .iter()
-        .filter_map(|s| s.target.creds.as_ref())
-        .chain(cfg.notify.iter().filter_map(|w| w.credentials.as_ref()))
-        .chain(cfg.mqtt.iter().filter_map(|m| m.credentials.as_ref()))
-        .map(|c| c.password.clone())
-        .chain(cfg.admin_password_hash.clone())
-}
-
-/// Every secret of the running config: those written in its file `text`
-/// ([`secrets_in_yaml`]), the decoded passwords of streams, webhooks and
-/// MQTT, and the admin password hash. For [`redact_text`].
-pub fn config_secrets(cfg: &crate::config::Config, text: &str) -> Vec<String> {
-    let mut s = secrets_in_yaml(text);
-    s.extend(config_passwords(cfg));
-    // As they would appear in a URL or a form too.
-    let encoded: Vec<String> = s
-        .iter()
-        .map(|x| url::form_urlencoded::byte_serialize(x.as_bytes()).collect())
-        .collect();
-    s.extend(encoded);
-    // Longest first, so a secret containing another is replaced whole.
-    s.sort();
-    s.dedup();
-    s.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    s
-}
-
 /// The secrets written in a config file: values of secret keys (see
 /// [`is_secret_key`]; scalars, also in lists and flow style) and the
 /// password of every `user:password@` in any value. Empty when `text` is

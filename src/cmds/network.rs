@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config_edit::{self, Yaml};
+use crate::config::edit::{self, Yaml};
 use crate::network::{apply, render, NetworkConfig};
 
 /// Arguments of `network`.
@@ -92,8 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 /// business, and so is any error here (it reports it).
 fn boot_network(boot: &Path) -> Option<NetworkConfig> {
     let text = std::fs::read_to_string(boot).ok()?;
-    let net = config_edit::parse_tree(&text).ok()?.get("network")?.clone();
-    let alone = config_edit::render_body(&Yaml::Map(vec![("network".into(), net)])).ok()?;
+    let net = edit::parse_tree(&text).ok()?.get("network")?.clone();
+    let alone = edit::render_body(&Yaml::Map(vec![("network".into(), net)])).ok()?;
     match crate::config::parse(&alone, &boot.display().to_string()) {
         Ok(c) => {
             println!("network: from {} (not imported yet)", boot.display());

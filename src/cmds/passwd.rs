@@ -16,8 +16,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::config_edit::{self, ConfigFile};
-use crate::web::auth;
+use crate::config::edit::{self, ConfigFile};
+use crate::credentials;
 
 /// Arguments of `passwd`.
 #[derive(Debug, clap::Args)]
@@ -32,7 +32,7 @@ pub fn run(args: Args) -> Result<u8> {
     let pw = if stdin.is_terminal() {
         let a = prompt_hidden("New admin password: ")?;
         let b = prompt_hidden("Again: ")?;
-        if let Err(m) = auth::check_new_password(&a, &b) {
+        if let Err(m) = credentials::check_new_password(&a, &b) {
             bail!("password not accepted: {m}");
         }
         a
@@ -43,18 +43,18 @@ pub fn run(args: Args) -> Result<u8> {
             .read_line(&mut line)
             .context("reading the password from standard input")?;
         let pw = line.trim_end_matches(['\r', '\n']).to_owned();
-        if let Err(m) = auth::check_new_password(&pw, &pw) {
+        if let Err(m) = credentials::check_new_password(&pw, &pw) {
             bail!("password not accepted: {m}");
         }
         pw
     };
-    let hash = auth::hash_password(&pw)?;
+    let hash = credentials::hash_password(&pw)?;
     match args.config {
         None => println!("{hash}"),
         Some(path) => {
             ConfigFile::new(&path)
                 .edit(|t| {
-                    config_edit::set_admin_hash(t, &hash);
+                    edit::set_admin_hash(t, &hash);
                     Ok(())
                 })
                 .map_err(|e| anyhow::anyhow!("{e}"))

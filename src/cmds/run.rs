@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::clock::timesync::{KernelSync, SyncSource};
 use crate::config::{self, Config};
 use crate::monitor::{self, Monitor};
 use crate::store::{self, recorder, retention::Policy};
-use crate::system::timesync::{KernelSync, SyncSource};
 use crate::system::{self, watchdog};
 use crate::{clock, shutdown, state, web};
 
@@ -136,7 +136,7 @@ pub fn run(args: Args) -> Result<u8> {
         // monitor's broadcast is bounded, so neither can ever slow it down.
         let transitions = monitor.ctx().transitions.clone();
         let mut mqtt = crate::mqtt::MqttHandle::start(&cfg, web_ctx.clone(), transitions.clone());
-        let mut notifier = crate::notify::NotifyHandle::start(&cfg, transitions);
+        let mut notifier = crate::webhooks::NotifyHandle::start(&cfg, transitions);
         monitor.apply(&cfg);
 
         // DB open and port bound: tell systemd (if it supervises us) and
@@ -224,7 +224,7 @@ pub fn run(args: Args) -> Result<u8> {
 /// Masks `cfg`'s secrets (read from its file at `path`) in the kept log.
 fn mask_in_log(cfg: &Config, path: &std::path::Path) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    system::recent_log::set_secrets(crate::redact::config_secrets(cfg, &text));
+    system::recent_log::set_secrets(cfg.secrets(&text));
 }
 
 /// Resolves on the first SIGINT/SIGTERM; a second one exits immediately.

@@ -8,6 +8,7 @@
 //! database newer than the binary (e.g. after an image rollback).
 
 pub mod blocks;
+pub mod disk;
 pub mod query;
 pub mod recorder;
 pub mod retention;

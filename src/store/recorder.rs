@@ -601,7 +601,7 @@ fn reopen(path: Option<&std::path::Path>, stats: &RecorderStats) -> rusqlite::Re
 /// WAL index as "disk I/O error", not "disk full").
 fn partition_full(db: &std::path::Path) -> bool {
     db.parent()
-        .and_then(|d| crate::system::disk::usage(d).ok())
+        .and_then(|d| crate::store::disk::usage(d).ok())
         .is_some_and(|u| u.free_bytes < 64 * 1024)
 }
 
@@ -797,7 +797,7 @@ impl Reserve {
             return;
         }
         let Some(dir) = path.parent() else { return };
-        match crate::system::disk::usage(dir) {
+        match crate::store::disk::usage(dir) {
             Ok(u) if u.free_bytes >= 4 * RESERVE_BYTES => {}
             _ => return,
         }

@@ -15,12 +15,12 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::clock::SANE_EPOCH_MS;
+
 /// One hour in ms.
 pub const HOUR_MS: i64 = 3_600_000;
 /// One day in ms.
 pub const DAY_MS: i64 = 24 * HOUR_MS;
-/// 2020-01-01T00:00:00Z: anything earlier is an unset clock.
-pub const SANE_EPOCH_MS: i64 = 1_577_836_800_000;
 /// Retention settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Policy {

@@ -56,9 +56,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::health::BootConfig;
+use crate::atomic_file::{self, write_atomic, Backup};
+use crate::config::edit::{parse_tree, render_body, Yaml};
 use crate::config::{self, Config};
-use crate::config_edit::{self, parse_tree, render_body, write_atomic, Backup, Yaml};
-use crate::web::auth;
+use crate::credentials;
 
 pub use mask::masked;
 pub use reset::{factory_reset, Reset, FACTORY_RESET_FILE};
@@ -183,9 +184,9 @@ fn take_admin_password(import: &mut Yaml, text: &str, label: &str) -> Result<boo
     let pw = pw
         .as_text()
         .ok_or_else(|| err("admin_password", "admin_password: expected text".into()))?;
-    auth::check_new_password(&pw, &pw)
+    credentials::check_new_password(&pw, &pw)
         .map_err(|m| err("admin_password", format!("admin_password: {m}")))?;
-    let hash = auth::hash_password(&pw)
+    let hash = credentials::hash_password(&pw)
         .map_err(|e| err("admin_password", format!("admin_password: {e:#}")))?;
     import.remove("admin_password");
     import.set("admin_password_hash", Yaml::Str(hash));
@@ -310,7 +311,7 @@ pub fn import(boot: &Path, data_config: &Path, now_ms: i64) -> Result<Outcome> {
          # it at {when}; the previous version is config.yaml.prev (comments are not kept).\n{body}",
         boot.file_name().unwrap_or_default().to_string_lossy()
     );
-    config_edit::write_atomic_with(
+    atomic_file::write_atomic_with(
         data_config,
         text.as_bytes(),
         Some(Backup {
@@ -574,7 +575,7 @@ streams:
         let cfg = config::load(&d.data).unwrap();
         let hash = cfg.admin_password_hash.unwrap();
         assert_ne!(hash, HASH);
-        assert!(auth::verify_password("correct horse battery", &hash));
+        assert!(credentials::verify_password("correct horse battery", &hash));
         for dir in [d.boot.parent().unwrap(), d.data.parent().unwrap()] {
             for f in names(dir) {
                 let text = fs::read_to_string(dir.join(&f)).unwrap();

@@ -5,7 +5,7 @@
 //!
 //! [`start`] runs the `system` thread: every minute it reads free space and,
 //! when the pressure step changes, sends the recorder a tightened retention
-//! policy ([`super::disk::tightened`]); every ten minutes it measures the
+//! policy ([`crate::store::disk::tightened`]); every ten minutes it measures the
 //! clock's offset against the configured NTP servers. Slow or dead NTP
 //! servers only delay this thread, never a probe.
 //!
@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::disk::{self, Pressure};
-use super::sntp;
 use super::watchdog::WatchdogStatus;
+use crate::clock::sntp;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::shutdown;
+use crate::store::disk::{self, Pressure};
 use crate::store::recorder::{Record, RecorderTx};
 use crate::store::retention::Policy;
 

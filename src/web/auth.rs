@@ -4,9 +4,8 @@
 //! * **Admin password**: one account. Its Argon2id hash (PHC string) lives in
 //!   `config.yaml` as `admin_password_hash`, written by `/setup`, by the
 //!   password page or by `streampulse passwd`; there is no default password.
-//!   Hashing and verifying run one at a time (a verify takes ~19 MiB and
-//!   tens of milliseconds; a login flood must not stack them on a Pi), and a
-//!   hash asking for more than [`MAX_ARGON2_KIB`] of memory is refused.
+//!   Hashing and verifying live in [`crate::credentials`] (also used by
+//!   `streampulse passwd` and the boot-partition import).
 //! * **Sessions**: random 256-bit tokens in an `HttpOnly; SameSite=Strict`
 //!   cookie, kept in memory (a restart logs everyone out), keyed by their
 //!   SHA-256 so lookups leak nothing about live tokens. Each use renews the
@@ -38,19 +37,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
+use crate::credentials::TOKENS_FILE;
 
 /// Cookie holding the session token.
 pub const SESSION_COOKIE: &str = "sp_session";
 /// Cookie holding the pre-session CSRF token of the login and setup forms.
 pub const PRE_COOKIE: &str = "sp_pre";
-/// Shortest admin password accepted.
-pub const MIN_PASSWORD_CHARS: usize = 10;
-/// Longest admin password accepted (Argon2 hashes anything, but a form
-/// field of megabytes is an attack, not a password).
-pub const MAX_PASSWORD_CHARS: usize = 256;
-/// Most memory an Argon2 hash may ask for when verified (256 MiB): a boot
-/// `config.yaml` with an absurd `m=` must not take the box down.
-pub const MAX_ARGON2_KIB: u32 = 256 * 1024;
 /// Sessions kept at most; the one closest to expiry goes first.
 const MAX_SESSIONS: usize = 64;
 /// Failed logins from one address allowed within [`FAIL_WINDOW_MS`].
@@ -63,12 +55,6 @@ pub const FAIL_WINDOW_MS: i64 = 15 * 60_000;
 const MAX_TRACKED_ADDRS: usize = 1024;
 /// API tokens kept at most.
 pub const MAX_API_TOKENS: usize = 32;
-/// File of API token digests in the data directory.
-pub const TOKENS_FILE: &str = "api-tokens.json";
-
-/// Serialises Argon2 work (see the module docs).
-static ARGON2_LOCK: Mutex<()> = Mutex::new(());
-
 /// 32 random bytes as unpadded base64url (43 characters).
 pub fn random_token() -> String {
     let mut b = [0u8; 32];
@@ -90,71 +76,6 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Checks a new admin password; returns the message to show if it is not
-/// acceptable.
-pub fn check_new_password(pw: &str, again: &str) -> Result<(), String> {
-    let n = pw.chars().count();
-    if n < MIN_PASSWORD_CHARS {
-        return Err(format!("use at least {MIN_PASSWORD_CHARS} characters"));
-    }
-    if n > MAX_PASSWORD_CHARS {
-        return Err(format!("use at most {MAX_PASSWORD_CHARS} characters"));
-    }
-    if pw != again {
-        return Err("the two passwords differ".into());
-    }
-    Ok(())
-}
-
-/// Hashes `pw` with Argon2id (the crate's defaults: 19 MiB, 2 passes) and a
-/// random salt; returns the PHC string for `admin_password_hash`.
-///
-/// # Errors
-/// Only if the OS random source or Argon2 fails.
-pub fn hash_password(pw: &str) -> Result<String> {
-    use argon2::PasswordHasher;
-    let _one = ARGON2_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let hash = argon2::Argon2::default()
-        .hash_password(pw.as_bytes())
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
-        .context("hashing the password")?;
-    Ok(hash.to_string())
-}
-
-/// True if `pw` matches the PHC string `hash`. A malformed hash, or one
-/// over the memory cap, never matches (and is logged).
-pub fn verify_password(pw: &str, hash: &str) -> bool {
-    use argon2::PasswordVerifier;
-    let parsed = match argon2::PasswordHash::new(hash) {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!("admin_password_hash is not a valid PHC string: {e}");
-            return false;
-        }
-    };
-    match argon2::Params::try_from(&parsed) {
-        Ok(p) if p.m_cost() <= MAX_ARGON2_KIB => {}
-        Ok(p) => {
-            tracing::error!(
-                "admin_password_hash asks for {} KiB of memory (limit {MAX_ARGON2_KIB}); make a new one with `streampulse passwd`",
-                p.m_cost()
-            );
-            return false;
-        }
-        Err(e) => {
-            tracing::error!("admin_password_hash has bad parameters: {e}");
-            return false;
-        }
-    }
-    if pw.chars().count() > MAX_PASSWORD_CHARS {
-        return false;
-    }
-    let _one = ARGON2_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    argon2::Argon2::default()
-        .verify_password(pw.as_bytes(), &parsed)
-        .is_ok()
 }
 
 /// One login.
@@ -480,7 +401,7 @@ impl ApiTokens {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let json = serde_json::to_vec_pretty(list).expect("token entries serialize");
-        crate::config_edit::write_atomic(&self.path, &json, None)
+        crate::atomic_file::write_atomic(&self.path, &json, None)
     }
 }
 
@@ -529,28 +450,6 @@ mod tests {
     use std::sync::Arc;
 
     const T0: i64 = 1_800_000_000_000;
-
-    #[test]
-    fn hash_and_verify() {
-        let h = hash_password("correct horse battery").unwrap();
-        assert!(h.starts_with("$argon2id$"), "{h}");
-        assert!(verify_password("correct horse battery", &h));
-        assert!(!verify_password("correct horse batterz", &h));
-        assert!(!verify_password("x", "not a hash"));
-        // Parameters asking for 1 GiB are refused without being tried.
-        let greedy = h.replace("m=19456", "m=1048576");
-        assert!(!verify_password("correct horse battery", &greedy));
-        // The config accepts what we produce.
-        let c = crate::config::parse(&format!("admin_password_hash: '{h}'\n"), "c").unwrap();
-        assert_eq!(c.admin_password_hash.as_deref(), Some(h.as_str()));
-    }
-
-    #[test]
-    fn new_password_rules() {
-        assert!(check_new_password("short", "short").is_err());
-        assert!(check_new_password("long enough!", "long enough?").is_err());
-        assert!(check_new_password("long enough!", "long enough!").is_ok());
-    }
 
     #[test]
     fn sessions_expire_renew_and_follow_the_password() {

@@ -9,7 +9,7 @@
 //! type and security headers, logging once per request.
 //!
 //! The web never writes to the database. It changes the configuration only
-//! through [`crate::config_edit`] (validated, atomic write of `config.yaml`),
+//! through [`crate::config::edit`] (validated, atomic write of `config.yaml`),
 //! which the daemon's reload loop then applies ([`Gui::reload_now`]).
 
 pub mod api;
@@ -33,12 +33,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tiny_http::Request;
 
+use crate::clock::timesync::SyncSource;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::monitor;
 use crate::state::Board;
 use crate::store::recorder::RecorderStats;
-use crate::system::timesync::SyncSource;
 
 /// What handlers read. Everything is shared with the monitor side.
 pub struct WebCtx {
@@ -64,7 +64,7 @@ pub struct Gui {
     pub limiter: auth::LoginLimiter,
     pub tokens: auth::ApiTokens,
     /// `config.yaml`, edited by the settings and stream pages.
-    pub config_file: crate::config_edit::ConfigFile,
+    pub config_file: crate::config::edit::ConfigFile,
     /// "Check now" runs and their kept pictures.
     pub checks: check::Checks,
     /// Notified after the GUI wrote `config.yaml`; the reload loop then
@@ -90,7 +90,7 @@ impl Gui {
             live: crate::live::Hub::new(runtime.clone(), clock.clone()),
             limiter: auth::LoginLimiter::new(clock),
             tokens: auth::ApiTokens::load(data_dir),
-            config_file: crate::config_edit::ConfigFile::new(config_path),
+            config_file: crate::config::edit::ConfigFile::new(config_path),
             checks: check::Checks::new(runtime),
             reload_now: Arc::new(tokio::sync::Notify::new()),
             names: host::BoxNames::read(),

@@ -11,7 +11,7 @@
 //! (post/redirect/get) with a `msg` code that maps to a fixed sentence; on a
 //! validation error it answers 400 with the form, the values typed (never a
 //! password) and each error next to its field. Edits go through
-//! [`crate::config_edit`] and then wait until the daemon has reloaded the
+//! [`crate::config::edit`] and then wait until the daemon has reloaded the
 //! file, so the page the browser lands on already shows the change.
 
 use std::time::{Duration, Instant};
@@ -22,8 +22,9 @@ use super::check::{CheckError, CheckResult};
 use super::handler::{get_only, open_db, Req, Resp};
 use super::routes::{stream_path, Route};
 use super::{auth, chart, HttpError, WebCtx};
+use crate::config::edit::{self, EditError, FieldErrors, MqttForm, SettingsForm, StreamForm, Yaml};
 use crate::config::{Config, StreamConfig};
-use crate::config_edit::{self, EditError, FieldErrors, MqttForm, SettingsForm, StreamForm, Yaml};
+use crate::credentials;
 use crate::probe::Stages;
 use crate::state::StreamState;
 use crate::store::query;
@@ -613,7 +614,7 @@ pub fn setup(ctx: &WebCtx, cfg: &Config, req: &Req) -> Result<Resp, HttpError> {
             return Err(HttpError::new(403, PRE_EXPIRED));
         }
         let (pw, pw2) = (f.get("password"), f.get("password2"));
-        if let Err(m) = auth::check_new_password(&pw, &pw2) {
+        if let Err(m) = credentials::check_new_password(&pw, &pw2) {
             let field = if m.contains("differ") {
                 "password2"
             } else {
@@ -621,8 +622,8 @@ pub fn setup(ctx: &WebCtx, cfg: &Config, req: &Req) -> Result<Resp, HttpError> {
             };
             errs.add(field, m);
         }
-        config_edit::check_device_name(&mut errs, &device);
-        config_edit::check_timezone(&mut errs, &tz);
+        edit::check_device_name(&mut errs, &device);
+        edit::check_timezone(&mut errs, &tz);
         let first = (!f.get("stream_name").trim().is_empty()
             || !f.get("stream_url").trim().is_empty())
         .then(|| StreamForm {
@@ -634,7 +635,7 @@ pub fn setup(ctx: &WebCtx, cfg: &Config, req: &Req) -> Result<Resp, HttpError> {
             ..StreamForm::default()
         });
         if errs.is_empty() {
-            let hash = auth::hash_password(&pw).map_err(|e| {
+            let hash = credentials::hash_password(&pw).map_err(|e| {
                 tracing::error!("{e:#}");
                 HttpError::new(500, "the password could not be hashed")
             })?;
@@ -644,11 +645,11 @@ pub fn setup(ctx: &WebCtx, cfg: &Config, req: &Req) -> Result<Resp, HttpError> {
                         "this box was set up meanwhile; log in instead".into(),
                     ));
                 }
-                config_edit::set_admin_hash(t, &hash);
+                edit::set_admin_hash(t, &hash);
                 t.set("device_name", Yaml::Str(device.trim().to_owned()));
                 t.set("timezone", Yaml::Str(tz.trim().to_owned()));
                 if let Some(sf) = &first {
-                    config_edit::upsert_stream(t, None, sf).map_err(|e| match e {
+                    edit::upsert_stream(t, None, sf).map_err(|e| match e {
                         EditError::Fields(fe) => EditError::Fields(FieldErrors(
                             fe.0.into_iter()
                                 .map(|(k, m)| {
@@ -682,7 +683,10 @@ pub fn setup(ctx: &WebCtx, cfg: &Config, req: &Req) -> Result<Resp, HttpError> {
     let mut fields = vec![
         Field::password("password", "Admin password", "new-password")
             .required()
-            .hint(format!("At least {} characters.", auth::MIN_PASSWORD_CHARS)),
+            .hint(format!(
+                "At least {} characters.",
+                credentials::MIN_PASSWORD_CHARS
+            )),
         Field::password("password2", "The same password again", "new-password").required(),
         Field::text("device_name", "Name of this box", &device)
             .hint("Shown in the title and to MQTT/Home Assistant."),
@@ -797,7 +801,7 @@ pub fn login(
         match ctx.gui.limiter.check(req.remote) {
             Err(_) => status = 429,
             Ok(()) => {
-                if auth::verify_password(&f.get("password"), hash) {
+                if credentials::verify_password(&f.get("password"), hash) {
                     ctx.gui.limiter.succeeded(req.remote);
                     let life = i64::from(cfg.web_session_hours) * 3_600_000;
                     let (tok, _) = ctx.gui.sessions.create(life, hash);
@@ -852,7 +856,7 @@ fn health_view(ctx: &WebCtx, cfg: &Config) -> HealthView {
         ("not synchronised: times may drift".to_owned(), "bad")
     };
     let data_dir = ctx.db_path.parent().unwrap_or(std::path::Path::new("."));
-    let disk = match crate::system::disk::usage(data_dir) {
+    let disk = match crate::store::disk::usage(data_dir) {
         Ok(u) => format!(
             "{} of {} ({:.0} %)",
             fmt_bytes(u.free_bytes),
@@ -1253,8 +1257,8 @@ fn form_from_post(f: &super::handler::Form) -> StreamForm {
 /// The stream's entry in the file as it is now (for the edit form).
 fn file_entry(ctx: &WebCtx, name: &str) -> Option<Yaml> {
     let text = std::fs::read_to_string(ctx.gui.config_file.path()).ok()?;
-    let tree = config_edit::parse_tree(&text).ok()?;
-    config_edit::find_stream(&tree, name).cloned()
+    let tree = edit::parse_tree(&text).ok()?;
+    edit::find_stream(&tree, name).cloned()
 }
 
 fn stream_form(
@@ -1271,7 +1275,7 @@ fn stream_form(
     let mut errs = FieldErrors::default();
     let form = if req.is_post() {
         let form = form_from_post(&req.form());
-        match save(ctx, |t| config_edit::upsert_stream(t, original, &form)) {
+        match save(ctx, |t| edit::upsert_stream(t, original, &form)) {
             Ok(new_name) => {
                 if let Some(old) = original {
                     ctx.gui.checks.forget(old);
@@ -1356,7 +1360,7 @@ fn delete_stream(
 ) -> Result<Resp, HttpError> {
     find_stream(cfg, name)?;
     if req.is_post() {
-        return match save(ctx, |t| config_edit::delete_stream(t, name)) {
+        return match save(ctx, |t| edit::delete_stream(t, name)) {
             Ok(()) => {
                 ctx.gui.checks.forget(name);
                 tracing::info!(stream = %name, "stream deleted from the web GUI");
@@ -1383,7 +1387,7 @@ fn delete_stream(
 fn enable_stream(ctx: &WebCtx, cfg: &Config, req: &Req, name: &str) -> Result<Resp, HttpError> {
     find_stream(cfg, name)?;
     let enabled = req.form().checked("enabled");
-    match save(ctx, |t| config_edit::set_enabled(t, name, enabled)) {
+    match save(ctx, |t| edit::set_enabled(t, name, enabled)) {
         Ok(()) => Ok(Resp::redirect(&format!(
             "{}?msg={}",
             stream_path(name, ""),
@@ -1517,7 +1521,7 @@ fn settings(
             public_status: p.checked("public_status"),
             session_hours: p.get("session_hours"),
         };
-        match save(ctx, |t| config_edit::apply_settings(t, &f)) {
+        match save(ctx, |t| edit::apply_settings(t, &f)) {
             Ok(()) => return Ok(Resp::redirect("/settings?msg=saved")),
             Err(e) => errs = edit_failed(e)?,
         }
@@ -1605,7 +1609,7 @@ fn mqtt_settings(
             discovery: p.checked("discovery"),
             tls_verify: p.checked("tls_verify"),
         };
-        match save(ctx, |t| config_edit::apply_mqtt(t, &f)) {
+        match save(ctx, |t| edit::apply_mqtt(t, &f)) {
             Ok(()) => return Ok(Resp::redirect("/settings/mqtt?msg=saved")),
             Err(e) => errs = edit_failed(e)?,
         }
@@ -1741,10 +1745,10 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
                             lock_end(ctx, cfg, wait)
                         ),
                     );
-                } else if !auth::verify_password(&cur, &hash) {
+                } else if !credentials::verify_password(&cur, &hash) {
                     ctx.gui.limiter.failed(req.remote);
                     errs.add("current_password", "this is not the current password");
-                } else if let Err(m) = auth::check_new_password(&pw, &pw2) {
+                } else if let Err(m) = credentials::check_new_password(&pw, &pw2) {
                     let field = if m.contains("differ") {
                         "new_password2"
                     } else {
@@ -1752,12 +1756,12 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
                     };
                     errs.add(field, m);
                 } else {
-                    let new_hash = auth::hash_password(&pw).map_err(|e| {
+                    let new_hash = credentials::hash_password(&pw).map_err(|e| {
                         tracing::error!("{e:#}");
                         HttpError::new(500, "the password could not be hashed")
                     })?;
                     match save(ctx, |t| {
-                        config_edit::set_admin_hash(t, &new_hash);
+                        edit::set_admin_hash(t, &new_hash);
                         Ok(())
                     }) {
                         Ok(()) => {
@@ -1820,8 +1824,10 @@ fn access(ctx: &WebCtx, cfg: &Config, sess: &auth::Session, req: &Req) -> Result
     }
     let mut fields = vec![
         Field::password("current_password", "Current password", "current-password"),
-        Field::password("new_password", "New password", "new-password")
-            .hint(format!("At least {} characters.", auth::MIN_PASSWORD_CHARS)),
+        Field::password("new_password", "New password", "new-password").hint(format!(
+            "At least {} characters.",
+            credentials::MIN_PASSWORD_CHARS
+        )),
         Field::password("new_password2", "New password again", "new-password"),
     ];
     let general_error = attach(&mut fields, &errs);

@@ -72,10 +72,10 @@ pub fn handle(
     }
 }
 
-/// The running config's secrets (see [`redact::config_secrets`]).
+/// The running config's secrets (see [`Config::secrets`](crate::config::Config::secrets)).
 fn secrets(ctx: &WebCtx, cfg: &Config) -> Vec<String> {
     let text = std::fs::read_to_string(ctx.gui.config_file.path()).unwrap_or_default();
-    redact::config_secrets(cfg, &text)
+    cfg.secrets(&text)
 }
 
 /// `/healthz` with details, indented.
@@ -89,7 +89,7 @@ fn diagnostics(ctx: &WebCtx, cfg: &Config) -> String {
     // Masked from the parsed tree, as config.yaml.applied is: a line-based
     // scrub would miss short secrets written without quotes.
     let config = match std::fs::read_to_string(path) {
-        Ok(t) => match crate::config_edit::parse_tree(&t)
+        Ok(t) => match crate::config::edit::parse_tree(&t)
             .and_then(|tree| crate::system::bootcfg::masked(&tree, cfg))
         {
             Ok(masked) => masked,

@@ -321,7 +321,7 @@ impl Tmpfs {
     }
 
     fn free_bytes(&self) -> u64 {
-        streampulse::system::disk::usage(&self.path)
+        streampulse::store::disk::usage(&self.path)
             .expect("statvfs of the tmpfs")
             .free_bytes
     }

@@ -919,7 +919,7 @@ fn e2e_chromium_live_grid() {
     const PASSWORD: &str = "correct horse battery";
     let rtsp = RtspServer::start();
     let cam = SingleClientMjpeg::start();
-    let hash = streampulse::web::auth::hash_password(PASSWORD).unwrap();
+    let hash = streampulse::credentials::hash_password(PASSWORD).unwrap();
     let bx = start(
         "live_e2e",
         &format!(

@@ -286,8 +286,8 @@ struct NtpLink {
 
 impl NtpLink {
     fn start(up: bool) -> NtpLink {
-        let server = streampulse::system::sntp::fake::serve(
-            streampulse::system::sntp::fake::Behaviour::Skewed(0),
+        let server = streampulse::clock::sntp::fake::serve(
+            streampulse::clock::sntp::fake::Behaviour::Skewed(0),
         );
         let sock = UdpSocket::bind("127.0.0.1:0").expect("binding a UDP port");
         sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -530,7 +530,7 @@ fn broken_config_edits_keep_the_last_good_config_running() {
     let dir = temp_dir("broken_edits");
     let config = dir.path().join("config.yaml");
     let password = "outages-admin-pw-1";
-    let hash = streampulse::web::auth::hash_password(password).unwrap();
+    let hash = streampulse::credentials::hash_password(password).unwrap();
     let good = format!(
         "admin_password_hash: '{hash}'\nheartbeat_seconds: 5\nstreams:\n\
          - name: one\n  url: {u}?cam=1\n  kind: snapshot\n\

@@ -738,7 +738,7 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     // The box is set up from the card: a pre-hashed admin password (argon2,
     // made here) comes with the streams.
     let admin_pw = "qemu-test-admin-password";
-    let hash = streampulse::web::auth::hash_password(admin_pw).unwrap();
+    let hash = streampulse::credentials::hash_password(admin_pw).unwrap();
     // A static address on QEMU's user network (what a camera LAN without
     // DHCP needs), applied before networkd starts.
     let config = format!(

@@ -390,8 +390,8 @@ fn fresh_card_without_any_config_starts_empty() {
 /// runs 7 s ahead).
 #[test]
 fn healthz_shows_disk_space_and_ntp_offset() {
-    let ntp = streampulse::system::sntp::fake::serve(
-        streampulse::system::sntp::fake::Behaviour::Skewed(7_000),
+    let ntp = streampulse::clock::sntp::fake::serve(
+        streampulse::clock::sntp::fake::Behaviour::Skewed(7_000),
     );
     let dir = temp_dir("healthz-box");
     let cfg = write_config(

@@ -1235,7 +1235,7 @@ fn passwd_command() {
     );
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(streampulse::web::auth::verify_password(PASSWORD, &hash));
+    assert!(streampulse::credentials::verify_password(PASSWORD, &hash));
 
     let dir = temp_dir("web_passwd");
     let cfg = dir.path().join("config.yaml");
@@ -1250,7 +1250,7 @@ fn passwd_command() {
         String::from_utf8_lossy(&out.stderr)
     );
     let c = streampulse::config::load(&cfg).unwrap();
-    assert!(streampulse::web::auth::verify_password(
+    assert!(streampulse::credentials::verify_password(
         PASSWORD,
         c.admin_password_hash.as_deref().unwrap()
     ));

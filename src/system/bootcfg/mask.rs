@@ -12,8 +12,8 @@
 //! replaced wherever it still appears in the text.
 
 use super::merge::MASK;
+use crate::config::edit::{render_body, Yaml};
 use crate::config::Config;
-use crate::config_edit::{render_body, Yaml};
 use crate::redact;
 
 /// `tree` (the config `cfg` was parsed from) as YAML with every secret masked.
@@ -23,7 +23,7 @@ use crate::redact;
 pub fn masked(tree: &Yaml, cfg: &Config) -> Result<String, String> {
     let mut secrets = Vec::new();
     let mut text = render_body(&mask(tree, false, &mut secrets))?;
-    secrets.extend(redact::config_passwords(cfg));
+    secrets.extend(cfg.passwords());
     // Longest first, so a secret containing another is replaced whole.
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     for s in secrets
@@ -68,7 +68,7 @@ fn mask(v: &Yaml, secret: bool, found: &mut Vec<String>) -> Yaml {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config_edit::parse_tree;
+    use crate::config::edit::parse_tree;
 
     #[test]
     fn every_secret_is_masked_whatever_the_style() {

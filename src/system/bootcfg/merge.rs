@@ -8,7 +8,7 @@
 //! current value at the same place, so an `.applied` copied back changes
 //! nothing.
 
-use crate::config_edit::Yaml;
+use crate::config::edit::Yaml;
 
 /// What `config.yaml.applied` shows instead of a secret.
 pub const MASK: &str = "***";
@@ -162,7 +162,7 @@ fn restore_url_password(masked: &str, cur: &Yaml) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config_edit::{parse_tree, render_body};
+    use crate::config::edit::{parse_tree, render_body};
 
     fn merged(cur: &str, import: &str) -> Result<String, Unresolved> {
         let mut t = parse_tree(cur).unwrap();

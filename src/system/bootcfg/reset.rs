@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::{claim, sibling, sync_dir};
+use crate::credentials::TOKENS_FILE;
 use crate::store::DB_FILE;
-use crate::web::auth::TOKENS_FILE;
 
 /// The file on the boot partition that asks for a factory reset.
 pub const FACTORY_RESET_FILE: &str = "factory-reset";

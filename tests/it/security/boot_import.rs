@@ -336,7 +336,7 @@ fn passwd_as_root_keeps_the_owner_and_mode() {
         (990, 990, 0o600)
     );
     let c = streampulse::config::load(&cfg).unwrap();
-    assert!(streampulse::web::auth::verify_password(
+    assert!(streampulse::credentials::verify_password(
         PASSWORD,
         c.admin_password_hash.as_deref().unwrap()
     ));

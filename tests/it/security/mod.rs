@@ -919,7 +919,7 @@ fn no_default_password_anywhere() {
         assert_eq!(r.status, 401, "Basic admin:{pw}");
     }
     // The sanity of the scanner: it finds a real hash.
-    let h = streampulse::web::auth::hash_password("scanner self test").unwrap();
+    let h = streampulse::credentials::hash_password("scanner self test").unwrap();
     assert_eq!(phc_hashes(format!("x: '{h}'\n").as_bytes()), vec![h]);
     let bin = std::fs::read(env!("CARGO_BIN_EXE_streampulse")).unwrap();
     assert_eq!(phc_hashes(&bin), Vec::<String>::new(), "a hash compiled in");

@@ -5,7 +5,7 @@
 //! The kernel knows whether an NTP daemon (systemd-timesyncd, chrony) has
 //! disciplined the clock: `adjtimex` returns `TIME_ERROR` while unsynchronised.
 
-use crate::store::retention::SANE_EPOCH_MS;
+use crate::clock::SANE_EPOCH_MS;
 
 /// Clock sync state as seen at one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

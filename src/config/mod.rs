@@ -12,6 +12,9 @@
 //! (a config is a few KB; works on vfat and through editors' rename dances); a
 //! broken edit is reported and the last good config keeps running.
 
+pub mod edit;
+mod secrets;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -62,7 +65,7 @@ pub struct RawConfig {
     /// [`crate::mqtt::settings`] for the keys and their v2.2 aliases).
     #[serde(default)]
     pub mqtt: Option<Spanned<crate::mqtt::RawMqtt>>,
-    /// Webhook URLs that get a JSON POST on every state change (see [`crate::notify`]).
+    /// Webhook URLs that get a JSON POST on every state change (see [`crate::webhooks`]).
     #[serde(default)]
     pub notify: Option<Vec<Spanned<String>>>,
     /// Clock checks (NTP servers whose offset is measured and shown).
@@ -228,7 +231,7 @@ pub struct Config {
     /// The `mqtt:` block, validated; None when absent (it may be present but disabled).
     pub mqtt: Option<crate::mqtt::MqttConfig>,
     /// Webhooks of `notify:`, in file order.
-    pub notify: Vec<crate::notify::Webhook>,
+    pub notify: Vec<crate::webhooks::Webhook>,
     /// NTP servers the clock's offset is measured against (`time.ntp_servers`).
     pub ntp_servers: Vec<String>,
     /// The live view's limits (`live:`).
@@ -561,9 +564,9 @@ impl Config {
                 crate::network::NetworkConfig::from_raw(n).map_err(|e| at.err(&e.at, e.message))?
             }
         };
-        let mut notify: Vec<crate::notify::Webhook> = Vec::new();
+        let mut notify: Vec<crate::webhooks::Webhook> = Vec::new();
         for (i, n) in raw.notify.iter().flatten().enumerate() {
-            let w = crate::notify::Webhook::parse(&n.value)
+            let w = crate::webhooks::Webhook::parse(&n.value)
                 .map_err(|m| at.err(&n.referenced, format!("notify[{i}]: {m}")))?;
             if notify.iter().any(|o| o.url == w.url) {
                 return Err(at.err(

@@ -4,9 +4,18 @@
 //!
 //! Intervals and deadlines use tokio's monotonic time, which tests pause and
 //! advance with `tokio::time::pause`; this module is only about *calendar* time.
+//!
+//! * [`timesync`]: is the kernel clock synchronised (adjtimex)?
+//! * [`sntp`]: the clock's measured offset from configured NTP servers.
+
+pub mod sntp;
+pub mod timesync;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+
+/// 2020-01-01T00:00:00Z: anything earlier is an unset clock.
+pub const SANE_EPOCH_MS: i64 = 1_577_836_800_000;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Calendar time in milliseconds since the Unix epoch (UTC).
