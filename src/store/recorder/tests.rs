@@ -4,20 +4,26 @@ use super::queue::QUEUE;
 use super::*;
 use crate::clock::SimulatedClock;
 
-#[test]
-fn batches_and_flushes_on_stop() {
+/// A recorder on a fresh database file in a temp dir (kept alive by the
+/// returned guard), with the given commit interval and heartbeat flush.
+fn recorder_on_file(
+    clock: SharedClock,
+    commit: Duration,
+    flush: Duration,
+) -> (tempfile::TempDir, std::path::PathBuf, RecorderHandle) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     let conn = crate::store::open(&path).unwrap();
+    let rec = start(conn, clock, commit, flush, Policy::default());
+    (dir, path, rec)
+}
+
+#[test]
+fn batches_and_flushes_on_stop() {
     let clock: SharedClock = Arc::new(SimulatedClock::new(1_800_000_000_000));
     // Long intervals: only stop() can have written these.
-    let rec = start(
-        conn,
-        clock,
-        Duration::from_secs(3600),
-        Duration::from_secs(600),
-        Policy::default(),
-    );
+    let (_dir, path, rec) =
+        recorder_on_file(clock, Duration::from_secs(3600), Duration::from_secs(600));
     let tx = rec.sender();
     tx.send(Record::Stream {
         name: "a".into(),
@@ -74,17 +80,9 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 /// stats meanwhile, and once commits work every held heartbeat is stored.
 #[test]
 fn io_errors_are_retried_on_a_reopened_connection_and_nothing_is_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let conn = crate::store::open(&path).unwrap();
     let clock: SharedClock = Arc::new(SimulatedClock::new(1_800_000_000_000));
-    let rec = start(
-        conn,
-        clock,
-        Duration::from_millis(50),
-        Duration::from_millis(50),
-        Policy::default(),
-    );
+    let (_dir, path, rec) =
+        recorder_on_file(clock, Duration::from_millis(50), Duration::from_millis(50));
     rec.stats.inject_io_errors.store(2, Ordering::SeqCst);
     let tx = rec.sender();
     tx.send(stream("a"));
@@ -129,19 +127,11 @@ fn io_errors_are_retried_on_a_reopened_connection_and_nothing_is_lost() {
 /// state changes are committed every commit interval meanwhile.
 #[test]
 fn heartbeats_wait_for_their_window_and_events_do_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    let conn = crate::store::open(&path).unwrap();
     let t0 = 1_800_000_000_000 - 1_800_000_000_000 % blocks::WINDOW_MS;
     let sim = Arc::new(SimulatedClock::new(t0 + 1000));
     let clock: SharedClock = sim.clone();
-    let rec = start(
-        conn,
-        clock,
-        Duration::from_millis(50),
-        Duration::from_secs(600),
-        Policy::default(),
-    );
+    let (_dir, path, rec) =
+        recorder_on_file(clock, Duration::from_millis(50), Duration::from_secs(600));
     let tx = rec.sender();
     tx.send(stream("a"));
     let at = |i: i64| Record::Heartbeat {
