@@ -17,7 +17,7 @@
 // stop -> close everything -> the camera connections close.
 // Any page error or console error fails the run.
 
-import { chromium } from "playwright-core";
+import { launch, watchedPage } from "./browser.mjs";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
@@ -66,28 +66,12 @@ async function waitUntil(what, fn, ms = 20000) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.SP_CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-    "--autoplay-policy=no-user-gesture-required",
-    "--host-resolver-rules=MAP streampulse.test 127.0.0.1",
-  ],
-});
+const browser = await launch(["--autoplay-policy=no-user-gesture-required"]);
 
 async function openGrid() {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20000);
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console error: ${m.text()}`);
-  });
-  page.on("response", (r) => {
-    const expected = r.status() === 503 && /\/live\/[^/]+\/stream$/.test(new URL(r.url()).pathname);
-    if (r.request().resourceType() !== "document" && r.status() >= 400 && !expected) problems.push(`${r.status()} for ${r.url()}`);
-  });
+  // A 503 for a stream over the caps is what the test provokes.
+  const { context, page } = await watchedPage(browser, problems,
+    (r) => r.status() === 503 && /\/live\/[^/]+\/stream$/.test(new URL(r.url()).pathname));
   await page.goto(`${BASE}/login?next=/live`);
   await page.fill("#f-password", PASSWORD);
   await page.click("main form.form button[type=submit]");
