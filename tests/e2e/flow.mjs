@@ -1,7 +1,7 @@
 // End-to-end flow of the StreamPulse web GUI in Debian's headless Chromium,
 // driven by playwright-core (no browser download: /usr/bin/chromium).
 //
-// Run by tests/it/web.rs (`e2e_chromium_flow`), which starts the daemon and
+// Run by tests/it/web/chromium.rs (`e2e_chromium_flow`), which starts the daemon and
 // a GStreamer RTSP server and passes:
 //   SP_BASE      http://streampulse.test:<port>  (a non-localhost name, so the
 //                page runs as the insecure LAN origin it really is)
@@ -15,8 +15,8 @@
 // that is not blank -> edit (rename) -> delete. Any uncaught page error or
 // console error (e.g. a CSP violation) fails the run.
 
-import { chromium } from "playwright-core";
 import path from "node:path";
+import { launchChromium, openPage } from "./common.mjs";
 
 const BASE = process.env.SP_BASE;
 const RTSP = process.env.SP_RTSP;
@@ -31,28 +31,10 @@ function step(name) { console.log(`step: ${name}`); }
 function fail(msg) { throw new Error(msg); }
 function expect(cond, msg) { if (!cond) fail(msg); }
 
-const browser = await chromium.launch({
-  executablePath: process.env.SP_CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-    "--host-resolver-rules=MAP streampulse.test 127.0.0.1",
-  ],
-});
+const browser = await launchChromium();
 
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20000);
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  // Error statuses of the pages themselves are expected (a 400 form, a 401
-  // login); a failing stylesheet, script, picture or fetch is not.
-  page.on("console", (m) => {
-    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console error: ${m.text()}`);
-  });
-  page.on("response", (r) => {
-    if (r.request().resourceType() !== "document" && r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`);
-  });
+  const { context, page } = await openPage(browser, problems);
   const submit = () => page.click("main form.form button[type=submit]");
   const shot = (name, opts = {}) => page.screenshot({ path: path.join(OUT, name), fullPage: true, ...opts });
 
