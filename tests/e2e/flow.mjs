@@ -1,7 +1,7 @@
 // End-to-end flow of the StreamPulse web GUI in Debian's headless Chromium,
 // driven by playwright-core (no browser download: /usr/bin/chromium).
 //
-// Run by tests/it/web.rs (`e2e_chromium_flow`), which starts the daemon and
+// Run by tests/it/web/chromium.rs (`e2e_chromium_flow`), which starts the daemon and
 // a GStreamer RTSP server and passes:
 //   SP_BASE      http://streampulse.test:<port>  (a non-localhost name, so the
 //                page runs as the insecure LAN origin it really is)
@@ -15,8 +15,8 @@
 // that is not blank -> edit (rename) -> delete. Any uncaught page error or
 // console error (e.g. a CSP violation) fails the run.
 
-import { launch, watchedPage } from "./browser.mjs";
 import path from "node:path";
+import { launchChromium, openPage } from "./common.mjs";
 
 const BASE = process.env.SP_BASE;
 const RTSP = process.env.SP_RTSP;
@@ -31,10 +31,10 @@ function step(name) { console.log(`step: ${name}`); }
 function fail(msg) { throw new Error(msg); }
 function expect(cond, msg) { if (!cond) fail(msg); }
 
-const browser = await launch();
+const browser = await launchChromium();
 
 try {
-  const { context, page } = await watchedPage(browser, problems);
+  const { context, page } = await openPage(browser, problems);
   const submit = () => page.click("main form.form button[type=submit]");
   const shot = (name, opts = {}) => page.screenshot({ path: path.join(OUT, name), fullPage: true, ...opts });
 

@@ -1,6 +1,6 @@
 // The live grid in Debian's headless Chromium, driven by playwright-core.
 //
-// Run by tests/it/live.rs (`e2e_chromium_live_grid`), which starts the daemon
+// Run by tests/it/live/chromium.rs (`e2e_chromium_live_grid`), which starts the daemon
 // (caps: 3 live views, 2 per camera), GStreamer's RTSP server and ffmpeg's
 // single-client MJPEG server, and passes:
 //   SP_BASE        http://streampulse.test:<port> (a non-localhost name: the
@@ -17,9 +17,9 @@
 // stop -> close everything -> the camera connections close.
 // Any page error or console error fails the run.
 
-import { launch, watchedPage } from "./browser.mjs";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { launchChromium, openPage } from "./common.mjs";
 
 const BASE = process.env.SP_BASE;
 const OUT = process.env.SP_OUT;
@@ -66,12 +66,13 @@ async function waitUntil(what, fn, ms = 20000) {
   }
 }
 
-const browser = await launch(["--autoplay-policy=no-user-gesture-required"]);
+const browser = await launchChromium(["--autoplay-policy=no-user-gesture-required"]);
+
+// A refused live stream (503: a viewer cap) is part of the flow.
+const capRefusal = (r) => r.status() === 503 && /\/live\/[^/]+\/stream$/.test(new URL(r.url()).pathname);
 
 async function openGrid() {
-  // A 503 for a stream over the caps is what the test provokes.
-  const { context, page } = await watchedPage(browser, problems,
-    (r) => r.status() === 503 && /\/live\/[^/]+\/stream$/.test(new URL(r.url()).pathname));
+  const { context, page } = await openPage(browser, problems, capRefusal);
   await page.goto(`${BASE}/login?next=/live`);
   await page.fill("#f-password", PASSWORD);
   await page.click("main form.form button[type=submit]");

@@ -90,8 +90,9 @@ impl App {
     }
 
     /// Seeds the test token and runs `cmd run …` (cmd: the binary, or a
-    /// wrapper that execs it with the arguments that follow).
-    fn launch(
+    /// wrapper that execs it with the arguments that follow), with
+    /// `RUST_LOG=debug` unless `env` says otherwise.
+    pub fn launch(
         mut cmd: std::process::Command,
         config: &Path,
         data_dir: &Path,

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::app::App;
-use super::util::{closed_port, temp_dir, FakeSilentServer, RtspServer};
+use super::fakes::FakeSilentServer;
+use super::util::{closed_port, temp_dir, RtspServer};
 
 const SECRET: &str = "s3cret-Pa55";
 

@@ -544,7 +544,7 @@ fn data_partition_full_keeps_monitoring_and_recovers_without_restart() {
 }
 
 /// A full data partition whose database holds an old, rolled-up day of
-/// heartbeats: the recorder makes room by itself (README "Storage": it
+/// heartbeats: the recorder makes room by itself (docs/ARCHITECTURE.md "Storage": it
 /// releases its reserve, runs retention and, with nothing past the policy,
 /// prunes the oldest rolled-up day; freed pages are reused), so recording
 /// goes on while the filler stays. The old day's hourly rollups remain.

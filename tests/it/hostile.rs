@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::app::App;
-use super::fakes::{FakeHttpCamera, FakeRtspCamera, HttpFault, RtspFault, SessionHog};
-use super::util::{
-    temp_dir, FakeEndlessJpegServer, FakeGarbageServer, FakeSilentServer, FakeStallMidFrameServer,
-    RtspServer, SnapshotServer, COMMAND_TIMEOUT, PASSWORD, USER,
+use super::fakes::{
+    FakeEndlessJpegServer, FakeGarbageServer, FakeHttpCamera, FakeRtspCamera, FakeSilentServer,
+    FakeStallMidFrameServer, HttpFault, RtspFault, SessionHog,
 };
+use super::util::{temp_dir, RtspServer, SnapshotServer, COMMAND_TIMEOUT, PASSWORD, USER};
 
 /// `--timeout` of every hostile probe, in seconds.
 const TIMEOUT_S: u64 = 3;

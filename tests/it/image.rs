@@ -5,10 +5,10 @@
 //!
 //! The layout tests here run in `make test`, and so does `grow-data` (the
 //! first-boot partition grower from `overlay/`) on loop devices holding both
-//! layouts; the QEMU boot test (`qemu.rs`) and the flash tests (`flash.rs`)
+//! layouts; the QEMU boot test (`qemu/`) and the flash tests (`flash.rs`)
 //! build their images with the same code.
 
-#![allow(dead_code)] // helpers shared by flash.rs and qemu.rs
+#![allow(dead_code)] // helpers shared by flash.rs and qemu/
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

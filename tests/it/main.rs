@@ -6,7 +6,7 @@ mod app; // the `streampulse run` daemon under test, with its JSON API
 mod appliance_scripts; // overlay/usr/libexec/streampulse boot scripts (hostname, console URL, journal dir) on a fake root
 mod cli; // check-config, --version
 mod daemon; // end to end: status API, hot reload, crash safety, secrets
-mod fakes; // named fake cameras for hostile.rs (garbage/10 MB headers, loops, P-frames only, ...)
+mod fakes; // every named fake peer, on one accept loop: hostile cameras, markup cameras, a recorder
 mod faults; // power loss (100 SIGKILL rounds), data partition full (tmpfs), recorder recovery
 mod flash; // flash.sh against image files and loop devices (never a real disk)
 mod hostile; // hostile and broken cameras: verdict in time, bounded RSS, no fd leaks, no delays
@@ -24,6 +24,6 @@ mod qemu; // the appliance image booted under qemu-system-aarch64 (`make qemu-te
 mod security; // issue 8: every route's login and CSRF, sessions, setup, rate limit, escaping, secrets, paths, caps, slow clients, systemd unit
 mod system; // appliance: sd-notify READY/WATCHDOG/STATUS, --boot-config import, /healthz box health
 mod system_page; // the System page and the diagnostics download: access, content, no secret
-mod util; // peers: RTSP server, MJPEG/snapshot servers, fakes, temp dirs
+mod util; // real peers (RTSP, MJPEG, lighttpd, snapshot servers), the binary, temp dirs, /proc, Chromium flows
 mod web; // the web GUI: setup, login, CSRF, every route, editor, previews, escaping, tokens, Chromium e2e
 mod webhooks; // notify: POSTs per state change, bounded retries, a receiver that hangs

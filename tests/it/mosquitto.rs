@@ -492,6 +492,31 @@ impl Sub {
         }
     }
 
+    /// Waits until `pred` holds for all messages received so far (it sees
+    /// them together, e.g. to pair a discovery config with a state topic);
+    /// panics with everything received after `timeout`. Unlike
+    /// [`Sub::wait`] it holds no lock while `pred` runs.
+    pub fn wait_all(&self, timeout: Duration, what: &str, pred: impl Fn(&[Msg]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let all = self.all();
+            if pred(&all) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let seen: Vec<String> = all
+                    .iter()
+                    .map(|m| format!("{} {:.160}", m.topic, m.payload))
+                    .collect();
+                panic!(
+                    "timed out waiting for {what}; received:\n{}",
+                    seen.join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// How many messages arrived so far.
     pub fn count(&self) -> usize {
         self.msgs.lock().unwrap().len()

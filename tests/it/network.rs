@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use crate::util::{streampulse, temp_dir};
+use crate::util::{output_ok, streampulse, temp_dir};
 
 const PSK: &str = "correct horse \"battery\" #staple";
 
@@ -153,16 +153,7 @@ fn apply_without_a_config_writes_the_idle_supplicant_file() {
 fn check_config_validates_network() {
     let t = temp_dir("network_check");
     let cfg = config(t.path());
-    let out = streampulse()
-        .arg("check-config")
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(streampulse().arg("check-config").arg(&cfg));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(
@@ -452,21 +443,16 @@ fn apply_uses_the_boot_config_until_the_config_has_network_settings() {
                 let _ = std::fs::remove_file(&data);
             }
         }
-        let out = streampulse()
-            .args(["network", "apply", "--config"])
-            .arg(&data)
-            .arg("--boot-config")
-            .arg(&boot)
-            .arg("--run-dir")
-            .arg(t.path().join("run"))
-            .arg("--data-dir")
-            .arg(t.path().join("data"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        output_ok(
+            streampulse()
+                .args(["network", "apply", "--config"])
+                .arg(&data)
+                .arg("--boot-config")
+                .arg(&boot)
+                .arg("--run-dir")
+                .arg(t.path().join("run"))
+                .arg("--data-dir")
+                .arg(t.path().join("data")),
         );
         read(t.path().join("run/streampulse/wpa_supplicant-wlan0.conf"))
     };

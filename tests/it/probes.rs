@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::fakes::{
+    FakeEndlessJpegServer, FakeGarbageServer, FakeSilentServer, FakeStallMidFrameServer,
+};
 use crate::util::{
-    probe_json, probe_json_run, run_with_timeout, streampulse, FakeEndlessJpegServer,
-    FakeGarbageServer, FakeSilentServer, FakeStallMidFrameServer, LighttpdServer, MjpegServer,
+    probe_json, probe_json_run, run_with_timeout, streampulse, LighttpdServer, MjpegServer,
     RtspServer, SnapshotServer, COMMAND_TIMEOUT, HTTP_PASSWORD, PASSWORD, USER,
 };
 

@@ -9,84 +9,37 @@
 //! `src/system/watchdog.rs` with fake progress sources: a real process gives
 //! no safe way to freeze one of its threads.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::app::TEST_TOKEN;
+use super::app::App;
 use super::util::{self, temp_dir, SnapshotServer, PASSWORD};
 
-/// `streampulse run` with extra arguments and environment; killed on drop.
-struct Daemon {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
+/// `streampulse run` (an [`App`]) that hears only the test's fake systemd:
+/// the variables a real systemd may have given this test process are
+/// removed, and it logs at info. Killed on drop.
+struct Daemon(App);
 
 impl Daemon {
     fn start(config: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        // The JSON API needs a login or a token (see app.rs).
-        super::app::seed_test_token(data_dir);
         let mut cmd = util::streampulse();
-        cmd.args(["run", "--listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .env_remove("NOTIFY_SOCKET")
+        cmd.env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("streampulse should start");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.trim().to_owned());
-                }
-                log2.lock().unwrap().push(line);
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!(
-                "streampulse did not report its address; log:\n{}",
-                log.lock().unwrap().join("\n")
-            );
-        };
-        Daemon { child, addr, log }
+            .env_remove("WATCHDOG_PID");
+        let env: Vec<(&str, &str)> = std::iter::once(("RUST_LOG", "info"))
+            .chain(env.iter().copied())
+            .collect();
+        Daemon(App::launch(cmd, config, data_dir, extra, &env))
     }
 
+    /// GET `path` as JSON; panics on an error status or a body that is not JSON.
     fn get(&self, path: &str) -> Value {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(10)))
-                .build(),
-        );
-        let text = agent
-            .get(&format!("http://{}{path}", self.addr))
-            .header("Authorization", &format!("Bearer {TEST_TOKEN}"))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .body_mut()
-            .read_to_string()
-            .unwrap();
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+        let (status, v) = self.0.get(path);
+        assert!(status < 400 && !v.is_string(), "GET {path}: {status} {v}");
+        v
     }
 
     /// Polls `path` until `pred` holds (the board fills just after the
@@ -103,27 +56,12 @@ impl Daemon {
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.0.log_text()
     }
 
     /// SIGTERM, then wait (bounded) for exit.
-    fn terminate(mut self) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("streampulse ignored SIGTERM; log:\n{}", self.log_text());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn terminate(self) {
+        self.0.terminate();
     }
 }
 
@@ -177,6 +115,22 @@ fn count(lines: &[String], what: &str) -> usize {
     lines.iter().filter(|l| *l == what).count()
 }
 
+/// A daemon on `config` (in a temp dir named after `name`) under a fresh
+/// fake systemd: `NOTIFY_SOCKET` names it, `env` adds the rest.
+fn under_systemd(
+    name: &str,
+    config: &str,
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, FakeSystemd, Daemon) {
+    let dir = temp_dir(name);
+    let cfg = write_config(dir.path(), config);
+    let systemd = FakeSystemd::bind();
+    let mut all = vec![("NOTIFY_SOCKET", systemd.path.as_str())];
+    all.extend_from_slice(env);
+    let app = Daemon::start(&cfg, &dir.path().join("data"), &[], &all);
+    (dir, systemd, app)
+}
+
 fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
     let p = dir.join("config.yaml");
     std::fs::write(&p, text).unwrap();
@@ -189,24 +143,11 @@ fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
 #[test]
 fn systemd_notifications_ready_watchdog_status_stopping() {
     let cam = SnapshotServer::start();
-    let dir = temp_dir("sd-notify");
-    let cfg = write_config(
-        dir.path(),
-        &format!(
-            "streams:\n- name: Porch\n  url: {}\n  interval: 5\n",
-            cam.url("snap.jpg")
-        ),
+    let config = format!(
+        "streams:\n- name: Porch\n  url: {}\n  interval: 5\n",
+        cam.url("snap.jpg")
     );
-    let systemd = FakeSystemd::bind();
-    let app = Daemon::start(
-        &cfg,
-        &dir.path().join("data"),
-        &[],
-        &[
-            ("NOTIFY_SOCKET", &systemd.path),
-            ("WATCHDOG_USEC", "1000000"),
-        ],
-    );
+    let (_dir, systemd, app) = under_systemd("sd-notify", &config, &[("WATCHDOG_USEC", "1000000")]);
     let first = systemd
         .recv(Duration::from_secs(30))
         .unwrap_or_else(|| panic!("no notification; log:\n{}", app.log_text()));
@@ -240,17 +181,10 @@ fn systemd_notifications_ready_watchdog_status_stopping() {
 /// A box with no streams has nothing to probe but is not wedged: it pings.
 #[test]
 fn zero_streams_still_ping_the_watchdog() {
-    let dir = temp_dir("sd-notify-empty");
-    let cfg = write_config(dir.path(), "streams: []\n");
-    let systemd = FakeSystemd::bind();
-    let app = Daemon::start(
-        &cfg,
-        &dir.path().join("data"),
-        &[],
-        &[
-            ("NOTIFY_SOCKET", &systemd.path),
-            ("WATCHDOG_USEC", "600000"),
-        ],
+    let (_dir, systemd, app) = under_systemd(
+        "sd-notify-empty",
+        "streams: []\n",
+        &[("WATCHDOG_USEC", "600000")],
     );
     let lines = systemd.collect_until(Duration::from_secs(30), |l| count(l, "WATCHDOG=1") >= 5);
     assert_eq!(lines.first().map(String::as_str), Some("READY=1"));
@@ -266,18 +200,10 @@ fn zero_streams_still_ping_the_watchdog() {
 /// process must not ping, but READY=1 still goes out.
 #[test]
 fn watchdog_for_another_pid_is_not_pinged() {
-    let dir = temp_dir("sd-notify-pid");
-    let cfg = write_config(dir.path(), "streams: []\n");
-    let systemd = FakeSystemd::bind();
-    let app = Daemon::start(
-        &cfg,
-        &dir.path().join("data"),
-        &[],
-        &[
-            ("NOTIFY_SOCKET", &systemd.path),
-            ("WATCHDOG_USEC", "400000"),
-            ("WATCHDOG_PID", "1"),
-        ],
+    let (_dir, systemd, app) = under_systemd(
+        "sd-notify-pid",
+        "streams: []\n",
+        &[("WATCHDOG_USEC", "400000"), ("WATCHDOG_PID", "1")],
     );
     let lines = systemd.collect_until(Duration::from_secs(3), |_| false);
     assert_eq!(

@@ -12,7 +12,8 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use super::app::App;
-use super::util::{closed_port, temp_dir, FakeSilentServer, SnapshotServer};
+use super::fakes::FakeSilentServer;
+use super::util::{closed_port, temp_dir, SnapshotServer};
 
 const HOOK_SECRET: &str = "hook-S3cret-tok";
 const WAIT: Duration = Duration::from_secs(40);

@@ -7,8 +7,10 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use super::{get_req, login_from, raw, Class, Raw, ROUTES};
+use super::route_table::{Class, ROUTES};
+use super::{form_post, get_as, get_req, login_from, raw, urlencoded, Raw};
 use crate::app::TEST_TOKEN;
+use crate::util::between;
 use crate::web::{log_in, set_up, start, Browser, PASSWORD};
 
 /// The value of header `name` in a raw answer's head.
@@ -17,11 +19,6 @@ fn header<'a>(r: &'a Raw, name: &str) -> Option<&'a str> {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case(name).then_some(v.trim())
     })
-}
-
-/// A GET with `Host: host` (and extra header lines).
-fn get_as(path: &str, host: &str, extra: &str) -> Vec<u8> {
-    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n").into_bytes()
 }
 
 /// See: issue 14, finding 5. Browsers drop a tab from a `Location`, so a
@@ -107,22 +104,15 @@ fn host_must_name_the_box() {
     // The rebound page's POST: its Origin matches its Host, its pre-session
     // token is its own (double submit).
     let pre = "P".repeat(43);
-    let body: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("pre", pre.as_str()),
-            ("password", "attacker password"),
-            ("password2", "attacker password"),
-            ("device_name", "pwned"),
-            ("timezone", "UTC"),
-        ])
-        .finish();
-    let post = format!(
-        "POST /setup HTTP/1.1\r\nHost: {evil}\r\nOrigin: http://{evil}\r\nCookie: sp_pre={pre}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let r = raw(&addr, None, post.as_bytes());
+    let body = urlencoded([
+        ("pre", pre.as_str()),
+        ("password", "attacker password"),
+        ("password2", "attacker password"),
+        ("device_name", "pwned"),
+        ("timezone", "UTC"),
+    ]);
+    let post = form_post("/setup", &evil, &format!("Cookie: sp_pre={pre}\r\n"), &body);
+    let r = raw(&addr, None, &post);
     assert_eq!(
         r.status,
         421,
@@ -171,15 +161,7 @@ fn host_must_name_the_box() {
 /// the list shows its scope.
 fn create_token(b: &mut Browser, name: &str, scope: &str) -> String {
     let csrf = b.csrf("/settings/access");
-    let r = b.post(
-        "/settings/access",
-        &[
-            ("csrf", &csrf),
-            ("action", "create_token"),
-            ("token_name", name),
-            ("scope", scope),
-        ],
-    );
+    let r = b.create_token(&csrf, name, Some(scope));
     assert_eq!(r.status, 200, "{}", r.text());
     let t = r.text();
     assert!(t.contains(&format!("(scope {scope})")), "{t}");
@@ -192,7 +174,7 @@ fn create_token(b: &mut Browser, name: &str, scope: &str) -> String {
     r.by_id("new-token").expect("the new token is shown")
 }
 
-/// See: issue 14, finding 8. Route by route (the table in `security/mod.rs`):
+/// See: issue 14, finding 8. Route by route (the table in `security/route_table.rs`):
 /// a `read` token opens every status/JSON/metrics route and no live route,
 /// a `live` token the live routes and nothing else, `admin` both; a token
 /// from a file written before scopes reads only; no token opens a page.
@@ -312,15 +294,7 @@ fn token_scopes_are_enforced_per_route() {
     assert!(file.contains("\"scope\": \"live\""), "{file}");
     // A made-up scope is refused, nothing is created.
     let csrf = b.csrf("/settings/access");
-    let r = b.post(
-        "/settings/access",
-        &[
-            ("csrf", &csrf),
-            ("action", "create_token"),
-            ("token_name", "root"),
-            ("scope", "root"),
-        ],
-    );
+    let r = b.create_token(&csrf, "root", Some("root"));
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(!b.get("/settings/access").text().contains("<td>root</td>"));
 }
@@ -391,16 +365,9 @@ fn login_page_says_when_the_lock_ends() {
     );
     assert_eq!(r.status, 200, "{}", r.head);
     let t = r.text();
-    let msg = t
-        .split("id=\"err-form\">")
-        .nth(1)
-        .and_then(|m| m.split("</div>").next())
+    let msg = between(&t, "id=\"err-form\">", "</div>")
         .unwrap_or_else(|| panic!("no lockout message on the login page:\n{t}"));
-    let when = msg
-        .split("until ")
-        .nth(1)
-        .and_then(|m| m.split(" (in ").next())
-        .unwrap_or_else(|| panic!("no end time: {msg}"));
+    let when = between(msg, "until ", " (in ").unwrap_or_else(|| panic!("no end time: {msg}"));
     let end = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", when)
         .unwrap_or_else(|e| panic!("{when:?}: {e}"))
         .in_tz("Asia/Kolkata")

@@ -4,93 +4,22 @@
 //! an edited address to another host (camera streams through "Check now" and
 //! the monitor, the MQTT broker), and a config error that quotes a secret
 //! must not reach anonymous callers, logs or the start-up failure. The
-//! "other host" is a [`Catcher`]: a loopback listener the test owns that
-//! records what arrives, as an attacker's host would.
+//! "other host" is a [`FakeRecorder`]: a loopback listener the test owns
+//! that records what arrives, as an attacker's host would.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-use super::super::util::{run_with_timeout, HTTP_PASSWORD};
 use super::{logged_in, streampulse, temp_dir, App, Browser, LighttpdServer};
+use crate::fakes::FakeRecorder;
+use crate::util::{run_with_timeout, HTTP_PASSWORD};
 
 /// A password that must never leave the config file.
 const SECRET: &str = "S3cretPw";
 const MQTT_PW: &str = "mqtt-S3cret-71";
 const BASIC_CHALLENGE: &[u8] = b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"cam\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-
-/// A loopback listener standing in for a host the attacker controls: keeps
-/// what each connection sent (up to a request head, or 1 s of silence) and
-/// answers `reply` (for HTTP a Basic challenge, so a client with credentials
-/// sends them on its next try).
-struct Catcher {
-    port: u16,
-    seen: Arc<Mutex<Vec<Vec<u8>>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Catcher {
-    fn start(ip: &str, port: u16, reply: &'static [u8]) -> Catcher {
-        let l = TcpListener::bind((ip, port)).expect("binding the catcher should succeed");
-        l.set_nonblocking(true).unwrap();
-        let port = l.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
-        thread::spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                let Ok((mut s, _)) = l.accept() else {
-                    thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                let seen = seen2.clone();
-                thread::spawn(move || {
-                    s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    while let Ok(n @ 1..) = s.read(&mut chunk) {
-                        buf.extend_from_slice(&chunk[..n]);
-                        if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() > 65536 {
-                            break;
-                        }
-                    }
-                    seen.lock().unwrap().push(buf);
-                    let _ = s.write_all(reply);
-                });
-            }
-        });
-        Catcher { port, seen, stop }
-    }
-
-    fn seen(&self) -> Vec<Vec<u8>> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Waits until `n` connections sent something; panics after `limit`.
-    fn wait_for(&self, n: usize, limit: Duration, what: &str) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let seen: Vec<Vec<u8>> = self.seen().into_iter().filter(|b| !b.is_empty()).collect();
-            if seen.len() >= n {
-                return seen;
-            }
-            assert!(Instant::now() < deadline, "{what}: nothing arrived");
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Catcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
 
 /// True if `bytes` hold `secret` in clear text or inside Basic auth for `user`.
 fn carries(bytes: &[u8], user: &str, secret: &str) -> bool {
@@ -167,7 +96,7 @@ fn kept_camera_password_does_not_follow_a_changed_url() {
     assert!(verdict.contains("Video arrives"), "{verdict}");
 
     // Another port on loopback, owned by the test: nothing of the password arrives.
-    let catcher = Catcher::start("127.0.0.1", 0, BASIC_CHALLENGE);
+    let catcher = FakeRecorder::start(BASIC_CHALLENGE);
     edit(
         &mut b,
         &format!("http://127.0.0.1:{}/basic/snap.jpg", catcher.port),
@@ -194,8 +123,8 @@ fn kept_camera_password_does_not_follow_a_changed_url() {
 #[test]
 fn kept_broker_password_does_not_follow_a_changed_host() {
     // The stored broker, and a host the attacker controls on the same port.
-    let broker = Catcher::start("127.0.0.1", 0, b"");
-    let other = Catcher::start("127.0.0.2", broker.port, b"");
+    let broker = FakeRecorder::start(b"");
+    let other = FakeRecorder::start_on("127.0.0.2", broker.port, b"");
     let (bx, mut b) = logged_in(
         "secrets_kept_broker_pw",
         &format!(

@@ -1,0 +1,288 @@
+//! The appliance booted under `qemu-system-aarch64 -M virt` (TCG), offline,
+//! with real systemd.
+//!
+//! Run by `make qemu-test` (scripts/qemu-boot-test.sh), which builds the
+//! static aarch64 binary and a kit from Debian's arm64 packages (the kernel;
+//! an initramfs that loads the virtio/ext4/vfat modules and switches to the
+//! card's root; a minimal Debian userland with systemd, networkd, resolved,
+//! timesyncd, udev, e2fsprogs and dosfstools, given what Buildroot does at
+//! build time by `scripts/qemu/rootfs-customize`: the `streampulse` user
+//! (990), an empty machine-id, systemd's presets, `/var` as a tmpfs filled
+//! from a factory copy) and sets `STREAMPULSE_QEMU_KIT` and
+//! `STREAMPULSE_AARCH64_BIN`. Ignored in a plain `cargo test`: it needs that
+//! kit and takes a few minutes.
+//!
+//! The image is assembled with the appliance's real genimage layout
+//! (`buildroot/board/common/genimage-mbr.cfg.in`): a FAT partition holding a
+//! `config.yaml`, a read-only root with that userland, our static binary at
+//! `/usr/bin/streampulse` and `overlay/` copied unmodified (fstab, the units,
+//! grow-data, networkd/resolved/timesyncd/journald settings, tmpfiles), and an
+//! empty data partition; the disk is made larger than the image, as a card is.
+//!
+//! Test scaffolding that the product image does not have: a root command
+//! agent (`scripts/qemu/sp-test-agent`, started by `sp-test-agent.service`)
+//! on a virtio-serial port, through which the test runs `systemctl show`,
+//! reads `/proc/<pid>/status`, `findmnt`, `journalctl`, sends `kill -STOP`
+//! and powers off with `systemctl poweroff`. Everything else is the card's.
+//!
+//! Asserted, under systemd: `streampulse.service` reaches active/running
+//! (`Type=notify`: READY arrived) with the daemon's status text; its main
+//! process runs as `streampulse` (990) with the sandbox applied (no new
+//! privileges, a seccomp filter, no capabilities); root is mounted read-only
+//! and `/data` read-write; grow-data and `x-systemd.growfs` grew the data
+//! partition and its filesystem to the end of the disk; networkd got
+//! 10.0.2.15 by DHCP from QEMU's user network and the GUI answers through the
+//! port forward; resolved and timesyncd run; the boot `config.yaml` is
+//! imported (and renamed, password-free); `/api/status` reports a real
+//! heartbeat from an RTSP camera served on the host (reached through QEMU's
+//! gateway 10.0.2.2); a `SIGSTOP`ped daemon is killed by systemd's watchdog
+//! and restarted; no unit failed. Finding the box: the hostname is the unique
+//! default (`streampulse-` + the MAC's last 4 hex digits), the address is on
+//! the serial console, the GUI answers on port 80 too, the static address
+//! from the boot `config.yaml` (`network.ethernet`) is what networkd applied
+//! (no DHCP lease), and the journal is on `/data`. After a clean power-off, a
+//! `config.yaml` holding only `admin_password:` is dropped on the card: on the
+//! second boot the history from the first is still there, the new password
+//! logs in, nothing is re-grown, and the previous boot's journal is readable.
+//! A `factory-reset` file on the card makes the third boot open `/setup`.
+
+mod checks; // what is asserted inside a running guest: sandbox, network, growth, watchdog, findability
+mod guest; // one QEMU guest: boot, agent commands, GUI through the port forwards, power-off
+mod rootfs; // the guest's root filesystem as Buildroot would assemble it
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::image::{self, fat_ls, fat_read, fat_write, partitions};
+use super::util::{temp_dir, RtspServer, PASSWORD, USER};
+use checks::{
+    assert_data_grown, assert_findable, assert_network, assert_sandboxed, assert_watchdog_restarts,
+    history_len,
+};
+use guest::Guest;
+use rootfs::rootfs;
+
+/// Bounds for one boot: TCG on a busy 2-core CI machine is slow.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How much larger the "card" is than the image.
+const CARD_EXTRA: u64 = 256 << 20;
+/// streampulse.service's `WatchdogSec=` (overlay/, checked below).
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+fn env_path(var: &str) -> PathBuf {
+    let p = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("{var} is not set: run `make qemu-test`"));
+    assert!(p.exists(), "{var}={} does not exist", p.display());
+    p
+}
+
+#[test]
+#[ignore = "needs the QEMU kit and the aarch64 binary: run `make qemu-test`"]
+fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
+    let test_started = Instant::now();
+    let kit = env_path("STREAMPULSE_QEMU_KIT");
+    let bin = env_path("STREAMPULSE_AARCH64_BIN");
+    let cam = RtspServer::start();
+    let dir = temp_dir("qemu");
+    let url = format!("rtsp://10.0.2.2:{}/digest", cam.port);
+    // The box is set up from the card: a pre-hashed admin password (argon2,
+    // made here) comes with the streams.
+    let admin_pw = "qemu-test-admin-password";
+    let hash = streampulse::credentials::hash_password(admin_pw).unwrap();
+    // A static address on QEMU's user network (what a camera LAN without
+    // DHCP needs), applied before networkd starts.
+    let config = format!(
+        "admin_password_hash: '{hash}'\nheartbeat_seconds: 5\nstreams:\n- name: Porch\n  url: {url}\n  username: {USER}\n  password: {PASSWORD}\n  timeout: 5\n\
+         network:\n  ethernet:\n    address: 10.0.2.15/24\n    gateway: 10.0.2.2\n    dns: [10.0.2.3]\n"
+    );
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(&config_path, &config).unwrap();
+    let root = rootfs(dir.path(), &kit, &bin);
+    let img = image::genimage_mbr(dir.path(), &[("config.yaml", &config_path)], &root);
+    let (_, parts) = partitions(&img);
+    let fat = parts[0].start;
+    let data_in_image = parts[2].size;
+    // Flashed onto a card larger than the image.
+    let card_len = {
+        let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+        let len = f.metadata().unwrap().len() + CARD_EXTRA;
+        f.set_len(len).unwrap();
+        len
+    };
+    eprintln!(
+        "qemu: image assembled in {:.0} s",
+        test_started.elapsed().as_secs_f64()
+    );
+
+    // First boot.
+    let boot_started = Instant::now();
+    let mut guest = Guest::boot(&kit, &img, dir.path());
+    let svc = guest.wait_running("streampulse.service", BOOT_TIMEOUT);
+    let running_after = boot_started.elapsed();
+    guest.login(admin_pw);
+    let status = guest.wait_json("/api/status", "a first ok heartbeat", |v| {
+        v["Porch"]["status"] == "ok"
+    });
+    let unit = "streampulse.service";
+    let t_ready = guest.journal_at(unit, "Started ");
+    let t_listen = guest.journal_at(unit, "listening on http://");
+    let t_up = guest.journal_at(unit, "→ up");
+    let startup = guest.sh("systemd-analyze time || true");
+    eprintln!(
+        "qemu: under systemd, since the kernel started: web port bound at {:.1} s, READY (unit started) at {:.1} s, \
+         first ok heartbeat at {:.1} s (boot to first heartbeat); the test saw the unit running {:.1} s after QEMU started\n\
+         qemu: {startup}",
+        t_listen.unwrap_or(f64::NAN),
+        t_ready.unwrap_or(f64::NAN),
+        t_up.unwrap_or(f64::NAN),
+        running_after.as_secs_f64(),
+    );
+    assert!(t_up.is_some(), "no '→ up' line in the daemon's journal");
+    let text = guest.show(unit, &["StatusText"]);
+    assert!(
+        text["StatusText"].contains("streams:"),
+        "the daemon's STATUS= did not reach systemd: {text:?}"
+    );
+    assert_eq!(status["Porch"]["codec"], "h264", "{status}");
+    assert!(!status.to_string().contains(PASSWORD));
+
+    assert_sandboxed(&mut guest, &svc["MainPID"]);
+    assert_network(&mut guest);
+    assert_findable(&mut guest);
+    assert_data_grown(&mut guest, data_in_image);
+    let health = guest.get("/healthz").expect("/healthz answers");
+    assert!(
+        health["boot_config"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("imported")),
+        "{health}"
+    );
+    assert!(
+        health["disk"]["total_bytes"].as_u64().unwrap() > data_in_image + CARD_EXTRA / 2,
+        "the daemon does not see the grown /data: {health}"
+    );
+    guest.wait_json(
+        "/api/streams/Porch/history?since=0&until=99999999999999",
+        "three heartbeats",
+        |v| history_len(v) >= 3,
+    );
+    let failed = guest.sh("systemctl --failed --no-legend --plain");
+    if !failed.trim().is_empty() {
+        guest.fail(&format!("failed units on the box: {failed}"));
+    }
+    let first_boot = boot_started.elapsed();
+    guest.poweroff();
+
+    // Read on the host: the boot partition imported, renamed, password-free;
+    // the data partition ends at the end of the card.
+    let names = fat_ls(&img, fat);
+    assert!(!names.iter().any(|n| n == "config.yaml"), "{names:?}");
+    let applied = fat_read(&img, fat, "config.yaml.applied").expect("config.yaml.applied");
+    assert!(applied.contains("name: Porch"), "{applied}");
+    assert!(
+        !applied.contains(PASSWORD),
+        "password left on FAT:\n{applied}"
+    );
+    assert!(!applied.contains(&hash), "hash left on FAT:\n{applied}");
+    let (_, parts) = partitions(&img);
+    assert_eq!(parts[2].start + parts[2].size, card_len, "{parts:?}");
+
+    // Forgot the password: a config.yaml holding only the new one, dropped on
+    // the card from a PC (no shell on the box).
+    let new_pw = "a-new-password-from-the-card";
+    fat_write(
+        &img,
+        fat,
+        "config.yaml",
+        &format!("admin_password: {new_pw}\n"),
+        dir.path(),
+    );
+
+    // Second boot of the same card: history survived, the password reset.
+    let rebooted = Instant::now();
+    let mut guest = Guest::boot(&kit, &img, dir.path());
+    guest.wait_running("streampulse.service", BOOT_TIMEOUT);
+    guest.login(new_pw);
+    let h = guest.wait_json(
+        "/api/streams/Porch/history?since=0&until=99999999999999",
+        "history from the first boot",
+        |v| history_len(v) >= 3,
+    );
+    let before_reboot = h["heartbeats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| {
+            let ts = b["ts_ms"].as_i64().unwrap_or(i64::MAX);
+            // Guest clock = host clock (PL031 RTC); compare against the reboot.
+            let reboot_ms =
+                jiff::Timestamp::now().as_millisecond() - rebooted.elapsed().as_millis() as i64;
+            ts < reboot_ms
+        })
+        .count();
+    assert!(before_reboot >= 3, "history lost across reboot: {h}");
+    let health = guest.get("/healthz").expect("/healthz answers");
+    assert!(
+        health["boot_config"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("imported") && s.contains("new admin password")),
+        "{health}"
+    );
+    let boots = guest.sh("journalctl --list-boots --no-pager | wc -l");
+    assert!(
+        boots.trim().parse::<u32>().unwrap_or(0) >= 2,
+        "the journal on /data did not keep the first boot: {boots}"
+    );
+    let previous = guest.sh("journalctl -b -1 --no-pager -o cat -u streampulse.service");
+    assert!(
+        previous.contains("listening on http://"),
+        "the daemon's log from the previous boot:\n{previous}"
+    );
+    let log = guest.sh("journalctl -b --no-pager -o cat -u streampulse-grow-data.service");
+    assert!(
+        log.contains("already ends at the end"),
+        "grow-data on the second boot:\n{log}"
+    );
+    guest.wait_json("/api/status", "an ok heartbeat after reboot", |v| {
+        v["Porch"]["status"] == "ok"
+    });
+    // Last: a killed daemon loses the heartbeats it had not flushed yet.
+    assert_watchdog_restarts(&mut guest, new_pw);
+    let second_boot = rebooted.elapsed();
+    guest.poweroff();
+
+    // Factory reset from the card: the third boot opens first-boot setup.
+    fat_write(&img, fat, "factory-reset", "", dir.path());
+    let guest = Guest::boot(&kit, &img, dir.path());
+    let mut guest = guest;
+    guest.wait_running("streampulse.service", BOOT_TIMEOUT);
+    let http = guest.http.clone();
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    while guest.status_of(&http, "/setup") != Some(200) {
+        if Instant::now() > deadline {
+            guest.fail("/setup did not open after the factory reset");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let health = guest.get("/healthz").expect("/healthz answers");
+    assert!(
+        health["boot_config"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("factory reset")),
+        "{health}"
+    );
+    guest.poweroff();
+    let names = fat_ls(&img, fat);
+    assert!(
+        names.iter().any(|n| n == "factory-reset.done")
+            && !names.iter().any(|n| n == "factory-reset"),
+        "{names:?}"
+    );
+    eprintln!(
+        "qemu: first boot (with checks) {:.0} s, second boot (with the watchdog) {:.0} s, test total {:.0} s",
+        first_boot.as_secs_f64(),
+        second_boot.as_secs_f64(),
+        test_started.elapsed().as_secs_f64()
+    );
+}
