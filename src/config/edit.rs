@@ -896,9 +896,9 @@ impl MqttForm {
             None => MqttForm {
                 enabled: false,
                 transport: "tcp".into(),
-                topic: crate::mqtt::settings::DEFAULT_TOPIC.into(),
-                prefix: crate::mqtt::settings::DEFAULT_PREFIX.into(),
-                interval: crate::mqtt::settings::DEFAULT_INTERVAL_SECS.to_string(),
+                topic: crate::config::mqtt::DEFAULT_TOPIC.into(),
+                prefix: crate::config::mqtt::DEFAULT_PREFIX.into(),
+                interval: crate::config::mqtt::DEFAULT_INTERVAL_SECS.to_string(),
                 qos: "0".into(),
                 tls_verify: true,
                 ..MqttForm::default()
@@ -906,18 +906,6 @@ impl MqttForm {
         }
     }
 }
-
-/// StreamPulse v2.2 keys replaced by the canonical ones when the form saves.
-const MQTT_LEGACY_KEYS: [&str; 8] = [
-    "use_tls",
-    "use_websocket",
-    "ws_port",
-    "tls_port",
-    "tls_ws_port",
-    "tls_insecure",
-    "interval_seconds",
-    "api_status_url",
-];
 
 /// Applies the MQTT form to the `mqtt:` section (canonical keys; v2.2
 /// aliases are rewritten, other keys kept).
@@ -983,7 +971,7 @@ pub fn apply_mqtt(tree: &mut Yaml, f: &MqttForm) -> Result<(), EditError> {
     let m = tree.section_mut("mqtt");
     let old_password = m.get("password").and_then(Yaml::as_text);
     let old_broker = broker(m);
-    for k in MQTT_LEGACY_KEYS {
+    for k in config::mqtt::V22_KEYS {
         m.remove(k);
     }
     m.set("enabled", Yaml::Bool(f.enabled));
@@ -1022,8 +1010,8 @@ pub fn apply_mqtt(tree: &mut Yaml, f: &MqttForm) -> Result<(), EditError> {
 /// (v2.2 keys and default ports included); None if it does not validate.
 fn broker(section: &Yaml) -> Option<redact::Endpoint> {
     let text = serde_saphyr::to_string(section).ok()?;
-    let raw: serde_saphyr::Spanned<crate::mqtt::RawMqtt> = serde_saphyr::from_str(&text).ok()?;
-    let m = crate::mqtt::MqttConfig::from_raw(&raw, "").ok()?;
+    let raw: serde_saphyr::Spanned<config::mqtt::RawMqtt> = serde_saphyr::from_str(&text).ok()?;
+    let m = config::mqtt::MqttConfig::from_raw(&raw, "").ok()?;
     Some(redact::Endpoint::new(
         m.transport.as_str(),
         &m.host,
