@@ -24,8 +24,9 @@ use base64::Engine as _;
 use serde_json::json;
 use tokio::sync::broadcast;
 
+pub use crate::config::webhooks::Webhook;
 use crate::config::Config;
-use crate::redact::{self, Credentials};
+use crate::redact;
 use crate::shutdown;
 use crate::state::Transition;
 
@@ -39,43 +40,6 @@ pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 pub const QUEUE_LEN: usize = 32;
 /// How long stopping waits for threads busy with a request.
 const STOP_GRACE: Duration = Duration::from_secs(2);
-
-/// One webhook receiver.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Webhook {
-    /// The URL without credentials.
-    pub url: url::Url,
-    /// As shown in logs and pages: password replaced by `***`.
-    pub url_redacted: String,
-    /// Sent as HTTP Basic auth; `Debug` hides the password.
-    pub credentials: Option<Credentials>,
-}
-
-impl Webhook {
-    /// Validates one `notify:` entry.
-    ///
-    /// # Errors
-    /// A message for the config error (without the password).
-    pub fn parse(s: &str) -> Result<Webhook, String> {
-        let parsed = url::Url::parse(s.trim()).map_err(|e| format!("not a valid URL ({e})"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!(
-                "scheme {:?}: webhooks are http or https",
-                parsed.scheme()
-            ));
-        }
-        if parsed.host_str().is_none_or(str::is_empty) {
-            return Err("the URL has no host".into());
-        }
-        let (url, credentials) = redact::split_credentials(&parsed);
-        let url_redacted = redact::redact_url(&url, credentials.as_ref());
-        Ok(Webhook {
-            url,
-            url_redacted,
-            credentials,
-        })
-    }
-}
 
 /// The JSON body for one transition; `ts` in the configured time zone.
 pub fn body(t: &Transition, cfg: &Config) -> Vec<u8> {
@@ -307,17 +271,6 @@ fn post(agent: &ureq::Agent, hook: &Webhook, body: &[u8]) -> Result<(), Failed> 
 mod tests {
     use super::*;
     use crate::state::Health;
-
-    #[test]
-    fn webhook_urls() {
-        let w = Webhook::parse("https://bot:t0ken-xyz@hooks.example/notify?a=1").unwrap();
-        assert_eq!(w.url.as_str(), "https://hooks.example/notify?a=1");
-        assert_eq!(w.credentials.as_ref().unwrap().password, "t0ken-xyz");
-        assert!(!w.url_redacted.contains("t0ken"), "{}", w.url_redacted);
-        assert!(!format!("{w:?}").contains("t0ken"));
-        assert!(Webhook::parse("ftp://h/x").unwrap_err().contains("http"));
-        assert!(Webhook::parse("not a url").is_err());
-    }
 
     #[test]
     fn body_fields() {

@@ -16,7 +16,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::settings::{MqttConfig, MqttTransport};
+use crate::config::mqtt::{MqttConfig, MqttTransport};
 
 /// Seconds between MQTT pings; also how fast the broker notices a dead box (×1.5).
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
@@ -28,6 +28,22 @@ const MAX_INCOMING_BYTES: usize = 1024 * 1024;
 const MAX_OUTGOING_BYTES: usize = 8 * 1024 * 1024;
 /// TCP + TLS + CONNACK must finish within this.
 const CONNECT_TIMEOUT_SECS: u64 = 10;
+
+impl MqttConfig {
+    /// The broker as shown in logs: `tls://host:port` (never credentials).
+    pub fn broker_label(&self) -> String {
+        match self.transport {
+            MqttTransport::Ws | MqttTransport::Wss => format!(
+                "{}://{}:{}{}",
+                self.transport.as_str(),
+                self.host,
+                self.port,
+                self.ws_path
+            ),
+            _ => format!("{}://{}:{}", self.transport.as_str(), self.host, self.port),
+        }
+    }
+}
 
 /// QoS from the config's number (validated to be 0..=2).
 pub fn qos(n: u8) -> QoS {

@@ -27,7 +27,6 @@
 //! just updates topics and discovery on the live connection.
 
 pub mod client;
-pub mod settings;
 pub mod topics;
 
 use std::collections::BTreeSet;
@@ -39,10 +38,10 @@ use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, 
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use crate::config::mqtt::{MqttConfig, MqttTransport, RawMqtt};
 use crate::config::{Config, StreamConfig};
 use crate::state::Transition;
 use crate::web::{api, WebCtx};
-pub use settings::{MqttConfig, MqttTransport, RawMqtt};
 use topics::Layout;
 
 /// Requests rumqttc may hold at once; the rest waits in our [`Outbox`].

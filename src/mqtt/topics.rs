@@ -16,27 +16,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
-use super::settings::MqttConfig;
+use crate::config::mqtt::{slug, MqttConfig};
 use crate::config::StreamConfig;
 
-/// Lower-case ASCII letters and digits, everything else one `-`; `fallback`
-/// if nothing is left (a name written only in, say, Japanese).
-pub fn slug(s: &str, fallback: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    while out.ends_with('-') {
-        out.pop();
-    }
-    if out.is_empty() {
-        fallback.to_owned()
-    } else {
-        out
+impl MqttConfig {
+    /// The availability topic (`online`/`offline`, retained, also the LWT).
+    pub fn availability_topic(&self) -> String {
+        format!("{}/{}/availability", self.prefix, self.device)
     }
 }
 

@@ -628,7 +628,7 @@ fn mqtt_hot_reload_switches_brokers() {
 }
 
 /// `check-config` refuses an MQTT interval under 5 s and names the line
-/// (the validation itself is unit-tested in `mqtt::settings`).
+/// (the validation itself is unit-tested in `config::mqtt`).
 #[test]
 fn mqtt_interval_below_5_is_rejected_by_check_config() {
     let dir = temp_dir("mqtt_interval");

@@ -1,11 +1,14 @@
-//! The `mqtt:` block of `config.yaml`: [`RawMqtt`] mirrors the file (our keys
-//! and StreamPulse v2.2's), [`MqttConfig`] is the validated result.
+//! The `mqtt:` block of `config.yaml` as plain data: [`RawMqtt`] mirrors the
+//! file (our keys and StreamPulse v2.2's), [`MqttConfig`] is the validated
+//! result. Here, in config, so that parsing a file needs nothing of the
+//! publisher; [`crate::mqtt`] reads these types (and derives its topic names
+//! and the broker's log label from them).
 //!
 //! Canonical keys are ours (`transport`, `port`, `interval`, `tls_verify`,
-//! ...). A v2.2 block works unchanged: `interval_seconds` is a plain alias,
-//! `use_tls`/`use_websocket` choose the transport, `tls_port`/`ws_port`/
-//! `tls_ws_port` give the port of that transport, `tls_insecure` is the
-//! inverse of `tls_verify`, and `api_status_url` is accepted and ignored
+//! ...). A v2.2 block works unchanged ([`V22_KEYS`]): `interval_seconds` is a
+//! plain alias, `use_tls`/`use_websocket` choose the transport, `tls_port`/
+//! `ws_port`/`tls_ws_port` give the port of that transport, `tls_insecure` is
+//! the inverse of `tls_verify`, and `api_status_url` is accepted and ignored
 //! (the publisher is inside the monitor now; it logs a note). Mixing
 //! `transport` with `use_tls`/`use_websocket`, or `tls_verify` with
 //! `tls_insecure`, is refused: one of the two would silently lose.
@@ -19,7 +22,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
-use crate::config::{MAX_INTERVAL_SECS, MIN_INTERVAL_SECS};
+use super::{MAX_INTERVAL_SECS, MIN_INTERVAL_SECS};
 use crate::redact::Credentials;
 
 /// Default topic of the aggregate status (the seed's topic).
@@ -33,6 +36,21 @@ pub const DEFAULT_INTERVAL_SECS: u32 = 30;
 /// Default HTTP path of the WebSocket endpoint (HiveMQ needs `/mqtt`;
 /// Mosquitto accepts any path).
 pub const DEFAULT_WS_PATH: &str = "/mqtt";
+
+/// StreamPulse v2.2's keys of the `mqtt:` block: the last fields of
+/// [`RawMqtt`] and `interval_seconds` (an alias of `interval`). The parser
+/// accepts them; the web form's save ([`super::edit::apply_mqtt`]) replaces
+/// them with the canonical keys.
+pub const V22_KEYS: [&str; 8] = [
+    "use_tls",
+    "use_websocket",
+    "ws_port",
+    "tls_port",
+    "tls_ws_port",
+    "tls_insecure",
+    "interval_seconds",
+    "api_status_url",
+];
 
 /// How the client reaches the broker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -185,25 +203,6 @@ pub struct Invalid {
 }
 
 impl MqttConfig {
-    /// The broker as shown in logs: `tls://host:port` (never credentials).
-    pub fn broker_label(&self) -> String {
-        match self.transport {
-            MqttTransport::Ws | MqttTransport::Wss => format!(
-                "{}://{}:{}{}",
-                self.transport.as_str(),
-                self.host,
-                self.port,
-                self.ws_path
-            ),
-            _ => format!("{}://{}:{}", self.transport.as_str(), self.host, self.port),
-        }
-    }
-
-    /// The availability topic (`online`/`offline`, retained, also the LWT).
-    pub fn availability_topic(&self) -> String {
-        format!("{}/{}/availability", self.prefix, self.device)
-    }
-
     /// Validates the block at `block` (its location is used for errors that
     /// have no finer position). `device_name` is the top-level one.
     pub fn from_raw(raw: &Spanned<RawMqtt>, device_name: &str) -> Result<MqttConfig, Invalid> {
@@ -382,7 +381,7 @@ impl MqttConfig {
             tls,
             topic,
             prefix,
-            device: super::topics::slug(device_name, "streampulse"),
+            device: slug(device_name, "streampulse"),
             device_name: device_name.to_owned(),
             interval: Duration::from_secs(interval_secs.into()),
             qos,
@@ -391,6 +390,28 @@ impl MqttConfig {
             discovery_prefix,
             ignored_keys,
         })
+    }
+}
+
+/// Lower-case ASCII letters and digits, everything else one `-`; `fallback`
+/// if nothing is left (a name written only in, say, Japanese). The device's
+/// slug is part of every topic; [`crate::mqtt::topics`] slugs stream names too.
+pub fn slug(s: &str, fallback: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() {
+        fallback.to_owned()
+    } else {
+        out
     }
 }
 
@@ -433,13 +454,19 @@ mod tests {
     /// StreamPulse v2.2's block, every key, parses unchanged.
     #[test]
     fn mqtt_v22_block_is_accepted_unchanged() {
-        let m = mqtt(
+        let block =
             "  enabled: true\n  host: \"broker.hivemq.com\"\n  port: 1883\n  ws_port: 8000\n  \
              tls_port: 8883\n  tls_ws_port: 8884\n  use_tls: true\n  use_websocket: false\n  \
              username: null\n  password: null\n  client_id: \"stream-monitor-1\"\n  \
              topic: \"stream_monitor/status\"\n  qos: 1\n  retain: true\n  interval_seconds: 10\n  \
-             api_status_url: \"http://localhost:7000/api/status\"\n  tls_insecure: true\n",
-        );
+             api_status_url: \"http://localhost:7000/api/status\"\n  tls_insecure: true\n";
+        for k in V22_KEYS {
+            assert!(
+                block.contains(&format!("  {k}: ")),
+                "{k} is in the v2.2 block"
+            );
+        }
+        let m = mqtt(block);
         assert!(m.enabled);
         assert_eq!(m.transport, MqttTransport::Tls);
         assert_eq!(m.port, 8883, "use_tls picks tls_port");
