@@ -24,6 +24,9 @@
 //! * [`store`]: SQLite schema, versions, the recorder thread and retention.
 //! * [`web`]: the HTTP server: web GUI (setup, login, dashboard, history, editor,
 //!   "Check now" previews), JSON API and Prometheus `/metrics`.
+//! * [`report`]: the status report (`/api/status`, MQTT state and aggregate payloads)
+//!   and the ISO time format, built from the board and the config; web, mqtt and
+//!   webhooks read it, none of them reads another.
 //! * [`mqtt`]: publishing to an MQTT broker (status, per-stream state, HA discovery).
 //! * [`webhooks`]: POSTs on state changes.
 //! * [`network`]: the box's hostname, Wi-Fi and addresses, applied as networkd
@@ -52,6 +55,7 @@ pub mod network;
 pub mod preview;
 pub mod probe;
 pub mod redact;
+pub mod report;
 pub mod shutdown;
 pub mod state;
 pub mod store;

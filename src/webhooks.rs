@@ -49,7 +49,7 @@ pub fn body(t: &Transition, cfg: &Config) -> Vec<u8> {
         "to": t.to.as_str(),
         "reason": t.reason.map(|r| r.as_str()),
         "message": t.message,
-        "ts": crate::web::api::iso(t.ts_ms, &cfg.tz()),
+        "ts": crate::report::iso(t.ts_ms, &cfg.tz()),
         "ts_ms": t.ts_ms,
         "device": cfg.device_name,
     });

@@ -135,7 +135,8 @@ pub fn run(args: Args) -> Result<u8> {
         // Readers of state changes, subscribed before the first probe; the
         // monitor's broadcast is bounded, so neither can ever slow it down.
         let transitions = monitor.ctx().transitions.clone();
-        let mut mqtt = crate::mqtt::MqttHandle::start(&cfg, web_ctx.clone(), transitions.clone());
+        let report = crate::report::Source::new(board.clone(), shared_cfg.clone());
+        let mut mqtt = crate::mqtt::MqttHandle::start(&cfg, report, transitions.clone());
         let mut notifier = crate::webhooks::NotifyHandle::start(&cfg, transitions);
         monitor.apply(&cfg);
 

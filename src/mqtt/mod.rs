@@ -6,9 +6,10 @@
 //! state changes arrive over the monitor's bounded broadcast (a lagging
 //! reader re-reads the board), and everything waiting for the broker lives
 //! in a small [`Outbox`] of *which* things are due — at most one aggregate
-//! and one state per stream — whose payloads are built from the board when
-//! they are sent, so a long outage queues nothing and the broker gets the
-//! latest state when it is back. Each (re)connection republishes everything
+//! and one state per stream — whose payloads are built from the board
+//! ([`crate::report`], the same report as `/api/status`) when they are
+//! sent, so a long outage queues nothing and the broker gets the latest
+//! state when it is back. Each (re)connection republishes everything
 //! (a restarted broker without persistence has lost its retained messages).
 //!
 //! Two tasks per broker: [`connection_loop`] owns rumqttc's `EventLoop`
@@ -40,8 +41,8 @@ use tokio::task::JoinHandle;
 
 pub use crate::config::mqtt::{MqttConfig, MqttTransport, RawMqtt};
 use crate::config::{Config, StreamConfig};
+use crate::report;
 use crate::state::Transition;
-use crate::web::{api, WebCtx};
 use topics::Layout;
 
 /// Requests rumqttc may hold at once; the rest waits in our [`Outbox`].
@@ -68,7 +69,8 @@ pub struct MqttStatus {
 /// The running publisher, if MQTT is enabled. Lives on the tokio runtime.
 pub struct MqttHandle {
     running: Option<Running>,
-    web: Arc<WebCtx>,
+    /// Where payloads come from: the board and the live config.
+    report: report::Source,
     transitions: broadcast::Sender<Transition>,
     /// Shared with the web side; survives reconnects.
     pub status: Arc<MqttStatus>,
@@ -86,12 +88,12 @@ impl MqttHandle {
     /// inside the tokio runtime. `transitions` is the monitor's broadcast.
     pub fn start(
         cfg: &Config,
-        web: Arc<WebCtx>,
+        report: report::Source,
         transitions: broadcast::Sender<Transition>,
     ) -> MqttHandle {
         let mut h = MqttHandle {
             running: None,
-            web,
+            report,
             transitions,
             status: Arc::new(MqttStatus::default()),
         };
@@ -108,7 +110,7 @@ impl MqttHandle {
         let task = tokio::spawn(publish_loop(
             m.clone(),
             streams_rx,
-            self.web.clone(),
+            self.report.clone(),
             self.transitions.subscribe(),
             self.status.clone(),
         ));
@@ -208,7 +210,7 @@ struct Publisher {
     cfg: MqttConfig,
     layout: Layout,
     client: AsyncClient,
-    web: Arc<WebCtx>,
+    report: report::Source,
     outbox: Outbox,
     connected: bool,
     status: Arc<MqttStatus>,
@@ -217,7 +219,7 @@ struct Publisher {
 async fn publish_loop(
     cfg: MqttConfig,
     mut streams_rx: watch::Receiver<Arc<Vec<StreamConfig>>>,
-    web: Arc<WebCtx>,
+    report: report::Source,
     mut transitions: broadcast::Receiver<Transition>,
     status: Arc<MqttStatus>,
 ) {
@@ -259,7 +261,7 @@ async fn publish_loop(
         cfg,
         layout,
         client,
-        web,
+        report,
         outbox: Outbox::default(),
         connected: false,
         status,
@@ -439,10 +441,11 @@ impl Publisher {
             o.discovery.remove(&name);
         }
         if !o.states.is_empty() {
-            let all = api::status(&self.web);
+            let mut payloads = self.report.streams(o.states.iter().map(String::as_str));
             while let Some(name) = o.states.first().cloned() {
-                if let (Some(s), Some(v)) = (self.layout.stream(&name), all.get(&name)) {
-                    let payload = serde_json::to_vec(v).unwrap_or_default();
+                if let (Some(s), Some(payload)) =
+                    (self.layout.stream(&name), payloads.remove(&name))
+                {
                     if c.try_publish(s.state_topic.as_str(), qos, true, payload)
                         .is_err()
                     {
@@ -453,7 +456,7 @@ impl Publisher {
             }
         }
         if o.aggregate {
-            let payload = serde_json::to_vec(&api::status(&self.web)).unwrap_or_default();
+            let payload = self.report.status();
             if c.try_publish(&self.layout.aggregate, qos, self.cfg.retain, payload)
                 .is_err()
             {

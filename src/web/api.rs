@@ -1,87 +1,22 @@
-//! JSON answers. `/api/status` keeps the seed's shape (an object keyed by
-//! stream name with `status` "ok"/"fail", `latency`, `message`, `ts`) so
-//! existing consumers keep working, and adds richer fields beside them.
-//! Times are ISO 8601 in the configured time zone; `_ms` fields are UTC epoch ms.
+//! JSON answers of the web API. `/api/status` is the status report
+//! ([`crate::report`], shared with MQTT), written pretty into the response
+//! body; the rest (`/api/streams`, `/healthz`, history) are the web's own.
+//! Times are ISO 8601 in the configured time zone ([`crate::report::iso`]);
+//! `_ms` fields are UTC epoch ms.
 
 use std::sync::atomic::Ordering;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::{HttpError, WebCtx};
-use crate::state::StreamState;
+use crate::report::{self, iso};
 use crate::store::query;
 
-/// Formats epoch ms as ISO 8601 with offset in `tz`.
-pub fn iso(ms: i64, tz: &jiff::tz::TimeZone) -> String {
-    match jiff::Timestamp::from_millisecond(ms) {
-        Ok(ts) => ts
-            .to_zoned(tz.clone())
-            .strftime("%Y-%m-%dT%H:%M:%S%:z")
-            .to_string(),
-        Err(_) => String::new(),
-    }
-}
-
-fn stream_status(s: &StreamState, tz: &jiff::tz::TimeZone) -> Value {
-    let (status, latency, message, ts) = match &s.last {
-        Some(l) => (
-            if l.ok { "ok" } else { "fail" },
-            json!(l.latency_ms),
-            l.message.clone(),
-            iso(l.ts_ms, tz),
-        ),
-        None => (
-            "",
-            Value::Null,
-            if s.enabled {
-                "no data yet".into()
-            } else {
-                "disabled".into()
-            },
-            String::new(),
-        ),
-    };
-    let m = &s.media;
-    json!({
-        "status": status,
-        "latency": latency,
-        "message": message,
-        "ts": ts,
-        "state": s.health,
-        "since": s.health_since_ms.map(|t| iso(t, tz)),
-        "reason": s.last.as_ref().and_then(|l| l.reason),
-        "kind": s.kind,
-        "url": s.url_redacted,
-        "enabled": s.enabled,
-        "codec": m.codec,
-        "resolution": match (m.width, m.height) { (Some(w), Some(h)) => Some(format!("{w}x{h}")), _ => None },
-        "width": m.width,
-        "height": m.height,
-        "fps": m.fps,
-        "last_ok": s.last_ok_ms.map(|t| iso(t, tz)),
-        "last_failure": s.last_failure.as_ref().map(|f| json!({
-            "ts": iso(f.ts_ms, tz),
-            "reason": f.reason,
-            "message": f.message,
-        })),
-        "consecutive_failures": s.consecutive_fail,
-        "probes_total": s.probes_total,
-        "failures_total": s.failures_total,
-        "stages": s.last.as_ref().map(|l| &l.stages),
-        "clock_synced": s.last.as_ref().map(|l| !l.clock_unsynced),
-        "ts_ms": s.last.as_ref().map(|l| l.ts_ms),
-    })
-}
-
-/// `/api/status`.
-pub fn status(ctx: &WebCtx) -> Value {
-    let tz = ctx.config.read().expect("config lock").tz();
-    let board = ctx.board.lock().expect("board lock");
-    let mut out = Map::new();
-    for (name, s) in board.iter() {
-        out.insert(name.clone(), stream_status(s, &tz));
-    }
-    Value::Object(out)
+/// `/api/status`: the status report, indented (people read it with curl).
+pub fn status(ctx: &WebCtx) -> Vec<u8> {
+    let mut body = Vec::new();
+    report::write_status(&mut body, &ctx.board, &ctx.config, report::Style::Pretty);
+    body
 }
 
 /// `/api/streams`: the configured streams, URLs redacted.

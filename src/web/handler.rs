@@ -482,7 +482,9 @@ fn gate(
     }
     let session = who.session.as_ref().map(|(t, s)| (t.as_str(), s));
     match route {
-        Route::ApiStatus => get_only(req).map(|_| Resp::json(&api::status(ctx))),
+        Route::ApiStatus => {
+            get_only(req).map(|_| Resp::new(200, "application/json", api::status(ctx)))
+        }
         Route::ApiStreams => get_only(req).map(|_| Resp::json(&api::streams(ctx))),
         Route::Metrics => get_only(req).map(|_| {
             Resp::new(

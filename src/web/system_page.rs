@@ -56,7 +56,7 @@ pub fn handle(
             let text = redact::redact_text(&diagnostics(ctx, cfg), &secrets);
             let name = format!(
                 "streampulse-diagnostics-{}.txt",
-                api::iso(ctx.clock.now_ms(), &cfg.tz())
+                crate::report::iso(ctx.clock.now_ms(), &cfg.tz())
                     .chars()
                     .filter(char::is_ascii_alphanumeric)
                     .collect::<String>()
@@ -107,7 +107,7 @@ fn diagnostics(ctx: &WebCtx, cfg: &Config) -> String {
          \n== previous boot: journalctl -b -1 -u streampulse ==\n{}\n",
         crate::VERSION,
         cfg.device_name,
-        api::iso(ctx.clock.now_ms(), &cfg.tz()),
+        crate::report::iso(ctx.clock.now_ms(), &cfg.tz()),
         pages::fmt_duration(ctx.started.elapsed().as_secs()),
         health(ctx),
         path.display(),
