@@ -180,17 +180,7 @@ impl Monitor {
                         st.ok_threshold = sc.ok_threshold;
                     }
                     _ => {
-                        board.insert(
-                            sc.name.clone(),
-                            StreamState::new(
-                                &sc.name,
-                                sc.target.kind,
-                                &sc.url_redacted,
-                                sc.enabled,
-                                sc.fail_threshold,
-                                sc.ok_threshold,
-                            ),
-                        );
+                        board.insert(sc.name.clone(), StreamState::for_config(sc));
                     }
                 }
             }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::config::StreamConfig;
 use crate::probe::{Kind, MediaFacts, Outcome, Reason, Stages};
 
 /// Debounced health of a stream.
@@ -106,6 +107,20 @@ impl StreamState {
             fail_threshold: fail_threshold.max(1),
             ok_threshold: ok_threshold.max(1),
         }
+    }
+
+    /// A configured stream before its first result: `unknown`, nothing
+    /// probed yet (the monitor's new board entry, and the pages' view of a
+    /// stream the board does not list yet).
+    pub fn for_config(sc: &StreamConfig) -> Self {
+        StreamState::new(
+            &sc.name,
+            sc.target.kind,
+            &sc.url_redacted,
+            sc.enabled,
+            sc.fail_threshold,
+            sc.ok_threshold,
+        )
     }
 
     /// Applies one probe result; returns the transition if health changed.

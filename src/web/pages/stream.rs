@@ -1,0 +1,163 @@
+//! A stream's detail page (`/streams/<name>`): its card, settings, last
+//! probe with stage timings, uptime, the history chart, the last kept
+//! picture and the state changes of the past week.
+
+use askama::Template;
+
+use super::card::{card, Card};
+use super::format::{fmt_time, stages_list};
+use super::preview::{picture_view, PictureView};
+use super::{render, Chrome, LoggedIn};
+use crate::state::StreamState;
+use crate::store::query;
+use crate::web::chart;
+use crate::web::handler::{open_db, Resp};
+use crate::web::routes::stream_path;
+use crate::web::HttpError;
+
+/// A state change in the event list.
+pub struct EventView {
+    pub when: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "stream.html")]
+struct StreamPage {
+    c: Chrome,
+    s: Card,
+    enable_href: String,
+    delete_href: String,
+    since: String,
+    url: String,
+    kind: String,
+    transport: String,
+    interval: u64,
+    timeout: u64,
+    last_probe: String,
+    stages: Vec<(String, String)>,
+    range: &'static str,
+    range_label: &'static str,
+    uptime_24h: String,
+    uptime_7d: String,
+    chart: chart::Chart,
+    picture: Option<PictureView>,
+    events: Vec<EventView>,
+}
+
+fn pct(probes: u64, ok: u64) -> String {
+    if probes == 0 {
+        "—".into()
+    } else {
+        format!("{:.2} %", ok as f64 * 100.0 / probes as f64)
+    }
+}
+
+/// `/streams/<name>` (`?range=7d` for a week's chart).
+pub(super) fn stream_page(
+    v: LoggedIn,
+    db: &mut Option<rusqlite::Connection>,
+    name: &str,
+) -> Result<Resp, HttpError> {
+    let (ctx, cfg) = (v.ctx, v.cfg);
+    let sc = v.stream(name)?;
+    let now = ctx.clock.now_ms();
+    let tz = cfg.tz();
+    let st = ctx.board.lock().expect("board lock").get(name).cloned();
+    let st = st.unwrap_or_else(|| StreamState::for_config(sc));
+    let http = sc.target.kind != crate::probe::Kind::Rtsp;
+    let (range, range_label, span, bucket) = match v.req.query_param("range").as_deref() {
+        Some("7d") => ("7d", "last 7 days", 7 * 86_400_000i64, 3_600_000i64),
+        _ => ("24h", "last 24 hours", 86_400_000i64, 300_000i64),
+    };
+    let until = (now / bucket + 1) * bucket;
+    let since = until - span;
+    let day = 86_400_000;
+    let tail = &*ctx.heartbeat_tail;
+    let (rows, up24, up7, events) = match open_db(ctx, db) {
+        Ok(conn) => {
+            let q = || -> rusqlite::Result<_> {
+                let week =
+                    query::raw(conn, tail, name, now - 7 * day, now + 1)?.unwrap_or_default();
+                let last_day = &week[week.partition_point(|h| h.ts_ms < now - day)..];
+                Ok((
+                    query::buckets(conn, tail, name, since, until, bucket)?,
+                    // One read of the week's raw heartbeats serves both.
+                    query::uptime_of(conn, name, last_day, now - day, now + 1)?,
+                    query::uptime_of(conn, name, &week, now - 7 * day, now + 1)?,
+                    query::events(conn, name, now - 7 * day, 50)?,
+                ))
+            };
+            q().unwrap_or_else(|e| {
+                tracing::error!("stream page history: {e}");
+                (Vec::new(), (0, 0), (0, 0), Vec::new())
+            })
+        }
+        Err(_) => (Vec::new(), (0, 0), (0, 0), Vec::new()),
+    };
+    let chart = chart::build(&rows, since, until, bucket, &tz);
+    let events = events
+        .into_iter()
+        .map(|e| EventView {
+            when: fmt_time(e.ts_ms, &tz),
+            reason: match (e.reason, e.message) {
+                (Some(r), Some(m)) => format!("{r}: {m}"),
+                (Some(r), None) => r,
+                (None, Some(m)) => m,
+                (None, None) => String::new(),
+            },
+            from: e.from,
+            to: e.to,
+        })
+        .collect();
+    let last_probe = match &st.last {
+        Some(l) => format!(
+            "{} ({}): {}",
+            fmt_time(l.ts_ms, &tz),
+            if l.ok { "ok" } else { "failed" },
+            l.message
+        ),
+        None => "none yet".into(),
+    };
+    let stages = st
+        .last
+        .as_ref()
+        .map(|l| stages_list(&l.stages, http))
+        .unwrap_or_default();
+    let picture = ctx
+        .gui
+        .checks
+        .last(name)
+        .and_then(|r| picture_view(name, &r, &tz));
+    let page = StreamPage {
+        c: v.chrome_with_flash(sc.name.clone(), ""),
+        s: card(&st, now, &tz),
+        enable_href: stream_path(name, "/enable"),
+        delete_href: stream_path(name, "/delete"),
+        since: st
+            .health_since_ms
+            .map(|t| fmt_time(t, &tz))
+            .unwrap_or_default(),
+        url: sc.url_redacted.clone(),
+        kind: sc.target.kind.as_str().into(),
+        transport: if http {
+            String::new()
+        } else {
+            sc.target.transport.as_str().to_uppercase()
+        },
+        interval: sc.interval.as_secs(),
+        timeout: sc.target.timeout.as_secs(),
+        last_probe,
+        stages,
+        range,
+        range_label,
+        uptime_24h: pct(up24.0, up24.1),
+        uptime_7d: pct(up7.0, up7.1),
+        chart,
+        picture,
+        events,
+    };
+    render(200, &page)
+}
