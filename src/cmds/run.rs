@@ -1,7 +1,8 @@
 //! `streampulse run`: the appliance's main loop.
 //!
 //! Start order: load config → open (and upgrade) the database → recorder
-//! thread → tokio runtime → web server (port bound) → MQTT publisher and
+//! thread → tokio runtime → live view hub (the web GUI's viewers and the
+//! monitor's prober) → web server (port bound) → MQTT publisher and
 //! webhooks → monitor tasks → config reload loop. Stop order is the reverse:
 //! monitor, pending RTSP TEARDOWNs, MQTT `offline`, webhooks, web workers,
 //! recorder (commits its last batch). The first SIGINT/SIGTERM
@@ -19,7 +20,7 @@ use crate::config::{self, Config};
 use crate::monitor::{self, Monitor};
 use crate::store::{self, recorder, retention::Policy};
 use crate::system::{self, watchdog};
-use crate::{clock, shutdown, state, web};
+use crate::{clock, live, shutdown, state, web};
 
 /// How often the config file is checked for edits.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
@@ -94,12 +95,17 @@ pub fn run(args: Args) -> Result<u8> {
     let (shutdown_tx, shutdown_rx) = shutdown::channel();
 
     let result = rt.block_on(async {
+        // The live view: its camera sessions serve the web GUI's viewers and
+        // answer the monitor's probes of streams watched live (one camera
+        // session, not two).
+        let live = live::Hub::new(Some(tokio::runtime::Handle::current()), clock.clone());
         let ctx = Arc::new(monitor::Ctx::new(
             board.clone(),
             recorder.sender(),
             clock.clone(),
             sync.clone(),
             cfg.max_concurrent_probes,
+            live.clone(),
         ));
         let web_ctx = Arc::new(web::WebCtx {
             board: board.clone(),
@@ -117,10 +123,9 @@ pub fn run(args: Args) -> Result<u8> {
                 &args.data_dir,
                 clock.clone(),
                 Some(tokio::runtime::Handle::current()),
+                live.clone(),
             ),
         });
-        // A stream watched live is probed through its live session.
-        let _ = ctx.live.set(web_ctx.gui.live.clone());
         let listen = if args.listen.is_empty() {
             &cfg.web_listen
         } else {
@@ -201,7 +206,7 @@ pub fn run(args: Args) -> Result<u8> {
             w.stopping();
         }
         drop(shutdown_tx);
-        web_ctx.gui.live.shutdown();
+        live.shutdown();
         monitor.stop().await;
         crate::probe::rtsp::wait_for_teardowns(Duration::from_secs(3)).await;
         // Retained `offline` on the availability topic, then DISCONNECT.

@@ -30,7 +30,7 @@ use std::time::Instant;
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use super::routes::{self, Access, Route};
-use super::{api, auth, metrics, pages, system_page, HttpError, WebCtx};
+use super::{api, auth, live_page, metrics, pages, system_page, HttpError, WebCtx};
 use crate::config::Config;
 
 /// Largest request body accepted (forms are a few KB).
@@ -44,7 +44,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    frame-ancestors 'none'; base-uri 'none'";
 
 /// Headers every answer carries: the handler's responses and the raw
-/// heads the live viewer threads write ([`crate::live`]) alike.
+/// heads the live viewer threads write ([`super::live_page::HttpSink`]) alike.
 pub const SECURITY_HEADERS: [(&str, &str); 3] = [
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "same-origin"),
@@ -268,7 +268,7 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     let mut resp = resp;
     if let Some(ticket) = resp.handoff.take() {
         // Live view: the socket leaves this worker (see `crate::live`).
-        ticket.start(rq);
+        ticket.start(live_page::HttpSink::new(rq));
         return;
     }
     let mut out = Response::from_data(resp.body)
@@ -499,7 +499,7 @@ fn gate(
             Ok(Resp::json(&api::history(ctx, conn, name, &req.query)?))
         }
         Route::Live | Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => {
-            crate::live::page::handle(ctx, cfg, route, req, session.map(|(_, s)| s))
+            live_page::handle(ctx, cfg, route, req, session.map(|(_, s)| s))
         }
         Route::System | Route::SystemDiagnostics => {
             system_page::handle(ctx, cfg, route, req, session.map(|(_, s)| s))

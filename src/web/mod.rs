@@ -18,6 +18,7 @@ pub mod chart;
 pub mod check;
 pub mod handler;
 pub mod host;
+pub mod live_page;
 pub mod metrics;
 pub mod pages;
 pub mod routes;
@@ -78,16 +79,18 @@ pub struct Gui {
 
 impl Gui {
     /// `config_path` is the file the daemon runs from, `data_dir` holds the
-    /// API tokens, `runtime` runs "Check now" probes.
+    /// API tokens, `runtime` runs "Check now" probes, `live` is the daemon's
+    /// live view (shared with the monitor, see `cmds::run`).
     pub fn new(
         config_path: &std::path::Path,
         data_dir: &std::path::Path,
         clock: SharedClock,
         runtime: Option<tokio::runtime::Handle>,
+        live: Arc<crate::live::Hub>,
     ) -> Gui {
         Gui {
             sessions: auth::Sessions::new(clock.clone()),
-            live: crate::live::Hub::new(runtime.clone(), clock.clone()),
+            live,
             limiter: auth::LoginLimiter::new(clock),
             tokens: auth::ApiTokens::load(data_dir),
             config_file: crate::config::edit::ConfigFile::new(config_path),

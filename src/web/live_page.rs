@@ -1,22 +1,30 @@
 //! The live view's web side: the grid page (`/live`), its status JSON
-//! (`/api/live`), thumbnails (`/live/{name}/thumb.jpg`) and admission of
-//! live streams (`/live/{name}/stream`, handed to a viewer thread by
-//! [`crate::web::handler`] through [`Resp::handoff`]).
+//! (`/api/live`), thumbnails (`/live/{name}/thumb.jpg`), admission of live
+//! streams (`/live/{name}/stream`, handed to a viewer thread by
+//! [`super::handler`] through [`Resp::handoff`]) and the HTTP answer a
+//! viewer thread writes ([`HttpSink`]).
+//!
+//! The camera sessions, caps and frames are [`crate::live`]'s; this file
+//! turns them into pages and HTTP, so the live view never depends on the
+//! web layer.
 //!
 //! The gate in `handler.rs` has already checked the login (pages need a
 //! session; the stream, thumbnails and JSON also take an API token of
 //! scope `live` or `admin`).
 
+use std::io::Write;
+
 use askama::Template;
 
+use super::auth;
+use super::handler::{get_only, security_header_lines, Req, Resp};
+use super::pages::{self, Chrome};
+use super::routes::{live_path, stream_path, Route};
+use super::{HttpError, WebCtx};
 use crate::config::Config;
+use crate::live::{Head, Refused, Sink};
 use crate::probe::Kind;
 use crate::state::StreamState;
-use crate::web::auth;
-use crate::web::handler::{get_only, Req, Resp};
-use crate::web::pages::{self, Chrome};
-use crate::web::routes::{live_path, stream_path, Route};
-use crate::web::{HttpError, WebCtx};
 
 /// One tile of the grid.
 pub struct Tile {
@@ -178,7 +186,7 @@ pub fn handle(
             if req.method == tiny_http::Method::Head {
                 return Ok(Resp::new(200, "text/plain; charset=utf-8", Vec::new()));
             }
-            let ticket = live.admit(cfg, name)?;
+            let ticket = live.admit(cfg, name).map_err(refused)?;
             let mut r = Resp::new(200, "text/plain; charset=utf-8", Vec::new());
             r.handoff = Some(ticket);
             Ok(r)
@@ -253,5 +261,184 @@ fn thumb(ctx: &WebCtx, cfg: &Config, req: &Req, name: &str) -> Result<Resp, Http
             "image/svg+xml",
             PLACEHOLDER_SVG.as_bytes().to_vec(),
         )),
+    }
+}
+
+/// A refused viewer's answer: 404 for an unknown stream, else 503 (a cap,
+/// or the live view off); the message says which, for the page.
+fn refused(r: Refused) -> HttpError {
+    let status = match r {
+        Refused::NoSuchStream => 404,
+        _ => 503,
+    };
+    HttpError::new(status, r.to_string())
+}
+
+/// A live viewer's HTTP answer, written by its viewer thread straight to
+/// the socket the web worker handed over: the head (with the security
+/// headers every answer carries), then the body in chunks when the client
+/// speaks HTTP/1.1, until the connection closes.
+pub struct HttpSink {
+    w: Box<dyn Write + Send>,
+    chunked: bool,
+}
+
+impl HttpSink {
+    /// Takes over `rq`'s socket (the worker that read it is free after this).
+    pub fn new(rq: tiny_http::Request) -> HttpSink {
+        let chunked = *rq.http_version() >= tiny_http::HTTPVersion(1, 1);
+        HttpSink {
+            w: rq.into_writer(),
+            chunked,
+        }
+    }
+}
+
+impl Sink for HttpSink {
+    fn refuse(&mut self, msg: &str) -> std::io::Result<()> {
+        let body = serde_json::json!({ "error": format!("No live picture: {msg}") }).to_string();
+        write!(
+            self.w,
+            "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nCache-Control: no-store\r\n{}\
+             Connection: close\r\n\r\n{body}",
+            body.len(),
+            security_header_lines()
+        )
+    }
+
+    fn begin(&mut self, head: &Head) -> std::io::Result<()> {
+        let text = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nX-Live-Codec: {}\r\n\
+             X-Box-Now-Ms: {}\r\nCache-Control: no-store\r\n{}{}Connection: close\r\n\r\n",
+            head.content_type,
+            head.codec,
+            head.box_now_ms,
+            security_header_lines(),
+            if self.chunked {
+                "Transfer-Encoding: chunked\r\n"
+            } else {
+                ""
+            }
+        );
+        self.w.write_all(text.as_bytes())
+    }
+
+    fn piece(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if self.chunked {
+            write!(self.w, "{len:x}\r\n")?;
+        }
+        for p in parts {
+            self.w.write_all(p)?;
+        }
+        if self.chunked {
+            self.w.write_all(b"\r\n")?;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) -> std::io::Result<()> {
+        if self.chunked {
+            self.w.write_all(b"0\r\n\r\n")?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A socket that keeps what is written to it.
+    #[derive(Clone, Default)]
+    struct Wire(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Wire {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn sink(chunked: bool) -> (HttpSink, Wire) {
+        let wire = Wire::default();
+        let sink = HttpSink {
+            w: Box::new(wire.clone()),
+            chunked,
+        };
+        (sink, wire)
+    }
+
+    fn text(wire: &Wire) -> String {
+        String::from_utf8(wire.0.lock().unwrap().clone()).unwrap()
+    }
+
+    const SECURITY: &str =
+        "X-Content-Type-Options: nosniff\r\nReferrer-Policy: same-origin\r\nX-Frame-Options: DENY\r\n";
+
+    #[test]
+    fn a_stream_is_framed_as_before_the_split() {
+        let head = Head {
+            content_type: "video/mp4; codecs=\"avc1.42c01e\"".into(),
+            codec: "avc1.42c01e".into(),
+            box_now_ms: 1_700_000_000_000,
+        };
+        let (mut s, wire) = sink(true);
+        s.begin(&head).unwrap();
+        s.piece(&[b"ab", b"cdefghijklmnop"]).unwrap();
+        s.end().unwrap();
+        assert_eq!(
+            text(&wire),
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: video/mp4; codecs=\"avc1.42c01e\"\r\n\
+                 X-Live-Codec: avc1.42c01e\r\nX-Box-Now-Ms: 1700000000000\r\n\
+                 Cache-Control: no-store\r\n{SECURITY}Transfer-Encoding: chunked\r\n\
+                 Connection: close\r\n\r\n10\r\nabcdefghijklmnop\r\n0\r\n\r\n"
+            )
+        );
+        // HTTP/1.0: no chunks, the end is the connection closing.
+        let (mut s, wire) = sink(false);
+        s.begin(&head).unwrap();
+        s.piece(&[b"ab", b"cd"]).unwrap();
+        s.end().unwrap();
+        assert!(
+            text(&wire).ends_with(&format!("{SECURITY}Connection: close\r\n\r\nabcd")),
+            "{}",
+            text(&wire)
+        );
+    }
+
+    #[test]
+    fn no_picture_is_a_502_with_a_json_reason() {
+        let (mut s, wire) = sink(true);
+        s.refuse("no picture from the camera in time").unwrap();
+        let body = r#"{"error":"No live picture: no picture from the camera in time"}"#;
+        assert_eq!(
+            text(&wire),
+            format!(
+                "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nCache-Control: no-store\r\n{SECURITY}\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        );
+    }
+
+    #[test]
+    fn refusals_map_to_404_and_503() {
+        assert_eq!(refused(Refused::NoSuchStream).status, 404);
+        assert_eq!(refused(Refused::NoSuchStream).public_msg, "no such stream");
+        assert_eq!(refused(Refused::BoxFull { cap: 2 }).status, 503);
+        assert_eq!(refused(Refused::Closing).status, 503);
     }
 }

@@ -1,0 +1,117 @@
+//! The live view answering the monitor's probes ([`Prober`]).
+//!
+//! A camera often allows one or two sessions. While a stream plays live,
+//! the monitor's probe of it is answered from the live session: the next
+//! key frame (or a JPEG that decodes) within the probe deadline, instead of
+//! a second camera session; a single-client MJPEG camera stays "up" while
+//! someone watches it. A stream nobody watches is probed as usual, keeping
+//! the probe's frame when the live grid wants a thumbnail. `cmds::run`
+//! hands the monitor this hub as its [`Prober`]; the monitor knows nothing
+//! else about the live view.
+
+use futures::future::BoxFuture;
+use std::time::Instant;
+
+use super::channel::{Output, ProofWaiter, UpState};
+use super::hub::Hub;
+use crate::monitor::Prober;
+use crate::probe::{self, Failure, Outcome, Reason, Stages, Target};
+
+impl Hub {
+    /// The monitor's shared probe: if `name` plays live right now (same
+    /// target), waits for its next key frame (or JPEG that decodes) instead
+    /// of opening a second camera session. None: probe the camera as usual.
+    async fn shared_probe(&self, name: &str, target: &Target) -> Option<Outcome> {
+        let (ch, rx) = {
+            let st = self.lock();
+            let e = st.entries.get(name)?;
+            if e.ch.target != *target || e.ch.state() != UpState::Playing {
+                return None;
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            e.ch.lock().proof_waiters.push(ProofWaiter(tx));
+            (e.ch.clone(), rx)
+        };
+        let t = Instant::now();
+        let got = tokio::time::timeout(target.timeout, rx).await;
+        let wait_ms = u32::try_from(t.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let mut media = ch.lock().facts.clone();
+        let result = match got {
+            // The live session ended meanwhile: probe the camera.
+            Ok(Err(_)) => return None,
+            Err(_) => Err(Failure::new(
+                Reason::Timeout,
+                format!(
+                    "no key frame within {:.1} s on the live session (the camera is watched live; \
+                     its session is shared with the monitor)",
+                    target.timeout.as_secs_f32()
+                ),
+            )),
+            Ok(Ok(item)) => {
+                media.frame_bytes = u32::try_from(item.data.len()).ok();
+                let jpeg = match &item.picture {
+                    Some(f) if f.codec == "jpeg" => Some(f.data.clone()),
+                    None if matches!(ch.lock().output, Some(Output::Jpeg)) => {
+                        Some(item.data.clone())
+                    }
+                    _ => None,
+                };
+                match jpeg {
+                    Some(j) => {
+                        let decoded = tokio::task::spawn_blocking(move || probe::jpeg::decode(&j))
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
+                        match decoded {
+                            Ok(d) => {
+                                media.width = Some(d.width);
+                                media.height = Some(d.height);
+                                Ok(())
+                            }
+                            Err(m) => Err(Failure::new(Reason::BadFrame, m)),
+                        }
+                    }
+                    None => Ok(()),
+                }
+                .inspect(|_| {
+                    if let Some(f) = item.picture.clone() {
+                        self.thumbs.offer(name, f, media.width.zip(media.height));
+                    }
+                })
+            }
+        };
+        tracing::debug!(stream = %name, "monitor probe answered by the live session in {wait_ms} ms");
+        Some(Outcome {
+            result,
+            latency_ms: wait_ms,
+            stages: Stages {
+                first_frame_ms: Some(wait_ms),
+                ..Stages::default()
+            },
+            media,
+        })
+    }
+
+    /// The monitor's probe of one stream (see the module docs): answered by a
+    /// running live session if there is one; otherwise a normal probe, keeping
+    /// its frame for a thumbnail when the grid wants one.
+    async fn probe_for_monitor(&self, name: &str, target: &Target) -> Outcome {
+        if let Some(o) = self.shared_probe(name, target).await {
+            return o;
+        }
+        if !self.thumbs.wants(name) {
+            return probe::run(target).await;
+        }
+        let (outcome, frame) = probe::run_keeping_frame(target).await;
+        if let Some(f) = frame {
+            let dims = outcome.media.width.zip(outcome.media.height);
+            self.thumbs.offer(name, f, dims);
+        }
+        outcome
+    }
+}
+
+impl Prober for Hub {
+    fn probe<'a>(&'a self, name: &'a str, target: &'a Target) -> BoxFuture<'a, Outcome> {
+        Box::pin(self.probe_for_monitor(name, target))
+    }
+}

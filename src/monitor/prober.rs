@@ -1,0 +1,31 @@
+//! The one question the monitor asks: "probe this stream now".
+//!
+//! The scheduler does not care who answers. Without a live view the answer
+//! is a plain probe ([`DirectProber`], one camera session per heartbeat);
+//! with one, `cmds::run` hands the monitor the live hub, which answers from
+//! a camera session it already holds for its viewers (so a camera that
+//! allows one session stays "up" while someone watches it). Tests answer
+//! with a fake. The trait lives here, not in the live view, so the monitor
+//! depends on nothing that reads its results.
+
+use futures::future::BoxFuture;
+
+use crate::probe::{self, Outcome, Target};
+
+/// Answers the monitor's probes; see the module docs.
+pub trait Prober: Send + Sync {
+    /// Probes stream `name` at `target`, within the target's deadline
+    /// ([`Target::timeout`]): the outcome always comes back (a hung camera
+    /// is a `timeout` failure, never a hung future).
+    fn probe<'a>(&'a self, name: &'a str, target: &'a Target) -> BoxFuture<'a, Outcome>;
+}
+
+/// Probes the camera itself, every time ([`probe::run`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DirectProber;
+
+impl Prober for DirectProber {
+    fn probe<'a>(&'a self, _name: &'a str, target: &'a Target) -> BoxFuture<'a, Outcome> {
+        Box::pin(probe::run(target))
+    }
+}

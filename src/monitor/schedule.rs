@@ -1,0 +1,143 @@
+//! One stream's loop: when to probe, and where each result goes.
+//!
+//! A loop sleeps until its next slot (jittered, so streams with the same
+//! interval do not probe in step), takes a permit of the global cap, asks
+//! the [`Prober`](super::Prober), and hands the outcome to the board
+//! (debounce), the probe counters, the recorder and the transitions
+//! broadcast, none of which can block it. [`super::Monitor`] starts and
+//! aborts these loops; they end on their own at shutdown.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Ctx;
+use crate::config::StreamConfig;
+use crate::probe;
+use crate::shutdown;
+use crate::state::Health;
+use crate::store::recorder::{Record, FLAG_CLOCK_UNSYNCED};
+
+/// A random duration in `[0, max)`.
+fn jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return max;
+    }
+    Duration::from_micros(fastrand::u64(0..max.as_micros().max(1) as u64))
+}
+
+/// Probes `sc` on its schedule until shutdown (or until aborted).
+pub(super) async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: shutdown::Receiver) {
+    let name: Arc<str> = Arc::from(sc.name.as_str());
+    // Spread first probes over up to 3 s so a restart does not hit every camera at once.
+    let mut next = Instant::now() + jitter(sc.interval.min(Duration::from_secs(3)));
+    // The previous heartbeat's timestamp and monotonic time. A wall clock
+    // behind it stepped back: the heartbeat is flagged like an unsynced one
+    // and, unless NTP vouches for the new reading, stamped on the previous
+    // timeline (plus the monotonic time since), so it is not filed among
+    // older heartbeats: the history stays in the order it was taken.
+    let mut prev: Option<(i64, Instant)> = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown_rx.wait() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown_rx.wait() => return,
+            p = ctx.permits.acquire() => match p { Ok(p) => p, Err(_) => return },
+        };
+        let started = Instant::now();
+        let wall_ms = ctx.clock.now_ms();
+        let sync = ctx.sync.state(wall_ms);
+        let (ts_ms, stepped_back) = match prev {
+            Some((p_ts, p_at)) if wall_ms < p_ts => {
+                let since = i64::try_from(started.duration_since(p_at).as_millis()).unwrap_or(0);
+                let ts = if sync.kernel_synced {
+                    wall_ms
+                } else {
+                    p_ts.saturating_add(since.max(1))
+                };
+                (ts, true)
+            }
+            _ => (wall_ms, false),
+        };
+        prev = Some((ts_ms, started));
+        let outcome = tokio::select! {
+            biased;
+            _ = shutdown_rx.wait() => return,
+            o = ctx.prober.probe(&sc.name, &sc.target) => o,
+        };
+        drop(permit);
+        record(
+            &ctx,
+            &name,
+            ts_ms,
+            &outcome,
+            !sync.trusted() || stepped_back,
+        );
+
+        // Next slot: keep the cadence (interval ± 10 %), never stack up.
+        let spread = sc.interval / 10;
+        next = started + sc.interval - spread + jitter(spread * 2);
+        if next < Instant::now() {
+            next = Instant::now() + Duration::from_millis(100);
+        }
+    }
+}
+
+fn record(ctx: &Ctx, name: &Arc<str>, ts_ms: i64, outcome: &probe::Outcome, unsynced: bool) {
+    ctx.probes_done.fetch_add(1, Ordering::Relaxed);
+    ctx.probe_stats.observe(name, outcome);
+    ctx.last_probe_ms
+        .store(ctx.epoch.elapsed().as_millis() as i64, Ordering::Relaxed);
+    let (transition, media_changed, health) = {
+        let mut board = ctx.board.lock().expect("board lock");
+        let Some(st) = board.get_mut(&**name) else {
+            return;
+        };
+        let before = st.media.clone();
+        let t = st.apply(ts_ms, outcome, unsynced);
+        let changed = !st.media.same_stored_facts(&before);
+        (t, outcome.is_ok() && changed, st.health)
+    };
+    match &outcome.result {
+        Ok(()) => {
+            tracing::debug!(stream = %name, "ok in {} ms: {}", outcome.latency_ms, outcome.media.summary())
+        }
+        Err(f) => {
+            tracing::debug!(stream = %name, "fail in {} ms: {}: {}", outcome.latency_ms, f.reason, f.message)
+        }
+    }
+    ctx.recorder.send(Record::Heartbeat {
+        stream: name.clone(),
+        ts_ms,
+        ok: outcome.is_ok(),
+        latency_ms: outcome.latency_ms,
+        reason: outcome.reason(),
+        flags: if unsynced { FLAG_CLOCK_UNSYNCED } else { 0 },
+    });
+    if media_changed {
+        ctx.recorder.send(Record::Media {
+            stream: name.clone(),
+            ts_ms,
+            media: outcome.media.clone(),
+        });
+    }
+    if let Some(t) = transition {
+        match health {
+            Health::Down => {
+                tracing::warn!(stream = %name, "{} → down: {}", t.from.as_str(), t.message)
+            }
+            _ => {
+                tracing::info!(stream = %name, "{} → {}: {}", t.from.as_str(), t.to.as_str(), t.message)
+            }
+        }
+        // No receiver (MQTT and webhooks off) is not an error.
+        let _ = ctx.transitions.send(t.clone());
+        ctx.recorder.send(Record::Event(t));
+    }
+}
