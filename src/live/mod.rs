@@ -50,6 +50,7 @@
 pub mod fmp4;
 mod http;
 pub mod page;
+mod reconnect;
 mod rtsp;
 pub mod slot;
 pub mod thumbs;
@@ -893,18 +894,6 @@ fn ntp_to_unix_ms(ntp: u64) -> f64 {
     let secs = (ntp >> 32) as f64 - NTP_UNIX_OFFSET_SECS;
     let frac = (ntp & 0xFFFF_FFFF) as f64 / 4_294_967_296.0;
     (secs + frac) * 1000.0
-}
-
-/// Sleeps `d` in short steps; false as soon as the channel went idle.
-async fn linger_async(hub: &Hub, ch: &Arc<Channel>, d: Duration) -> bool {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if hub.idle(ch) {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    true
 }
 
 #[cfg(test)]
