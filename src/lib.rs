@@ -40,10 +40,12 @@
 //! * [`clock`]: the wall-clock seam, and whether the kernel clock is synced (SNTP, adjtimex).
 //! * [`credentials`]: the admin password's hash rules and the API token file.
 //! * [`atomic_file`]: the one atomic, private file write.
+//! * [`byte_cache`]: per-stream pictures kept under a byte cap (thumbnails, "Check now").
 //! * [`redact`]: secrets out of text (URLs, config errors, logs, diagnostics).
 //! * [`cmds`]: the subcommands of the `streampulse` binary.
 
 pub mod atomic_file;
+pub mod byte_cache;
 pub mod clock;
 pub mod cmds;
 pub mod config;

@@ -1,7 +1,8 @@
 //! The HTTP upstream of a live channel, on its own blocking thread (ureq):
 //! an MJPEG camera's multipart stream cut into JPEGs by [`JpegSplitter`], or
 //! a snapshot URL fetched again and again ([`SNAPSHOT_EVERY`]). Basic and
-//! Digest auth answer the camera's challenge as the probe does.
+//! Digest auth answer the camera's challenge with the probe's own GET
+//! ([`http_get::get`]).
 //!
 //! Every read has a timeout ([`super::UPSTREAM_SILENCE`]), so a camera that
 //! goes silent is reconnected and an idle channel is noticed even then.
@@ -10,8 +11,10 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::reconnect::Retry;
 use super::slot::Item;
-use super::{Channel, Hub, Output, UpState};
+use super::{Channel, Hub, Output};
+use crate::probe::http_get::{self, Response};
 use crate::probe::jpeg::{self, JpegFramer};
 use crate::probe::{self, Kind, Stage, Target};
 
@@ -24,40 +27,17 @@ const CHUNK: usize = 32 * 1024;
 
 /// Runs the channel's upstream until it is idle or fails for good.
 pub(super) fn run(ch: Arc<Channel>, hub: Arc<Hub>) {
-    let mut attempt = 0u32;
-    loop {
-        ch.session_opened();
+    let mut retry = Retry::new(&ch, &hub, "stream");
+    while retry.start_session() {
         let result = match ch.target.kind {
             Kind::Snapshot => snapshots(&ch, &hub),
             _ => relay(&ch, &hub),
         };
-        let msg = match result {
-            Ok(()) => break,
-            Err(m) => crate::redact::scrub(&m, ch.target.creds.as_ref()),
-        };
-        attempt += 1;
-        if !ch.ever_played() && attempt >= super::START_ATTEMPTS {
-            tracing::info!(stream = %ch.name, "live view failed: {msg}");
-            hub.fail(&ch, msg);
-            return;
-        }
-        tracing::info!(stream = %ch.name, "live stream lost ({msg}); reconnecting");
-        ch.set_state(UpState::Retrying(msg));
-        let until = Instant::now() + Duration::from_millis(500 * 2u64.pow(attempt.min(4)));
-        let mut idle = false;
-        while Instant::now() < until {
-            if hub.idle(&ch) {
-                idle = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        if idle {
-            break;
+        let result = result.map_err(|m| crate::redact::scrub(&m, ch.target.creds.as_ref()));
+        for pause in retry.lost(result) {
+            std::thread::sleep(pause);
         }
     }
-    tracing::info!(stream = %ch.name, "live stream closed (no viewers)");
-    ch.set_state(UpState::Closed(String::new()));
 }
 
 fn agent(t: &Target) -> ureq::Agent {
@@ -74,41 +54,13 @@ fn agent(t: &Target) -> ureq::Agent {
     )
 }
 
-/// GET with the camera's auth challenge answered; a 2xx response or why not.
-fn open(
-    agent: &ureq::Agent,
-    t: &Target,
-    auth: &mut Option<String>,
-) -> Result<ureq::http::Response<ureq::Body>, String> {
-    let url = t.url.as_str();
-    let get = |authz: &Option<String>| {
-        let mut rq = agent.get(url);
-        if let Some(a) = authz {
-            rq = rq.header("Authorization", a);
-        }
-        rq.call()
-            .map_err(|e| probe::http::classify(e, Stage::Describe).message)
-    };
-    let mut resp = get(auth)?;
-    if resp.status() == 401 {
-        let Some(creds) = &t.creds else {
-            return Err("HTTP 401: the camera asks for a username and password".into());
-        };
-        let challenges: Vec<String> = resp
-            .headers()
-            .get_all("www-authenticate")
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_owned))
-            .collect();
-        // A Digest answer is valid for one request only; recompute each time.
-        *auth =
-            Some(probe::http::answer_challenge(&challenges, creds, &t.url).map_err(|f| f.message)?);
-        drop(resp);
-        resp = get(auth)?;
-        if resp.status() == 401 {
-            return Err("HTTP 401: the camera rejected the username/password".into());
-        }
-    }
+/// GET with the camera's auth challenge answered ([`http_get::get`]); a 2xx
+/// response or why not.
+fn open(agent: &ureq::Agent, t: &Target, auth: &mut Option<String>) -> Result<Response, String> {
+    let resp = http_get::get(agent, &t.url, t.creds.as_ref(), auth, |e| {
+        http_get::classify(e, Stage::Describe)
+    })
+    .map_err(|f| f.message)?;
     match resp.status().as_u16() {
         200..=299 => Ok(resp),
         s => Err(format!("HTTP {s}")),
@@ -140,13 +92,7 @@ fn publish(ch: &Arc<Channel>, hub: &Arc<Hub>, jpeg: Vec<u8>) {
 fn relay(ch: &Arc<Channel>, hub: &Arc<Hub>) -> Result<(), String> {
     let t = &ch.target;
     let resp = open(&agent(t), t, &mut None)?;
-    let ctype = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if ctype.starts_with("text/") || ctype.contains("json") {
+    if let Some(ctype) = http_get::not_a_picture(&resp) {
         return Err(format!("expected an MJPEG stream, got {ctype}"));
     }
     ch.set_output(Output::Jpeg);

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::channel::{Channel, UpState};
 use super::slot::Slot;
@@ -351,18 +351,6 @@ impl Hub {
             sessions: past + g.sessions,
         }
     }
-}
-
-/// Sleeps `d` in short steps; false as soon as the channel went idle.
-pub(super) async fn linger_async(hub: &Hub, ch: &Arc<Channel>, d: Duration) -> bool {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if hub.idle(ch) {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    true
 }
 
 #[cfg(test)]

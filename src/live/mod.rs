@@ -61,6 +61,7 @@ pub mod fmp4;
 mod http;
 mod hub;
 mod prober;
+mod reconnect;
 mod rtsp;
 pub mod slot;
 pub mod thumbs;
@@ -72,7 +73,6 @@ pub use channel::{Channel, Output, UpState};
 pub use hub::{Hub, LiveStatus, Refused};
 pub use viewer::{Head, Sink, Ticket};
 // For the upstreams (`http.rs`, `rtsp.rs`).
-use hub::linger_async;
 
 /// An upstream stays open this long after its last viewer left.
 pub const LINGER: Duration = Duration::from_secs(2);

@@ -12,15 +12,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use retina::client::{
-    InitialSequenceNumberPolicy, PlayOptions, SessionGroup, SessionOptions, SetupOptions,
-    TcpTransportOptions, TeardownPolicy, UdpTransportOptions,
-};
+use retina::client::SessionGroup;
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
 
+use super::reconnect::Retry;
 use super::slot::Item;
-use super::{fmp4, Channel, Hub, Output, UpState};
-use crate::probe::{self, Transport};
+use super::{fmp4, Channel, Hub, Output};
+use crate::probe;
+use crate::probe::rtsp_session::{self, Handshake};
 
 /// How long the TEARDOWN after a session may take.
 const TEARDOWN_BOUND: Duration = Duration::from_secs(5);
@@ -29,34 +28,18 @@ const VIDEO_CLOCK: u32 = 90_000;
 
 /// Runs the channel's upstream until it is idle or fails for good.
 pub(super) async fn run(ch: Arc<Channel>, hub: Arc<Hub>) {
-    let mut attempt = 0u32;
-    loop {
+    let mut retry = Retry::new(&ch, &hub, "session");
+    while retry.start_session() {
         let group = Arc::new(SessionGroup::default());
-        ch.session_opened();
         let result = session(&ch, &hub, group.clone()).await;
         // The session was dropped inside `session`, which queued TEARDOWN.
         if let Ok(Err(e)) = tokio::time::timeout(TEARDOWN_BOUND, group.await_teardown()).await {
             tracing::debug!(stream = %ch.name, "live teardown failed: {e}");
         }
-        let msg = match result {
-            Ok(()) => break,
-            Err(m) => m,
-        };
-        attempt += 1;
-        if !ch.ever_played() && attempt >= super::START_ATTEMPTS {
-            tracing::info!(stream = %ch.name, "live view failed: {msg}");
-            hub.fail(&ch, msg);
-            return;
-        }
-        tracing::info!(stream = %ch.name, "live session lost ({msg}); reconnecting");
-        ch.set_state(UpState::Retrying(msg));
-        let backoff = Duration::from_millis(500 * 2u64.pow(attempt.min(4)));
-        if !super::linger_async(&hub, &ch, backoff).await {
-            break;
+        for pause in retry.lost(result) {
+            tokio::time::sleep(pause).await;
         }
     }
-    tracing::info!(stream = %ch.name, "live session closed (no viewers)");
-    ch.set_state(UpState::Closed(String::new()));
 }
 
 /// Unix ms of RTP time 0 of the stream, from the last RTCP sender report.
@@ -73,58 +56,41 @@ async fn session(
     group: Arc<SessionGroup>,
 ) -> Result<(), String> {
     let t = &ch.target;
-    let deadline = t.timeout;
     let msg = |f: probe::Failure| crate::redact::scrub(&f.message, t.creds.as_ref());
-    let late = |what: &str| format!("no answer to {what} within {:.1} s", deadline.as_secs_f32());
-    let creds = t.creds.as_ref().map(|c| retina::client::Credentials {
-        username: c.username.clone(),
-        password: c.password.clone(),
-    });
-    let options = SessionOptions::default()
-        .creds(creds)
-        .session_group(group)
-        .user_agent(format!("StreamPulse/{} (live)", crate::VERSION))
-        .teardown(TeardownPolicy::Always);
-    let mut session = tokio::time::timeout(
-        deadline,
-        retina::client::Session::describe(t.url.clone(), options),
-    )
-    .await
-    .map_err(|_| late("DESCRIBE"))?
-    .map_err(|e| msg(probe::rtsp::classify(&e, "DESCRIBE")))?;
-    let (video_i, sdp_fps) = probe::rtsp::pick_video_stream(session.streams()).map_err(msg)?;
-    let encoding = probe::rtsp::codec_name(session.streams()[video_i].encoding_name());
+    let options = rtsp_session::session_options(
+        t.creds.as_ref(),
+        group,
+        format!("StreamPulse/{} (live)", crate::VERSION),
+    );
+    let handshake = Handshake {
+        deadline: t.timeout,
+        late: |deadline, stage| {
+            probe::Failure::new(
+                probe::Reason::Timeout,
+                format!(
+                    "no answer to {} within {:.1} s",
+                    rtsp_session::request_name(stage),
+                    deadline.as_secs_f32()
+                ),
+            )
+        },
+    };
+    let mut session = handshake.describe(&t.url, options).await.map_err(msg)?;
+    let (video_i, sdp_fps) = rtsp_session::pick_video_stream(session.streams()).map_err(msg)?;
+    let encoding = rtsp_session::codec_name(session.streams()[video_i].encoding_name());
     ch.update_facts(|m| {
         m.codec = Some(encoding.to_owned());
         m.fps = sdp_fps;
         m.transport = Some(t.transport.as_str().to_owned());
     });
-    let transport = match t.transport {
-        Transport::Tcp => retina::client::Transport::Tcp(TcpTransportOptions::default()),
-        Transport::Udp => retina::client::Transport::Udp(UdpTransportOptions::default()),
-    };
-    tokio::time::timeout(
-        deadline,
-        session.setup(
-            video_i,
-            SetupOptions::default()
-                .transport(transport)
-                .frame_format(FrameFormat::MP4),
-        ),
-    )
-    .await
-    .map_err(|_| late("SETUP"))?
-    .map_err(|e| msg(probe::rtsp::classify(&e, "SETUP")))?;
-    let playing = tokio::time::timeout(
-        deadline,
-        session.play(PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore)),
-    )
-    .await
-    .map_err(|_| late("PLAY"))?
-    .map_err(|e| msg(probe::rtsp::classify(&e, "PLAY")))?;
+    handshake
+        .setup(&mut session, video_i, t.transport, FrameFormat::MP4)
+        .await
+        .map_err(msg)?;
+    let playing = handshake.play(session).await.map_err(msg)?;
     let mut demuxed = playing
         .demuxed()
-        .map_err(|e| msg(probe::rtsp::classify(&e, "PLAY")))?;
+        .map_err(|e| msg(rtsp_session::classify(&e, "PLAY")))?;
 
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -149,7 +115,7 @@ async fn session(
         };
         let item = match item {
             None => return Err("the camera ended the stream".into()),
-            Some(Err(e)) => return Err(msg(probe::rtsp::classify(&e, "PLAY"))),
+            Some(Err(e)) => return Err(msg(rtsp_session::classify(&e, "PLAY"))),
             Some(Ok(i)) => i,
         };
         last_data = Instant::now();
@@ -194,7 +160,7 @@ async fn session(
                     continue;
                 };
                 if remux.params.as_ref() != Some(&params) {
-                    ch.update_facts(|m| probe::rtsp::learn(m, &params));
+                    ch.update_facts(|m| rtsp_session::learn(m, &params));
                     let output = if encoding == "jpeg" {
                         Output::Jpeg
                     } else {

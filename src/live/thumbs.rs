@@ -9,11 +9,11 @@
 //! for the whole box (a second offer while one renders is skipped: the next
 //! probe brings another frame). Kept JPEGs are capped at [`MAX_KEPT_BYTES`].
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::byte_cache::ByteCache;
 use crate::clock::SharedClock;
 use crate::probe::Frame;
 
@@ -36,7 +36,8 @@ pub struct Thumb {
 
 /// See the module docs.
 pub struct Thumbs {
-    kept: Mutex<HashMap<String, Thumb>>,
+    /// Thumbnails by stream name, capped at [`MAX_KEPT_BYTES`].
+    kept: Mutex<ByteCache<Thumb>>,
     seen: Mutex<Option<Instant>>,
     busy: Arc<AtomicBool>,
     interval_secs: AtomicU32,
@@ -47,7 +48,7 @@ pub struct Thumbs {
 impl Thumbs {
     pub fn new(clock: SharedClock) -> Arc<Thumbs> {
         Arc::new(Thumbs {
-            kept: Mutex::new(HashMap::new()),
+            kept: Mutex::new(ByteCache::new(MAX_KEPT_BYTES)),
             seen: Mutex::new(None),
             busy: Arc::new(AtomicBool::new(false)),
             interval_secs: AtomicU32::new(60),
@@ -121,30 +122,17 @@ impl Thumbs {
     /// Stores a rendered thumbnail (also used by tests).
     pub fn keep(&self, name: &str, ts_ms: i64, picture: Result<Arc<Vec<u8>>, String>) {
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
-        let mut m = self.kept.lock().expect("thumbs lock");
-        m.insert(
-            name.to_owned(),
-            Thumb {
-                version,
-                ts_ms,
-                at: Instant::now(),
-                picture,
-            },
-        );
-        let size = |t: &Thumb| t.picture.as_ref().map(|p| p.len()).unwrap_or(0);
-        while m.values().map(size).sum::<usize>() > MAX_KEPT_BYTES {
-            let oldest = m
-                .iter()
-                .filter(|(k, _)| k.as_str() != name)
-                .min_by_key(|(_, t)| t.at)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => {
-                    m.remove(&k);
-                }
-                None => break,
-            }
-        }
+        let bytes = picture.as_ref().map(|p| p.len()).unwrap_or(0);
+        let thumb = Thumb {
+            version,
+            ts_ms,
+            at: Instant::now(),
+            picture,
+        };
+        self.kept
+            .lock()
+            .expect("thumbs lock")
+            .insert(name, thumb, bytes);
     }
 }
 

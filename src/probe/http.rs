@@ -14,14 +14,15 @@
 //! (ureq's connect and recv-response timeouts): a camera that accepts and
 //! never answers frees the thread and the monitor's permit after 3 s.
 //! Auth: Basic and Digest, answered to the camera's challenge (credentials are
-//! never sent before the camera asks for them).
+//! never sent before the camera asks for them) by `http_get::get`, the GET
+//! the live view's relay uses too.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use super::http_get::{self, classify};
 use super::jpeg::{self, JpegFramer};
 use super::{Failure, MediaFacts, Progress, Reason, Stage, Target};
-use crate::redact::Credentials;
 
 /// Read size while scanning a stream.
 const CHUNK: usize = 16 * 1024;
@@ -42,18 +43,7 @@ struct Found {
 
 /// Probes an MJPEG stream or snapshot URL; see the module docs.
 pub async fn probe(target: &Target, progress: &mut Progress) -> Result<(), Failure> {
-    let host = target
-        .url
-        .host_str()
-        .ok_or_else(|| Failure::new(Reason::Protocol, "URL has no host"))?
-        .to_owned();
-    let port = target.url.port_or_known_default().unwrap_or(80);
-    super::within_stage(
-        target.stage_deadline(),
-        Stage::Dns,
-        super::resolve(&host, port, progress),
-    )
-    .await?;
+    super::resolve_target(target, 80, progress).await?;
 
     // No separate TCP pre-connect here: single-client MJPEG servers (ffmpeg
     // `-listen 1`, some cameras) would count it as their one viewer.
@@ -110,8 +100,6 @@ fn fetch_frame_inner(
         .user_agent(format!("StreamPulse/{}", crate::VERSION))
         .build();
     let agent = ureq::Agent::new_with_config(config);
-    let url = t.url.as_str();
-
     // A stage timeout names its deadline; anything else as before.
     let call_failed = |e: ureq::Error| match e {
         ureq::Error::Timeout(ureq::Timeout::Connect) => super::stage_timeout(stage, Stage::Connect),
@@ -120,34 +108,7 @@ fn fetch_frame_inner(
         }
         e => classify(e, Stage::Describe),
     };
-    let mut resp = agent.get(url).call().map_err(call_failed)?;
-    if resp.status() == 401 {
-        let Some(creds) = &t.creds else {
-            return Err(Failure::new(
-                Reason::Auth,
-                "HTTP 401: the camera asks for a username and password",
-            ));
-        };
-        let challenges: Vec<String> = resp
-            .headers()
-            .get_all("www-authenticate")
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_owned))
-            .collect();
-        let authorization = answer_challenge(&challenges, creds, &t.url)?;
-        drop(resp);
-        resp = agent
-            .get(url)
-            .header("Authorization", &authorization)
-            .call()
-            .map_err(call_failed)?;
-        if resp.status() == 401 {
-            return Err(Failure::new(
-                Reason::Auth,
-                "HTTP 401: the camera rejected the username/password",
-            ));
-        }
-    }
+    let resp = http_get::get(&agent, &t.url, t.creds.as_ref(), &mut None, call_failed)?;
     let status = resp.status().as_u16();
     match status {
         200..=299 => {}
@@ -161,13 +122,7 @@ fn fetch_frame_inner(
         s => return Err(Failure::new(Reason::HttpStatus, format!("HTTP {s}"))),
     }
     found.describe_ms = Some(Progress::ms(start));
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.starts_with("text/") || content_type.contains("json") {
+    if let Some(content_type) = http_get::not_a_picture(&resp) {
         return Err(Failure::new(
             Reason::BadFrame,
             format!("expected a JPEG or MJPEG stream, got {content_type}"),
@@ -258,105 +213,6 @@ pub fn read_one_jpeg(r: &mut dyn Read, max_frame_bytes: usize) -> Result<Vec<u8>
     }
 }
 
-/// Builds the `Authorization` header for a 401's challenges (Digest preferred).
-pub(crate) fn answer_challenge(
-    challenges: &[String],
-    creds: &Credentials,
-    url: &url::Url,
-) -> Result<String, Failure> {
-    if challenges.is_empty() {
-        return Err(Failure::new(
-            Reason::Auth,
-            "HTTP 401 without a WWW-Authenticate challenge",
-        ));
-    }
-    // Some cameras send `algorithm=md5`; http-auth only accepts the RFC's spelling.
-    let joined = challenges
-        .iter()
-        .map(|c| normalize_algorithm(c))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut client = http_auth::PasswordClient::try_from(joined.as_str())
-        .map_err(|e| Failure::new(Reason::Auth, format!("unsupported auth challenge: {e}")))?;
-    let mut uri = url.path().to_owned();
-    if let Some(q) = url.query() {
-        uri.push('?');
-        uri.push_str(q);
-    }
-    client
-        .respond(&http_auth::PasswordParams {
-            username: &creds.username,
-            password: &creds.password,
-            uri: &uri,
-            method: "GET",
-            body: Some(&[]),
-        })
-        .map_err(|e| Failure::new(Reason::Auth, format!("cannot answer auth challenge: {e}")))
-}
-
-fn normalize_algorithm(challenge: &str) -> String {
-    let mut out = String::with_capacity(challenge.len());
-    let lower = challenge.to_ascii_lowercase();
-    let mut i = 0;
-    while let Some(off) = lower[i..].find("algorithm=") {
-        let at = i + off + "algorithm=".len();
-        out.push_str(&challenge[i..at]);
-        let rest = &challenge[at..];
-        let quoted = rest.starts_with('"');
-        let body = if quoted { &rest[1..] } else { rest };
-        let end = body
-            .find(|c: char| c == '"' || c == ',' || c.is_whitespace())
-            .unwrap_or(body.len());
-        if quoted {
-            out.push('"');
-        }
-        out.push_str(&body[..end].to_ascii_uppercase());
-        i = at + usize::from(quoted) + end;
-    }
-    out.push_str(&challenge[i..]);
-    out
-}
-
-pub(crate) fn classify(e: ureq::Error, stage: Stage) -> Failure {
-    use std::io::ErrorKind;
-    match e {
-        ureq::Error::Timeout(_) => Failure::new(
-            Reason::Timeout,
-            format!("timed out while {}", stage.as_str()),
-        ),
-        ureq::Error::HostNotFound => Failure::new(Reason::Dns, "host name does not resolve"),
-        ureq::Error::ConnectionFailed => Failure::new(Reason::Connect, "connection failed"),
-        ureq::Error::Io(io) => match io.kind() {
-            ErrorKind::ConnectionRefused
-            | ErrorKind::HostUnreachable
-            | ErrorKind::NetworkUnreachable => {
-                Failure::new(Reason::Connect, format!("cannot connect: {io}"))
-            }
-            ErrorKind::TimedOut | ErrorKind::WouldBlock => Failure::new(
-                Reason::Timeout,
-                format!("timed out while {}", stage.as_str()),
-            ),
-            _ if stage == Stage::FirstFrame => Failure::new(
-                Reason::NoFrame,
-                format!("connection lost while {}: {io}", stage.as_str()),
-            ),
-            _ => Failure::new(
-                Reason::Protocol,
-                format!("I/O error while {}: {io}", stage.as_str()),
-            ),
-        },
-        ureq::Error::StatusCode(s) => Failure::new(Reason::HttpStatus, format!("HTTP {s}")),
-        other => Failure::new(
-            Reason::Protocol,
-            format!(
-                "{} while {}",
-                super::rtsp::first_line(&other.to_string()),
-                stage.as_str()
-            ),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,18 +258,6 @@ mod tests {
                 .unwrap_err()
                 .reason,
             Reason::NoFrame
-        );
-    }
-
-    #[test]
-    fn lowercase_md5_is_normalized() {
-        assert_eq!(
-            normalize_algorithm(r#"Digest realm="x", algorithm=md5, nonce="abc""#),
-            r#"Digest realm="x", algorithm=MD5, nonce="abc""#
-        );
-        assert_eq!(
-            normalize_algorithm(r#"Digest algorithm="md5""#),
-            r#"Digest algorithm="MD5""#
         );
     }
 }

@@ -15,10 +15,20 @@
 //!
 //! Failures carry a stable [`Reason`] code (stored in SQLite, sent in the API)
 //! and a human message that never contains the camera password.
+//!
+//! Here: what a probe is given ([`Target`]) and how it runs ([`run`]). The
+//! verdict's types are in `outcome.rs`; DNS and TCP connect in `net.rs`. The
+//! camera requests that the live view makes too are shared from
+//! `http_get.rs` (the authenticated GET) and `rtsp_session.rs` (DESCRIBE,
+//! SETUP, PLAY), so both speak to cameras the same way.
 
 pub mod http;
+pub(crate) mod http_get;
 pub mod jpeg;
+mod net;
+mod outcome;
 pub mod rtsp;
+pub(crate) mod rtsp_session;
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,6 +37,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::redact::Credentials;
+
+pub use net::{resolve, resolve_target, tcp_connect};
+pub use outcome::{Failure, Frame, MediaFacts, Outcome, Reason, Stages};
 
 /// What kind of endpoint a stream is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -111,161 +124,6 @@ impl FromStr for Transport {
     }
 }
 
-/// Why a probe failed. The snake_case names are stable: they are stored in
-/// the database (as [`Reason::code`]) and sent in the API, MQTT and metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// The host name did not resolve.
-    Dns,
-    /// TCP connect refused or unreachable.
-    Connect,
-    /// The deadline passed (the stage says where).
-    Timeout,
-    /// 401/403: missing or wrong credentials.
-    Auth,
-    /// 404: wrong path.
-    NotFound,
-    /// The peer spoke something that is not valid RTSP/HTTP, or refused a request.
-    Protocol,
-    /// The stream has no video track we can depacketize.
-    NoVideo,
-    /// Connected and playing, but no complete frame arrived.
-    NoFrame,
-    /// A frame arrived but is not a decodable picture.
-    BadFrame,
-    /// The frame exceeded the byte cap.
-    TooLarge,
-    /// HTTP answered with another non-success status (5xx, ...).
-    HttpStatus,
-}
-
-impl Reason {
-    /// Every reason, in code order.
-    pub const ALL: [Reason; 11] = [
-        Reason::Dns,
-        Reason::Connect,
-        Reason::Timeout,
-        Reason::Auth,
-        Reason::NotFound,
-        Reason::Protocol,
-        Reason::NoVideo,
-        Reason::NoFrame,
-        Reason::BadFrame,
-        Reason::TooLarge,
-        Reason::HttpStatus,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Dns => "dns",
-            Reason::Connect => "connect",
-            Reason::Timeout => "timeout",
-            Reason::Auth => "auth",
-            Reason::NotFound => "not_found",
-            Reason::Protocol => "protocol",
-            Reason::NoVideo => "no_video",
-            Reason::NoFrame => "no_frame",
-            Reason::BadFrame => "bad_frame",
-            Reason::TooLarge => "too_large",
-            Reason::HttpStatus => "http_status",
-        }
-    }
-
-    /// Small integer stored in `heartbeats.reason` (1-based; 0/NULL means none).
-    /// Never renumber: append new reasons at the end.
-    pub fn code(self) -> u8 {
-        Reason::ALL
-            .iter()
-            .position(|r| *r == self)
-            .expect("ALL lists every reason") as u8
-            + 1
-    }
-
-    pub fn from_code(code: i64) -> Option<Reason> {
-        usize::try_from(code - 1)
-            .ok()
-            .and_then(|i| Reason::ALL.get(i).copied())
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-/// A failed probe: a reason code plus a human message without credentials.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    pub reason: Reason,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Failure {
-            reason,
-            message: message.into(),
-        }
-    }
-}
-
-/// Milliseconds spent in each stage; `None` where a stage did not happen or
-/// does not apply (HTTP has no SETUP).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Stages {
-    pub dns_ms: Option<u32>,
-    pub connect_ms: Option<u32>,
-    /// RTSP DESCRIBE (its own TCP connection included) / HTTP request until response headers.
-    pub describe_ms: Option<u32>,
-    pub setup_ms: Option<u32>,
-    pub play_ms: Option<u32>,
-    /// From PLAY (RTSP) or response headers (HTTP) until the first complete frame.
-    pub first_frame_ms: Option<u32>,
-}
-
-/// What a probe learnt about the media.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct MediaFacts {
-    /// `h264`, `h265` or `jpeg`.
-    pub codec: Option<String>,
-    /// RFC 6381 codec string (`avc1.64001F`), RTSP H.26x only.
-    pub rfc6381: Option<String>,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    /// Frames per second, as the stream declares it (SPS timing or SDP).
-    pub fps: Option<f32>,
-    /// RTSP transport used.
-    pub transport: Option<String>,
-    /// Size of the frame that proved the stream alive.
-    pub frame_bytes: Option<u32>,
-}
-
-impl MediaFacts {
-    /// True if the facts the `streams` table keeps (codec, size, fps) are
-    /// the same. `frame_bytes` differs on nearly every probe: comparing it
-    /// too rewrote a stream's row on every heartbeat (`make bench`).
-    pub fn same_stored_facts(&self, other: &MediaFacts) -> bool {
-        self.codec == other.codec
-            && self.width == other.width
-            && self.height == other.height
-            && self.fps == other.fps
-    }
-
-    /// Short human summary: `h264 1920x1080 @ 25 fps`.
-    pub fn summary(&self) -> String {
-        let mut s = self.codec.clone().unwrap_or_else(|| "video".into());
-        if let (Some(w), Some(h)) = (self.width, self.height) {
-            s.push_str(&format!(" {w}x{h}"));
-        }
-        if let Some(f) = self.fps {
-            s.push_str(&format!(" @ {} fps", (f * 100.0).round() / 100.0));
-        }
-        s
-    }
-}
-
 /// Everything needed to probe one stream. The URL carries no credentials.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
@@ -323,34 +181,6 @@ pub(crate) async fn within_stage<T>(
         .unwrap_or_else(|_| Err(stage_timeout(deadline, stage)))
 }
 
-/// The result of one probe.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    pub result: Result<(), Failure>,
-    /// Wall time from probe start to the first complete frame (or to the failure).
-    pub latency_ms: u32,
-    pub stages: Stages,
-    pub media: MediaFacts,
-}
-
-impl Outcome {
-    pub fn is_ok(&self) -> bool {
-        self.result.is_ok()
-    }
-
-    pub fn reason(&self) -> Option<Reason> {
-        self.result.as_ref().err().map(|f| f.reason)
-    }
-
-    /// Human message: the media summary when ok, the failure message otherwise.
-    pub fn message(&self) -> String {
-        match &self.result {
-            Ok(()) => self.media.summary(),
-            Err(f) => f.message.clone(),
-        }
-    }
-}
-
 /// Where a probe is; kept outside the probe future so that a timeout can
 /// report the stage that hung.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -378,18 +208,6 @@ impl Stage {
     }
 }
 
-/// The frame that proved a stream alive, kept only on request
-/// ([`run_keeping_frame`]: the web preview); the monitor's probes drop it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Frame {
-    /// `h264`, `h265` or `jpeg`.
-    pub codec: String,
-    /// A complete JPEG, or an H.264/H.265 key frame in Annex B with its
-    /// parameter sets (retina's `FrameFormat::SIMPLE`).
-    pub data: Vec<u8>,
-}
-
-/// Progress of a running probe, filled in as stages complete.
 #[derive(Debug)]
 pub struct Progress {
     pub start: Instant,
@@ -481,119 +299,9 @@ async fn probe_inner(target: &Target, progress: &mut Progress) -> Result<(), Fai
     }
 }
 
-/// Concurrent `getaddrinfo` calls allowed. A dead DNS server makes each call
-/// block a thread for the resolver's own timeout (often 10 s or more), long
-/// after the probe gave up; without this bound, lookups for many streams would
-/// fill tokio's blocking pool and delay the HTTP probes that also run there.
-const DNS_SLOTS: usize = 8;
-
-static DNS_PERMITS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
-    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(DNS_SLOTS)));
-
-/// Resolves `host:port`, the stage every probe starts with, under the probe's
-/// deadline: a dead DNS server fails this probe with `dns`/`timeout` and holds
-/// at most one of [`DNS_SLOTS`] threads, never anything other streams need.
-pub async fn resolve(
-    host: &str,
-    port: u16,
-    progress: &mut Progress,
-) -> Result<Vec<std::net::SocketAddr>, Failure> {
-    progress.stage = Stage::Dns;
-    let t = Instant::now();
-    // IP literals (the common case on a LAN) need no lookup.
-    let host_trimmed = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<_> = if let Ok(ip) = host_trimmed.parse::<std::net::IpAddr>() {
-        vec![std::net::SocketAddr::new(ip, port)]
-    } else {
-        let permit = DNS_PERMITS
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Failure::new(Reason::Dns, "resolver closed"))?;
-        let name = host_trimmed.to_owned();
-        // The permit moves into the thread: it is released only when
-        // getaddrinfo really returns, even if this probe timed out long ago.
-        let lookup = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port))
-                .map(|a| a.collect::<Vec<_>>())
-        });
-        lookup
-            .await
-            .map_err(|e| Failure::new(Reason::Dns, format!("resolver thread failed: {e}")))?
-            .map_err(|e| Failure::new(Reason::Dns, format!("cannot resolve {host}: {e}")))?
-    };
-    progress.stages.dns_ms = Some(Progress::ms(t));
-    if addrs.is_empty() {
-        return Err(Failure::new(
-            Reason::Dns,
-            format!("{host} resolves to no address"),
-        ));
-    }
-    Ok(addrs)
-}
-
-/// Opens (and closes) a TCP connection to learn whether the port answers and
-/// how long a connect takes, giving a precise `connect` failure.
-pub async fn tcp_connect(
-    addrs: &[std::net::SocketAddr],
-    progress: &mut Progress,
-) -> Result<(), Failure> {
-    progress.stage = Stage::Connect;
-    let t = Instant::now();
-    match tokio::net::TcpStream::connect(addrs).await {
-        Ok(s) => {
-            drop(s);
-            progress.stages.connect_ms = Some(Progress::ms(t));
-            Ok(())
-        }
-        Err(e) => Err(Failure::new(
-            Reason::Connect,
-            format!("cannot connect to {}: {e}", addrs[0]),
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_stored_media_facts_count_as_a_change() {
-        let a = MediaFacts {
-            codec: Some("h264".into()),
-            width: Some(320),
-            height: Some(240),
-            fps: Some(15.0),
-            frame_bytes: Some(4000),
-            ..MediaFacts::default()
-        };
-        let next_frame = MediaFacts {
-            frame_bytes: Some(4100),
-            transport: Some("tcp".into()),
-            ..a.clone()
-        };
-        assert!(a.same_stored_facts(&next_frame));
-        let resized = MediaFacts {
-            width: Some(640),
-            ..a.clone()
-        };
-        assert!(!a.same_stored_facts(&resized));
-    }
-
-    #[test]
-    fn reason_codes_round_trip() {
-        for r in Reason::ALL {
-            assert_eq!(Reason::from_code(r.code() as i64), Some(r));
-        }
-        assert_eq!(Reason::from_code(0), None);
-        assert_eq!(Reason::from_code(99), None);
-        assert_eq!(
-            Reason::Dns.code(),
-            1,
-            "codes are stored in the DB: never renumber"
-        );
-    }
 
     #[test]
     fn stage_deadline_is_the_shorter_of_timeout_and_3_s() {

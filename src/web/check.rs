@@ -11,10 +11,10 @@
 //!   probing again. Kept pictures are capped at [`MAX_KEPT_BYTES`] in all;
 //!   the oldest are dropped first.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::byte_cache::ByteCache;
 use crate::preview::{self, Picture};
 use crate::probe::{MediaFacts, Reason, Stages, Target};
 
@@ -52,8 +52,8 @@ pub enum CheckError {
 pub struct Checks {
     /// Held for the whole probe + render.
     running: Mutex<()>,
-    /// Last result per stream name. Held briefly.
-    results: Mutex<HashMap<String, Arc<CheckResult>>>,
+    /// Last result per stream name, capped at [`MAX_KEPT_BYTES`]. Held briefly.
+    results: Mutex<ByteCache<Arc<CheckResult>>>,
     runtime: Option<tokio::runtime::Handle>,
 }
 
@@ -61,7 +61,7 @@ impl Checks {
     pub fn new(runtime: Option<tokio::runtime::Handle>) -> Self {
         Checks {
             running: Mutex::new(()),
-            results: Mutex::new(HashMap::new()),
+            results: Mutex::new(ByteCache::new(MAX_KEPT_BYTES)),
             runtime,
         }
     }
@@ -140,21 +140,10 @@ impl Checks {
     }
 
     fn keep(&self, name: &str, r: Arc<CheckResult>) {
-        let mut m = self.results.lock().expect("check results lock");
-        m.insert(name.to_owned(), r);
-        let size = |r: &CheckResult| r.picture.as_ref().map(|p| p.jpeg.len()).unwrap_or(0);
-        while m.values().map(|r| size(r)).sum::<usize>() > MAX_KEPT_BYTES && m.len() > 1 {
-            let oldest = m
-                .iter()
-                .filter(|(k, _)| k.as_str() != name)
-                .min_by_key(|(_, r)| r.ts_ms)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => {
-                    m.remove(&k);
-                }
-                None => break,
-            }
-        }
+        let bytes = r.picture.as_ref().map(|p| p.jpeg.len()).unwrap_or(0);
+        self.results
+            .lock()
+            .expect("check results lock")
+            .insert(name, r, bytes);
     }
 }

@@ -1,0 +1,249 @@
+//! What a probe reports: its verdict ([`Outcome`]: ok, or a [`Failure`] with a
+//! stable [`Reason`] code), the time each stage took ([`Stages`]), what it
+//! learnt about the media ([`MediaFacts`]) and, on request, the frame that
+//! proved the stream alive ([`Frame`]).
+//!
+//! These types outlive the probe: the monitor stores them, the web, MQTT and
+//! metrics show them. They live apart from the probing code in [`super`] so
+//! that their stable names and codes are read in one place.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a probe failed. The snake_case names are stable: they are stored in
+/// the database (as [`Reason::code`]) and sent in the API, MQTT and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The host name did not resolve.
+    Dns,
+    /// TCP connect refused or unreachable.
+    Connect,
+    /// The deadline passed (the stage says where).
+    Timeout,
+    /// 401/403: missing or wrong credentials.
+    Auth,
+    /// 404: wrong path.
+    NotFound,
+    /// The peer spoke something that is not valid RTSP/HTTP, or refused a request.
+    Protocol,
+    /// The stream has no video track we can depacketize.
+    NoVideo,
+    /// Connected and playing, but no complete frame arrived.
+    NoFrame,
+    /// A frame arrived but is not a decodable picture.
+    BadFrame,
+    /// The frame exceeded the byte cap.
+    TooLarge,
+    /// HTTP answered with another non-success status (5xx, ...).
+    HttpStatus,
+}
+
+impl Reason {
+    /// Every reason, in code order.
+    pub const ALL: [Reason; 11] = [
+        Reason::Dns,
+        Reason::Connect,
+        Reason::Timeout,
+        Reason::Auth,
+        Reason::NotFound,
+        Reason::Protocol,
+        Reason::NoVideo,
+        Reason::NoFrame,
+        Reason::BadFrame,
+        Reason::TooLarge,
+        Reason::HttpStatus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Dns => "dns",
+            Reason::Connect => "connect",
+            Reason::Timeout => "timeout",
+            Reason::Auth => "auth",
+            Reason::NotFound => "not_found",
+            Reason::Protocol => "protocol",
+            Reason::NoVideo => "no_video",
+            Reason::NoFrame => "no_frame",
+            Reason::BadFrame => "bad_frame",
+            Reason::TooLarge => "too_large",
+            Reason::HttpStatus => "http_status",
+        }
+    }
+
+    /// Small integer stored in `heartbeats.reason` (1-based; 0/NULL means none).
+    /// Never renumber: append new reasons at the end.
+    pub fn code(self) -> u8 {
+        Reason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .expect("ALL lists every reason") as u8
+            + 1
+    }
+
+    pub fn from_code(code: i64) -> Option<Reason> {
+        usize::try_from(code - 1)
+            .ok()
+            .and_then(|i| Reason::ALL.get(i).copied())
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A failed probe: a reason code plus a human message without credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Failure {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Milliseconds spent in each stage; `None` where a stage did not happen or
+/// does not apply (HTTP has no SETUP).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stages {
+    pub dns_ms: Option<u32>,
+    pub connect_ms: Option<u32>,
+    /// RTSP DESCRIBE (its own TCP connection included) / HTTP request until response headers.
+    pub describe_ms: Option<u32>,
+    pub setup_ms: Option<u32>,
+    pub play_ms: Option<u32>,
+    /// From PLAY (RTSP) or response headers (HTTP) until the first complete frame.
+    pub first_frame_ms: Option<u32>,
+}
+
+/// What a probe learnt about the media.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MediaFacts {
+    /// `h264`, `h265` or `jpeg`.
+    pub codec: Option<String>,
+    /// RFC 6381 codec string (`avc1.64001F`), RTSP H.26x only.
+    pub rfc6381: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Frames per second, as the stream declares it (SPS timing or SDP).
+    pub fps: Option<f32>,
+    /// RTSP transport used.
+    pub transport: Option<String>,
+    /// Size of the frame that proved the stream alive.
+    pub frame_bytes: Option<u32>,
+}
+
+impl MediaFacts {
+    /// True if the facts the `streams` table keeps (codec, size, fps) are
+    /// the same. `frame_bytes` differs on nearly every probe: comparing it
+    /// too rewrote a stream's row on every heartbeat (`make bench`).
+    pub fn same_stored_facts(&self, other: &MediaFacts) -> bool {
+        self.codec == other.codec
+            && self.width == other.width
+            && self.height == other.height
+            && self.fps == other.fps
+    }
+
+    /// Short human summary: `h264 1920x1080 @ 25 fps`.
+    pub fn summary(&self) -> String {
+        let mut s = self.codec.clone().unwrap_or_else(|| "video".into());
+        if let (Some(w), Some(h)) = (self.width, self.height) {
+            s.push_str(&format!(" {w}x{h}"));
+        }
+        if let Some(f) = self.fps {
+            s.push_str(&format!(" @ {} fps", (f * 100.0).round() / 100.0));
+        }
+        s
+    }
+}
+
+/// The result of one probe.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub result: Result<(), Failure>,
+    /// Wall time from probe start to the first complete frame (or to the failure).
+    pub latency_ms: u32,
+    pub stages: Stages,
+    pub media: MediaFacts,
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    pub fn reason(&self) -> Option<Reason> {
+        self.result.as_ref().err().map(|f| f.reason)
+    }
+
+    /// Human message: the media summary when ok, the failure message otherwise.
+    pub fn message(&self) -> String {
+        match &self.result {
+            Ok(()) => self.media.summary(),
+            Err(f) => f.message.clone(),
+        }
+    }
+}
+
+/// The frame that proved a stream alive, kept only on request
+/// ([`super::run_keeping_frame`]: the web preview); the monitor's probes drop it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// `h264`, `h265` or `jpeg`.
+    pub codec: String,
+    /// A complete JPEG, or an H.264/H.265 key frame in Annex B with its
+    /// parameter sets (retina's `FrameFormat::SIMPLE`).
+    pub data: Vec<u8>,
+}
+
+/// Progress of a running probe, filled in as stages complete.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_stored_media_facts_count_as_a_change() {
+        let a = MediaFacts {
+            codec: Some("h264".into()),
+            width: Some(320),
+            height: Some(240),
+            fps: Some(15.0),
+            frame_bytes: Some(4000),
+            ..MediaFacts::default()
+        };
+        let next_frame = MediaFacts {
+            frame_bytes: Some(4100),
+            transport: Some("tcp".into()),
+            ..a.clone()
+        };
+        assert!(a.same_stored_facts(&next_frame));
+        let resized = MediaFacts {
+            width: Some(640),
+            ..a.clone()
+        };
+        assert!(!a.same_stored_facts(&resized));
+    }
+
+    #[test]
+    fn reason_codes_round_trip() {
+        for r in Reason::ALL {
+            assert_eq!(Reason::from_code(r.code() as i64), Some(r));
+        }
+        assert_eq!(Reason::from_code(0), None);
+        assert_eq!(Reason::from_code(99), None);
+        assert_eq!(
+            Reason::Dns.code(),
+            1,
+            "codes are stored in the DB: never renumber"
+        );
+    }
+}
