@@ -19,10 +19,12 @@ release:
 run: deps release
 	./scripts/run-demo.sh ./target/release/streampulse $(CONFIG) $(DATA_DIR)
 
-# Every test: formatting, lints, unit tests and the integration tests against
-# real servers started on loopback (installed by `deps`).
+# Every test: formatting, lints, no import cycle between top-level modules,
+# unit tests and the integration tests against real servers started on
+# loopback (installed by `deps`).
 test: deps
 	$(CARGO) fmt --check
+	python3 scripts/module-graph.py
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
 
