@@ -1,7 +1,7 @@
 #!/bin/sh
 # `make qemu-test`: boots the appliance's SD-card layout on an emulated
 # aarch64 machine under real systemd and checks it end to end
-# (tests/it/qemu.rs).
+# (tests/it/qemu/).
 #
 # 1. the static aarch64 binary (scripts/cross.sh aarch64, checked under
 #    qemu-user; SKIP_CROSS=1 reuses the one in target/cross/dist);

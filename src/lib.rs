@@ -6,15 +6,20 @@
 //! Data flows one way (see `docs/ARCHITECTURE.md`):
 //!
 //! ```text
-//! config.yaml ─► config ─► monitor ─► probe::{rtsp,http} ─► Heartbeat
-//!                                 │
-//!                       ┌─────────┴──────────┐
-//!                       ▼                    ▼
-//!                 state (board,         store::recorder (one thread,
-//!                 debounce)             batched SQLite transactions)
-//!                       │
-//!                 web (tiny_http pool: /api/status, /api/streams, history, /healthz)
+//! config.yaml ─► config ─► monitor ──asks──► Prober (live hub or probe::{rtsp,http})
+//!                            │                      ─► Outcome
+//!                  ┌─────────┴──────────┐
+//!                  ▼                    ▼
+//!            state (board,         store::recorder (one thread,
+//!            debounce)             batched SQLite transactions)
+//!                  │                    │
+//!                report ───────► readers: web (GUI, API, /metrics, live page),
+//!                                mqtt, webhooks
 //! ```
+//!
+//! No top-level module imports one that imports it back (`scripts/module-graph.py`,
+//! run by `make test`); the live hub, created by `cmds::run`, implements the
+//! monitor's [`monitor::Prober`] so the monitor never sees the web or live layers.
 //!
 //! * [`config`]: parse + validate `config.yaml` (errors name line and column), hot reload.
 //!   Its [`config::edit`] is the web GUI's edits of `config.yaml` (validated, atomic write).

@@ -82,7 +82,7 @@ fn stream_fields(f: &StreamForm, has_password: bool, heartbeat: u64) -> Vec<Fiel
 
 /// A URL as typed, to show again in a form: a password in it (`user:pw@`)
 /// is cut out, also when the rest is not a valid URL. (A form shown again
-/// after a mistake must not echo a camera password; see `tests/it/security.rs`.)
+/// after a mistake must not echo a camera password; see `tests/it/security/editor_echo.rs`.)
 pub(super) fn without_password(typed: &str) -> String {
     if let Some(mut u) = url::Url::parse(typed.trim()).ok().filter(|u| u.has_host()) {
         if u.password().is_some() {
