@@ -383,6 +383,12 @@ mod tests {
     use super::super::tests::{reparse, tree};
     use super::*;
 
+    /// The stored password of the first stream.
+    fn first_password(t: &Yaml) -> String {
+        let c = reparse(t);
+        c.streams[0].target.creds.as_ref().unwrap().password.clone()
+    }
+
     #[test]
     fn add_edit_keeps_password_when_blank_and_moves_url_credentials() {
         let mut t = tree("streams:\n- name: Door\n  url: rtsp://admin:se%40cret@10.0.0.2/live\n");
@@ -410,29 +416,13 @@ mod tests {
             ..edited.clone()
         };
         upsert_stream(&mut t, Some("Door"), &newpw).unwrap();
-        assert_eq!(
-            reparse(&t).streams[0]
-                .target
-                .creds
-                .as_ref()
-                .unwrap()
-                .password,
-            "n3w"
-        );
+        assert_eq!(first_password(&t), "n3w");
         let cleared = StreamForm {
             clear_password: true,
             ..edited.clone()
         };
         upsert_stream(&mut t, Some("Door"), &cleared).unwrap();
-        assert_eq!(
-            reparse(&t).streams[0]
-                .target
-                .creds
-                .as_ref()
-                .unwrap()
-                .password,
-            ""
-        );
+        assert_eq!(first_password(&t), "");
         // No username: no credentials at all.
         let anon = StreamForm {
             username: String::new(),

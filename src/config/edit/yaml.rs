@@ -257,28 +257,28 @@ mod tests {
         );
     }
 
+    /// Passwords a YAML writer could turn into another type or break.
+    const TRICKY: [&str; 14] = [
+        "0123",
+        "yes",
+        "true",
+        "null",
+        "~",
+        "1.50",
+        "- x",
+        "a: b",
+        "#x",
+        " lead",
+        "'q\"",
+        "%x",
+        "@x",
+        "multi\nline",
+    ];
+
     #[test]
     fn strings_that_look_like_other_types_stay_strings() {
         let mut t = tree("streams: []\n");
-        for (i, pw) in [
-            "0123",
-            "yes",
-            "true",
-            "null",
-            "~",
-            "1.50",
-            "- x",
-            "a: b",
-            "#x",
-            " lead",
-            "'q\"",
-            "%x",
-            "@x",
-            "multi\nline",
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (i, pw) in TRICKY.iter().enumerate() {
             let form = StreamForm {
                 name: format!("cam{i}"),
                 url: "rtsp://10.0.0.1/s".into(),
@@ -290,25 +290,7 @@ mod tests {
             upsert_stream(&mut t, None, &form).unwrap();
         }
         let c = reparse(&t);
-        for (i, pw) in [
-            "0123",
-            "yes",
-            "true",
-            "null",
-            "~",
-            "1.50",
-            "- x",
-            "a: b",
-            "#x",
-            " lead",
-            "'q\"",
-            "%x",
-            "@x",
-            "multi\nline",
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (i, pw) in TRICKY.iter().enumerate() {
             assert_eq!(
                 c.streams[i].target.creds.as_ref().unwrap().password,
                 *pw,

@@ -63,6 +63,15 @@ pub(super) fn assert_sandboxed(guest: &mut Guest, pid: &str) {
     );
     let boot = guest.sh("findmnt -no FSTYPE /boot");
     assert_eq!(boot, "vfat", "/boot is not the card's FAT partition");
+    // Read-only once the daemon is up: streampulse.service remounts it
+    // read-write only around the start (the import), then read-only again
+    // (ExecStartPost). The later boots' imports (password reset, factory
+    // reset) prove the read-write window works.
+    let boot_opts = guest.sh("findmnt -no OPTIONS /boot");
+    assert!(
+        boot_opts.split(',').any(|o| o == "ro"),
+        "/boot is still read-write with the daemon running: {boot_opts}"
+    );
     // Inside the daemon's mount namespace: /var is read-only
     // (ProtectSystem=strict; outside it is a writable tmpfs) and there are
     // no disks in /dev (PrivateDevices=).
@@ -75,6 +84,10 @@ pub(super) fn assert_sandboxed(guest: &mut Guest, pid: &str) {
         (
             "test -e /dev/vda",
             "see the disk /dev/vda (PrivateDevices=)",
+        ),
+        (
+            "touch /boot/.sp-write-test",
+            "write to the boot partition after its start (ExecStartPost remount)",
         ),
     ] {
         let (rc, out) = guest.sh_timeout(
