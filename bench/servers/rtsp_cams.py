@@ -14,7 +14,7 @@ Prints `PORT n`, serves until SIGTERM/SIGINT or stdin EOF.
 Mounts: /h264, /h265, /mjpeg (JPEG over RTP), /audioonly (no video: a failure
 for a frame check), /auth (H.264 behind Basic auth: admin / bench-Pa55).
 """
-import signal
+import os
 import sys
 
 import gi
@@ -22,7 +22,11 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+# The serving loop (attach, PORT line, signals, stdin EOF) is the test server's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "servers"))
+from rtsp_server import serve  # noqa: E402
 
 RAW = "video/x-raw,format=I420,width=320,height=240,framerate=15/1"
 SRC = f"videotestsrc is-live=true pattern=ball ! {RAW}"
@@ -76,16 +80,7 @@ def main():
         f.set_permissions(perms)
         mounts.add_factory(path, f)
 
-    loop = GLib.MainLoop()
-    if server.attach(None) == 0:
-        sys.exit("rtsp_cams: attach failed")
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, lambda: loop.quit() or GLib.SOURCE_REMOVE)
-    GLib.io_add_watch(GLib.IOChannel.unix_new(0), GLib.PRIORITY_DEFAULT,
-                      GLib.IOCondition.IN | GLib.IOCondition.HUP,
-                      lambda ch, cond: bool(ch.read(4096)) or loop.quit())
-    print(f"PORT {server.get_bound_port()}", flush=True)
-    loop.run()
+    serve(server, "rtsp_cams", exit_on_stdin_eof=True)
 
 
 if __name__ == "__main__":

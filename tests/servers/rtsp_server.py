@@ -129,16 +129,21 @@ def main():
         factory.set_permissions(permissions(want))
         mounts.add_factory(path, factory)
 
+    serve(server, "rtsp_server", "--exit-on-stdin-eof" in sys.argv[1:])
+
+
+def serve(server, name, exit_on_stdin_eof):
+    """Attaches `server`, prints `PORT n` and runs until SIGTERM/SIGINT (or
+    stdin EOF when asked). Also used by bench/servers/rtsp_cams.py."""
     loop = GLib.MainLoop()
     if server.attach(None) == 0:
-        sys.exit("rtsp_server: attach failed")
+        sys.exit(f"{name}: attach failed")
     for sig in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, lambda: loop.quit() or GLib.SOURCE_REMOVE)
-    if "--exit-on-stdin-eof" in sys.argv[1:]:
+    if exit_on_stdin_eof:
         GLib.io_add_watch(GLib.IOChannel.unix_new(0), GLib.PRIORITY_DEFAULT,
                           GLib.IOCondition.IN | GLib.IOCondition.HUP,
                           lambda ch, cond: bool(ch.read(4096)) or loop.quit())
-
     print(f"PORT {server.get_bound_port()}", flush=True)
     loop.run()
 
