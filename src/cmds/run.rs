@@ -1,6 +1,7 @@
 //! `streampulse run`: the appliance's main loop.
 //!
-//! Start order: load config → open (and upgrade) the database → recorder
+//! Start order: check the data directory (a RAM fallback if it is not
+//! usable: degraded mode, src/system/data_dir.rs) → boot-config import → load config → open (and upgrade) the database → recorder
 //! thread → tokio runtime → live view hub (the web GUI's viewers and the
 //! monitor's prober) → web server (port bound) → MQTT publisher and
 //! webhooks → monitor tasks → config reload loop. Stop order is the reverse:
@@ -44,6 +45,13 @@ pub struct Args {
     /// copy (an invalid one stays, with a `.error` note). See docs/APPLIANCE.md.
     #[arg(long)]
     pub boot_config: Option<PathBuf>,
+    /// Where to keep data when `--data-dir` is not usable (read-only,
+    /// missing, not a directory): the daemon then runs degraded, says so on
+    /// every page, in `/healthz` and in systemd's status, and runs from a
+    /// copy of `--config` if that lies in the data dir. Without it an
+    /// unusable data dir is an error. On the appliance: /run/streampulse (RAM).
+    #[arg(long)]
+    pub fallback_data_dir: Option<PathBuf>,
 }
 
 fn policy(c: &Config) -> Policy {
@@ -53,7 +61,16 @@ fn policy(c: &Config) -> Policy {
     }
 }
 
-pub fn run(args: Args) -> Result<u8> {
+pub fn run(mut args: Args) -> Result<u8> {
+    // Before the boot-config import: it merges into the config we run from.
+    let chosen = system::data_dir::choose(
+        &args.data_dir,
+        &args.config,
+        args.fallback_data_dir.as_deref(),
+    )?;
+    args.data_dir = chosen.data_dir;
+    args.config = chosen.config;
+    system::health::global().set_degraded(chosen.degraded);
     if let Some(boot) = &args.boot_config {
         system::bootcfg::at_start(boot, &args.config, &args.data_dir, clock::real().now_ms());
     }

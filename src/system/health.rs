@@ -1,5 +1,6 @@
 //! The box's own health: data-partition space (and the retention it
-//! implies), the NTP offset, the watchdog, the boot-config import, the web
+//! implies), degraded mode (the data directory was not usable: data in
+//! RAM), the NTP offset, the watchdog, the boot-config import, the web
 //! listeners. Shown in
 //! `/healthz`; `/api/status` stays keyed by stream name only (seed shape).
 //!
@@ -39,6 +40,8 @@ pub struct Health {
 #[derive(Default)]
 struct Inner {
     data_dir: Option<PathBuf>,
+    /// Why the data directory is not used ([`super::data_dir`]).
+    degraded: Option<String>,
     ntp: Option<Result<sntp::Measurement, String>>,
     pressure: Option<Pressure>,
     retention: Option<Policy>,
@@ -80,6 +83,16 @@ impl Health {
         self.lock().data_dir = Some(dir.to_path_buf());
     }
 
+    /// Records that the daemon runs degraded (data in RAM), and why.
+    pub fn set_degraded(&self, reason: Option<String>) {
+        self.lock().degraded = reason;
+    }
+
+    /// Why the daemon runs degraded, if it does (every page shows it).
+    pub fn degraded(&self) -> Option<String> {
+        self.lock().degraded.clone()
+    }
+
     /// Records what the boot-config import did at start.
     pub fn set_boot_config(&self, what: BootConfig) {
         self.lock().boot_config = Some(what);
@@ -105,13 +118,14 @@ impl Health {
         disk::tightened(configured, self.pressure().unwrap_or(Pressure::None))
     }
 
-    /// The `/healthz` fragment: `disk` (of `data_dir`), `ntp`, `watchdog`,
+    /// The `/healthz` fragment: `data` (degraded mode), `disk` (of `data_dir`), `ntp`, `watchdog`,
     /// `boot_config`. Without `detail` (a caller not logged in),
     /// `boot_config` is the outcome only ([`BootConfig`]).
     pub fn json(&self, data_dir: &Path, detail: bool) -> Value {
-        let (ntp, pressure, retention, watchdog, boot, web) = {
+        let (degraded, ntp, pressure, retention, watchdog, boot, web) = {
             let i = self.lock();
             (
+                i.degraded.clone(),
                 i.ntp.clone(),
                 i.pressure,
                 i.retention,
@@ -137,6 +151,9 @@ impl Health {
             Err(e) => json!({"path": d, "error": format!("{e:#}")}),
         };
         json!({
+            // Public, like the disk's path: anyone at the box should learn
+            // that its history is not being kept.
+            "data": {"degraded": degraded.is_some(), "reason": degraded},
             "disk": disk,
             "ntp": ntp.map(|r| match r {
                 Ok(m) => serde_json::to_value(m).unwrap_or(Value::Null),

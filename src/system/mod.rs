@@ -2,10 +2,12 @@
 //!
 //! * [`watchdog`]: systemd `READY=1`, `STATUS=`, and `WATCHDOG=1` gated on progress.
 //! * [`bootcfg`]: importing a `config.yaml` dropped on the boot partition.
+//! * [`data_dir`]: the data directory's start-up check and the RAM fallback (degraded mode).
 //! * [`health`]: the `system` thread and what `/healthz` shows about the box.
 //! * [`recent_log`]: the daemon's last log lines, for the System page.
 
 pub mod bootcfg;
+pub mod data_dir;
 pub mod health;
 pub mod recent_log;
 pub mod watchdog;

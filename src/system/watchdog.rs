@@ -392,13 +392,22 @@ pub fn board_status(board: &Board, probes_done: u64) -> String {
     )
 }
 
+/// `status` led by `DEGRADED (data in RAM): ` while the daemon runs
+/// degraded ([`super::data_dir`]), so `systemctl status` says so first.
+fn degraded_prefix(status: String) -> String {
+    match super::health::global().degraded() {
+        Some(_) => format!("DEGRADED (data in RAM): {status}"),
+        None => status,
+    }
+}
+
 /// Under systemd (`$NOTIFY_SOCKET`): sends `READY=1` and starts the pinger
 /// over the main loop, the recorder and the probes. `None` without systemd.
 /// Call once the database is open and the web port is bound.
 pub fn start_for_run(p: RunProgress, shutdown_rx: shutdown::Receiver) -> Option<WatchdogHandle> {
     let notifier: Arc<dyn Notifier> = Arc::new(SystemdNotifier::from_env()?);
     let probes_done = |m: &monitor::Ctx| m.probes_done.load(Ordering::Relaxed);
-    let status_text = board_status(&p.board, probes_done(&p.monitor));
+    let status_text = degraded_prefix(board_status(&p.board, probes_done(&p.monitor)));
     let ready = format!("READY=1\n{}", status_line(&status_text));
     if let Err(e) = notifier.send(&ready) {
         tracing::warn!("notifying systemd (READY=1) failed: {e}");
@@ -424,7 +433,7 @@ pub fn start_for_run(p: RunProgress, shutdown_rx: shutdown::Receiver) -> Option<
         },
     ];
     let board = p.board;
-    let status = Box::new(move || board_status(&board, probes_done(&mon2)));
+    let status = Box::new(move || degraded_prefix(board_status(&board, probes_done(&mon2))));
     Some(start(
         notifier,
         watchdog_usec_from_env(),

@@ -93,13 +93,27 @@ impl App {
     /// wrapper that execs it with the arguments that follow), with
     /// `RUST_LOG=debug` unless `env` says otherwise.
     pub fn launch(
+        cmd: std::process::Command,
+        config: &Path,
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> App {
+        Self::launch_with_token_in(data_dir, cmd, config, data_dir, args, env)
+    }
+
+    /// Like [`App::launch`], with the test token seeded into `token_dir`:
+    /// the directory the daemon will really use (e.g. its
+    /// `--fallback-data-dir` when `data_dir` cannot be written).
+    pub fn launch_with_token_in(
+        token_dir: &Path,
         mut cmd: std::process::Command,
         config: &Path,
         data_dir: &Path,
         args: &[&str],
         env: &[(&str, &str)],
     ) -> App {
-        seed_test_token(data_dir);
+        seed_test_token(token_dir);
         let mut child = cmd
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)

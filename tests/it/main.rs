@@ -6,6 +6,7 @@ mod app; // the `streampulse run` daemon under test, with its JSON API
 mod appliance_scripts; // overlay/usr/libexec/streampulse boot scripts (hostname, console URL, journal dir) on a fake root
 mod cli; // check-config, --version
 mod daemon; // end to end: status API, hot reload, crash safety, secrets
+mod degraded; // issue 15: an unusable data dir → degraded mode from a RAM fallback, said on every page and in /healthz
 mod fakes; // every named fake peer, on one accept loop: hostile cameras, markup cameras, a recorder
 mod faults; // power loss (100 SIGKILL rounds), data partition full (tmpfs), recorder recovery
 mod flash; // flash.sh against image files and loop devices (never a real disk)

@@ -65,6 +65,9 @@ pub struct Chrome {
     pub config_error: Option<String>,
     /// A one-line confirmation ("Saved.").
     pub flash: Option<String>,
+    /// Why the daemon runs degraded (data directory not usable, data in
+    /// RAM): shown to everyone, in red, on every page.
+    pub data_degraded: Option<String>,
 }
 
 pub(crate) fn chrome(
@@ -88,6 +91,7 @@ pub(crate) fn chrome(
             .as_ref()
             .map(|e| session.map(|_| e.clone()).unwrap_or_default()),
         flash: None,
+        data_degraded: crate::system::health::global().degraded(),
     }
 }
 
