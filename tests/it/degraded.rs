@@ -1,7 +1,8 @@
 //! Issue 15, card robustness: when the data directory cannot be written (on
 //! the appliance: /data failed fsck, did not mount, or went read-only),
 //! `streampulse run --fallback-data-dir` still runs, from the fallback, and
-//! says so: `/healthz` `data.degraded`, a red banner on every page. Here
+//! says so: `/healthz` `data.degraded`, a red banner on every page, the
+//! sd-notify `STATUS=` line. Here
 //! the data directory lies below a regular file (ENOTDIR: the tests run as
 //! root, so permission bits would not stop a write).
 
@@ -16,7 +17,7 @@ use super::util::{self, temp_dir, SnapshotServer};
 /// The banner's fixed sentence (src/web/templates/base.html).
 const BANNER: &str = "Degraded: the data partition is not usable";
 
-fn start(config: &Path, data: &Path, ram: &Path, extra: &[&str]) -> App {
+fn start(config: &Path, data: &Path, ram: &Path, extra: &[&str], env: &[(&str, &str)]) -> App {
     let mut args = vec!["--fallback-data-dir", ram.to_str().unwrap()];
     args.extend_from_slice(extra);
     // The token goes where the daemon will keep its data.
@@ -25,14 +26,14 @@ fn start(config: &Path, data: &Path, ram: &Path, extra: &[&str]) -> App {
     } else {
         data
     };
-    App::launch_with_token_in(
-        token_dir,
-        util::streampulse(),
-        config,
-        data,
-        &args,
-        &[("RUST_LOG", "info")],
-    )
+    let mut cmd = util::streampulse();
+    cmd.env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID");
+    let env: Vec<(&str, &str)> = std::iter::once(("RUST_LOG", "info"))
+        .chain(env.iter().copied())
+        .collect();
+    App::launch_with_token_in(token_dir, cmd, config, data, &args, &env)
 }
 
 /// Unusable data dir: the daemon runs from the fallback, imports the boot
@@ -58,11 +59,24 @@ fn unusable_data_dir_runs_degraded_from_the_fallback() {
     )
     .unwrap();
     let boot_arg = boot.join("config.yaml").to_string_lossy().into_owned();
+    // A stand-in for systemd's notify socket, for the STATUS= line.
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let app = start(
         &data.join("config.yaml"),
         &data,
         &ram,
         &["--boot-config", &boot_arg],
+        &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())],
+    );
+    let mut buf = [0u8; 4096];
+    let n = sock.recv(&mut buf).expect("no sd-notify message");
+    let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        ready.contains("READY=1") && ready.contains("STATUS=DEGRADED (data in RAM): "),
+        "{ready:?}"
     );
 
     let health = app.get("/healthz").1;
@@ -122,7 +136,7 @@ fn usable_data_dir_is_not_degraded() {
     let ram = dir.path().join("ram");
     let cfg = dir.path().join("config.yaml");
     std::fs::write(&cfg, "streams: []\n").unwrap();
-    let app = start(&cfg, &data, &ram, &[]);
+    let app = start(&cfg, &data, &ram, &[], &[]);
     let health = app.get("/healthz").1;
     assert_eq!(
         health["data"],
