@@ -28,6 +28,22 @@ pub fn seed_test_token(data_dir: &Path) {
 }
 
 /// A running daemon.
+/// `streampulse` that hears only the test's fake systemd (the variables a
+/// real systemd may have given this test process are removed), and the
+/// environment `env` with logging at info.
+pub fn under_test_systemd<'a>(
+    env: &[(&'a str, &'a str)],
+) -> (std::process::Command, Vec<(&'a str, &'a str)>) {
+    let mut cmd = super::util::streampulse();
+    cmd.env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID");
+    let env = std::iter::once(("RUST_LOG", "info"))
+        .chain(env.iter().copied())
+        .collect();
+    (cmd, env)
+}
+
 pub struct App {
     child: Child,
     pub addr: String,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::app::App;
+use super::app::{self, App};
 use super::util::{self, temp_dir, SnapshotServer};
 
 /// The banner's fixed sentence (src/web/templates/base.html).
@@ -26,13 +26,7 @@ fn start(config: &Path, data: &Path, ram: &Path, extra: &[&str], env: &[(&str, &
     } else {
         data
     };
-    let mut cmd = util::streampulse();
-    cmd.env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID");
-    let env: Vec<(&str, &str)> = std::iter::once(("RUST_LOG", "info"))
-        .chain(env.iter().copied())
-        .collect();
+    let (cmd, env) = app::under_test_systemd(env);
     App::launch_with_token_in(token_dir, cmd, config, data, &args, &env)
 }
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::app::App;
-use super::util::{self, temp_dir, SnapshotServer, PASSWORD};
+use super::app::{self, App};
+use super::util::{temp_dir, SnapshotServer, PASSWORD};
 
 /// `streampulse run` (an [`App`]) that hears only the test's fake systemd:
 /// the variables a real systemd may have given this test process are
@@ -25,13 +25,7 @@ struct Daemon(App);
 
 impl Daemon {
     fn start(config: &Path, data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let mut cmd = util::streampulse();
-        cmd.env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID");
-        let env: Vec<(&str, &str)> = std::iter::once(("RUST_LOG", "info"))
-            .chain(env.iter().copied())
-            .collect();
+        let (cmd, env) = app::under_test_systemd(env);
         Daemon(App::launch(cmd, config, data_dir, extra, &env))
     }
 
