@@ -40,6 +40,26 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A metric with one unlabelled sample.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// A metric with one sample per stream, labelled `stream`.
+fn per_stream<'a, V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (&'a str, V)>,
+) {
+    family(out, name, kind, help);
+    for (stream, value) in samples {
+        let _ = writeln!(out, "{name}{{stream=\"{}\"}} {value}", label(stream));
+    }
+}
+
 /// Resident set size from `/proc/self/statm` (pages × page size).
 fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -86,20 +106,15 @@ pub fn render(ctx: &WebCtx) -> String {
         .map(|s| (s.name.clone(), s.health, s.enabled))
         .collect();
 
-    family(
+    per_stream(
         &mut out,
         "streampulse_stream_up",
         "gauge",
         "1 if the stream is up (debounced), 0 if down or not yet known.",
+        states
+            .iter()
+            .map(|(name, health, _)| (name.as_str(), u8::from(*health == Health::Up))),
     );
-    for (name, health, _) in &states {
-        let _ = writeln!(
-            out,
-            "streampulse_stream_up{{stream=\"{}\"}} {}",
-            label(name),
-            u8::from(*health == Health::Up)
-        );
-    }
     family(
         &mut out,
         "streampulse_stream_state",
@@ -117,40 +132,28 @@ pub fn render(ctx: &WebCtx) -> String {
             );
         }
     }
-    family(
+    per_stream(
         &mut out,
         "streampulse_stream_enabled",
         "gauge",
         "1 if the stream is probed, 0 if disabled in the config.",
+        states
+            .iter()
+            .map(|(name, _, enabled)| (name.as_str(), u8::from(*enabled))),
     );
-    for (name, _, enabled) in &states {
-        let _ = writeln!(
-            out,
-            "streampulse_stream_enabled{{stream=\"{}\"}} {}",
-            label(name),
-            u8::from(*enabled)
-        );
-    }
 
     if let Some(m) = &ctx.monitor {
         let names: std::collections::HashSet<&str> =
             states.iter().map(|(n, _, _)| n.as_str()).collect();
         let stats = m.probe_stats.retain(|n| names.contains(n));
 
-        family(
+        per_stream(
             &mut out,
             "streampulse_probes_total",
             "counter",
             "Probes finished, by stream.",
+            stats.iter().map(|(name, s)| (name.as_str(), s.probes)),
         );
-        for (name, s) in &stats {
-            let _ = writeln!(
-                out,
-                "streampulse_probes_total{{stream=\"{}\"}} {}",
-                label(name),
-                s.probes
-            );
-        }
         family(
             &mut out,
             "streampulse_probe_failures_total",
@@ -203,97 +206,73 @@ pub fn render(ctx: &WebCtx) -> String {
             );
         }
 
-        family(
+        single(
             &mut out,
             "streampulse_heartbeats_total",
             "counter",
             "Heartbeats (probe results) produced by the monitor.",
-        );
-        let _ = writeln!(
-            out,
-            "streampulse_heartbeats_total {}",
-            m.probes_done.load(Ordering::Relaxed)
+            m.probes_done.load(Ordering::Relaxed),
         );
     }
 
     let st = &ctx.recorder_stats;
-    family(
+    single(
         &mut out,
         "streampulse_heartbeats_committed_total",
         "counter",
         "Heartbeats written to the database.",
+        st.heartbeats_committed.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "streampulse_heartbeats_committed_total {}",
-        st.heartbeats_committed.load(Ordering::Relaxed)
-    );
-    family(
+    single(
         &mut out,
         "streampulse_recorder_dropped_total",
         "counter",
         "Records dropped because the recorder queue was full.",
+        st.dropped.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "streampulse_recorder_dropped_total {}",
-        st.dropped.load(Ordering::Relaxed)
-    );
-    family(
+    single(
         &mut out,
         "streampulse_db_commit_errors_total",
         "counter",
         "Failed database commits (disk full, I/O errors).",
+        st.commit_errors.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "streampulse_db_commit_errors_total {}",
-        st.commit_errors.load(Ordering::Relaxed)
-    );
-    family(
+    single(
         &mut out,
         "streampulse_db_size_bytes",
         "gauge",
         "Size of the SQLite database and its WAL.",
+        db_bytes(ctx),
     );
-    let _ = writeln!(out, "streampulse_db_size_bytes {}", db_bytes(ctx));
 
-    family(
+    single(
         &mut out,
         "streampulse_clock_synced",
         "gauge",
         "1 if the system clock is synchronised (NTP) and plausible.",
+        u8::from(ctx.sync.state(now_ms).trusted()),
     );
-    let _ = writeln!(
-        out,
-        "streampulse_clock_synced {}",
-        u8::from(ctx.sync.state(now_ms).trusted())
-    );
-    family(
+    single(
         &mut out,
         "streampulse_config_error",
         "gauge",
         "1 if the last config edit was rejected (the previous config runs).",
-    );
-    let _ = writeln!(
-        out,
-        "streampulse_config_error {}",
         u8::from(
             ctx.config_error
                 .lock()
                 .expect("config_error lock")
-                .is_some()
-        )
+                .is_some(),
+        ),
     );
 
     if let Some(rss) = rss_bytes() {
-        family(
+        single(
             &mut out,
             "process_resident_memory_bytes",
             "gauge",
             "Resident memory size in bytes.",
+            rss,
         );
-        let _ = writeln!(out, "process_resident_memory_bytes {rss}");
     }
     family(
         &mut out,
