@@ -17,6 +17,7 @@ pub enum Route {
     Frame(String),            // /streams/{name}/frame.jpg (the last preview picture)
     Settings,                 // /settings
     SettingsMqtt,             // /settings/mqtt
+    SettingsNetwork,          // /settings/network
     SettingsAccess,           // /settings/access (password, API tokens)
     Static(&'static str),     // /static/{app.css,app.js,icon.svg}, /favicon.ico
     ApiStatus,                // /api/status
@@ -82,6 +83,7 @@ impl Route {
             "/add" => return Route::AddStream,
             "/settings" => return Route::Settings,
             "/settings/mqtt" => return Route::SettingsMqtt,
+            "/settings/network" => return Route::SettingsNetwork,
             "/settings/access" => return Route::SettingsAccess,
             "/api/status" | "/api/status/" => return Route::ApiStatus,
             "/api/streams" | "/api/streams/" => return Route::ApiStreams,
@@ -221,6 +223,7 @@ mod tests {
             ("/add", Route::AddStream),
             ("/settings", Route::Settings),
             ("/settings/mqtt", Route::SettingsMqtt),
+            ("/settings/network", Route::SettingsNetwork),
             ("/settings/access", Route::SettingsAccess),
             ("/static/app.css", Route::Static("app.css")),
             ("/static/app.js", Route::Static("app.js")),

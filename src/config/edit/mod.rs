@@ -26,9 +26,10 @@
 //!
 //! This file is the edit transaction ([`ConfigFile::edit`]) and the errors
 //! forms get back; the tree is `yaml.rs`, each form has its file
-//! (`stream_form.rs`, `settings_form.rs`, `mqtt_form.rs`).
+//! (`stream_form.rs`, `settings_form.rs`, `mqtt_form.rs`, `network_form.rs`).
 
 mod mqtt_form;
+mod network_form;
 mod settings_form;
 mod stream_form;
 mod yaml;
@@ -40,6 +41,7 @@ use std::sync::Mutex;
 use crate::atomic_file::write_atomic;
 use crate::config::{self, Config};
 pub use mqtt_form::{apply_mqtt, MqttForm};
+pub use network_form::{apply_network, has_wifi_key, NetworkForm};
 pub use settings_form::{
     apply_settings, check_device_name, check_timezone, set_admin_hash, SettingsForm,
 };

@@ -31,6 +31,7 @@ mod form;
 mod format;
 mod login;
 mod mqtt_settings;
+mod network_settings;
 mod password;
 mod pre_session;
 mod preview;
@@ -190,6 +191,7 @@ pub fn page(
         Route::Frame(n) => get_only(req).and_then(|_| preview::frame(ctx, n)),
         Route::Settings => settings::settings(v),
         Route::SettingsMqtt => mqtt_settings::mqtt_settings(v),
+        Route::SettingsNetwork => network_settings::network_settings(v),
         Route::SettingsAccess => access::access(v),
         _ => Err(HttpError::new(405, "method not allowed")),
     }

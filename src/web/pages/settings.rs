@@ -26,7 +26,7 @@ struct SettingsPage {
 /// One tab of `settings.html`.
 pub(super) struct Tab {
     pub title: &'static str,
-    /// `general` or `mqtt` (which tab is current).
+    /// `general`, `mqtt` or `network` (which tab is current).
     pub tab: &'static str,
     /// A sentence above the form ("" for none).
     pub intro: &'static str,

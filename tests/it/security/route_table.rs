@@ -50,6 +50,7 @@ pub(super) const ROUTES: &[(&str, &str, Class)] = &[
     ("Frame", "/streams/cam%20x/frame.jpg", Class::Page),
     ("Settings", "/settings", Class::Page),
     ("SettingsMqtt", "/settings/mqtt", Class::Page),
+    ("SettingsNetwork", "/settings/network", Class::Page),
     ("SettingsAccess", "/settings/access", Class::Page),
     ("Static", "/static/app.css", Class::Static),
     ("ApiStatus", "/api/status", Class::PublicStatus),

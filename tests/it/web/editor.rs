@@ -231,6 +231,53 @@ fn editor_changes_config_and_monitor_hot_reloads() {
     assert!(!p.text().contains("mqtt-pw-1"), "MQTT password shown");
     assert!(p.text().contains("A password is stored"));
 
+    // Network settings: the config's own checks next to their field (the
+    // key never echoed), then Wi-Fi and a static address are written; the
+    // key is write-only.
+    let r = b.post(
+        "/settings/network",
+        &[
+            ("csrf", &csrf),
+            ("wifi", "1"),
+            ("ssid", "Home"),
+            ("password", "short"),
+            ("country", "GB"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.by_id("err-password").is_some(), "{}", r.text());
+    assert!(!r.text().contains("value=\"short\""), "the key is echoed");
+    let r = b.post(
+        "/settings/network",
+        &[
+            ("csrf", &csrf),
+            ("hostname", "porch-box"),
+            ("ethernet_address", "192.168.1.50/24"),
+            ("ethernet_gateway", "192.168.1.1"),
+            ("wifi", "1"),
+            ("ssid", "Home"),
+            ("password", "wifi-key-123"),
+            ("country", "gb"),
+        ],
+    );
+    assert_eq!(
+        (r.status, r.location()),
+        (303, "/settings/network?msg=saved"),
+        "{}",
+        r.text()
+    );
+    let c = streampulse::config::load(&bx.config).unwrap();
+    assert_eq!(c.network.hostname.as_deref(), Some("porch-box"));
+    let w = c.network.wifi.clone().unwrap();
+    assert_eq!((w.ssid.as_str(), w.country.as_str()), ("Home", "GB"));
+    assert!(w.psk.is_some());
+    assert!(c.network.ethernet.is_some());
+    assert_eq!(c.streams.len(), 1);
+    let p = b.get("/settings/network");
+    assert!(!p.text().contains("wifi-key-123"), "Wi-Fi key shown");
+    assert!(p.text().contains("A password is stored"));
+    assert!(p.text().contains("192.168.1.50/24"));
+
     // Delete.
     let p = b.get("/streams/Door%20cam/delete");
     assert!(p.text().contains("Delete Door cam?"));

@@ -90,6 +90,7 @@ fn every_route_answers() {
         ("/add", 200, html),
         ("/settings", 200, html),
         ("/settings/mqtt", 200, html),
+        ("/settings/network", 200, html),
         ("/settings/access", 200, html),
         ("/streams/cam%20x", 200, html),
         ("/streams/cam%20x?range=7d", 200, html),
