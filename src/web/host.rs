@@ -21,9 +21,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::handler::Resp;
 
-/// Where the kernel keeps the hostname (what `gethostname(2)` reads).
-const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
-
 /// The box's own names, besides IP literals and configured ones.
 #[derive(Clone, Debug)]
 pub struct BoxNames {
@@ -32,13 +29,14 @@ pub struct BoxNames {
 }
 
 impl BoxNames {
-    /// Reads the kernel's hostname now.
+    /// Reads the kernel's hostname now, with uname(2): the appliance's
+    /// sandbox (`ProcSubset=pid`) hides /proc/sys/kernel/hostname.
     pub fn read() -> BoxNames {
-        let name = std::fs::read_to_string(HOSTNAME_FILE).unwrap_or_else(|e| {
-            tracing::warn!("cannot read the hostname from {HOSTNAME_FILE}: {e}");
+        let name = kernel_hostname().unwrap_or_else(|e| {
+            tracing::warn!("cannot read the hostname (uname): {e}");
             String::new()
         });
-        BoxNames::new(name.trim())
+        BoxNames::new(&name)
     }
 
     /// Names for hostname `hostname` ("" for none).
@@ -131,6 +129,18 @@ impl BoxNames {
     }
 }
 
+/// The kernel's hostname (`nodename` of uname(2)).
+fn kernel_hostname() -> std::io::Result<String> {
+    // SAFETY: uname fills the zeroed struct it is given; nodename is
+    // NUL-terminated within its array.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(u.nodename.as_ptr()) };
+    Ok(name.to_string_lossy().into_owned())
+}
+
 fn text(status: u16, body: String) -> Resp {
     Resp::new(status, "text/plain; charset=utf-8", body.into_bytes())
 }
@@ -161,6 +171,12 @@ fn name_of(host: &str) -> Option<Option<&str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uname_hostname_is_the_kernels() {
+        let proc = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(kernel_hostname().unwrap(), proc.trim());
+    }
 
     #[test]
     fn host_table() {

@@ -297,7 +297,12 @@ impl Guest {
             .get(&url)
             .call()
             .expect("GET /login through the port forward");
-        let pre_cookie = cookie(&r, "sp_pre").expect("the login page sets sp_pre");
+        let Some(pre_cookie) = cookie(&r, "sp_pre") else {
+            let (status, location) = (r.status(), r.headers().get("location").cloned());
+            self.fail(&format!(
+                "GET /login set no sp_pre cookie: {status}, location {location:?}"
+            ));
+        };
         let page = r.body_mut().read_to_string().unwrap();
         let pre = between(&page, "name=\"pre\" value=\"", "\"")
             .expect("the login form has a pre field")
