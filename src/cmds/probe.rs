@@ -18,7 +18,7 @@ pub struct Args {
     /// Deadline in seconds.
     #[arg(long, default_value_t = 10)]
     pub timeout: u32,
-    /// RTSP transport: tcp or udp.
+    /// RTSP transport: auto (TCP, then UDP if refused; the default), tcp or udp.
     #[arg(long)]
     pub transport: Option<String>,
     /// rtsp, mjpeg or snapshot (inferred from the URL when absent).

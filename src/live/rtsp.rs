@@ -81,12 +81,12 @@ async fn session(
     ch.update_facts(|m| {
         m.codec = Some(encoding.to_owned());
         m.fps = sdp_fps;
-        m.transport = Some(t.transport.as_str().to_owned());
     });
-    handshake
-        .setup(&mut session, video_i, t.transport, FrameFormat::MP4)
+    let used = handshake
+        .setup(&mut session, video_i, &t.url, t.transport, FrameFormat::MP4)
         .await
         .map_err(msg)?;
+    ch.update_facts(|m| m.transport = Some(used.as_str().to_owned()));
     let playing = handshake.play(session).await.map_err(msg)?;
     let mut demuxed = playing
         .demuxed()

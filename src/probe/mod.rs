@@ -29,9 +29,9 @@ mod net;
 mod outcome;
 pub mod rtsp;
 pub(crate) mod rtsp_session;
+mod transport;
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,7 @@ use crate::redact::Credentials;
 
 pub use net::{resolve, resolve_target, tcp_connect};
 pub use outcome::{Failure, Frame, MediaFacts, Outcome, Reason, Stages};
+pub use transport::Transport;
 
 /// What kind of endpoint a stream is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -90,37 +91,6 @@ impl Kind {
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())
-    }
-}
-
-/// RTP transport for RTSP streams.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// Interleaved in the RTSP TCP connection; works through NAT and firewalls.
-    #[default]
-    Tcp,
-    /// RTP over UDP.
-    Udp,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        }
-    }
-}
-
-impl FromStr for Transport {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "tcp" => Ok(Transport::Tcp),
-            "udp" => Ok(Transport::Udp),
-            o => Err(format!("unknown transport {o:?}; expected tcp or udp")),
-        }
     }
 }
 
@@ -317,7 +287,7 @@ mod tests {
             kind,
             creds: None,
             timeout: Duration::from_secs(timeout_s),
-            transport: Transport::Tcp,
+            transport: Transport::Auto,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
         }
     }

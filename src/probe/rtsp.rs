@@ -96,10 +96,16 @@ async fn play_to_keyframe(
 
     progress.stage = Stage::Setup;
     let t = Instant::now();
-    progress.media.transport = Some(target.transport.as_str().to_owned());
-    handshake
-        .setup(&mut session, video_i, target.transport, FrameFormat::SIMPLE)
+    let used = handshake
+        .setup(
+            &mut session,
+            video_i,
+            &target.url,
+            target.transport,
+            FrameFormat::SIMPLE,
+        )
         .await?;
+    progress.media.transport = Some(used.as_str().to_owned());
     progress.stages.setup_ms = Some(Progress::ms(t));
 
     progress.stage = Stage::Play;

@@ -8,7 +8,8 @@
 //! * credentials go in [`SessionOptions::creds`], never in the URL.
 //! * only the chosen video track is SETUP ([`pick_video_stream`]): audio (e.g.
 //!   Opus) that retina cannot depacketize would otherwise fail the session.
-//! * the stream's transport (TCP interleaved or UDP) applies to that SETUP.
+//! * that SETUP asks for the stream's transport: a forced one, or for `auto`
+//!   TCP or UDP, then the other when the server refuses it (`transport.rs`).
 //!
 //! What differs stays with the callers: the probe times each stage and wants
 //! Annex B frames (`FrameFormat::SIMPLE`), with each request bounded by the
@@ -66,24 +67,53 @@ impl Handshake {
             .await
     }
 
-    /// SETUP of the one track `stream_i`, over `transport`, its frames framed
-    /// as `format`.
+    /// SETUP of the one track `stream_i` of `url`, its frames framed as
+    /// `format`, over `transport`: a forced one, or for `auto` the one that
+    /// worked last and then the other when the server refuses it with 461
+    /// (`super::transport`). Returns the transport the session got.
     pub async fn setup(
         &self,
         session: &mut Session<Described>,
         stream_i: usize,
+        url: &url::Url,
         transport: Transport,
         format: FrameFormat,
-    ) -> Result<(), Failure> {
-        let transport = match transport {
-            Transport::Tcp => retina::client::Transport::Tcp(TcpTransportOptions::default()),
-            Transport::Udp => retina::client::Transport::Udp(UdpTransportOptions::default()),
-        };
-        let options = SetupOptions::default()
-            .transport(transport)
-            .frame_format(format);
-        self.request(Stage::Setup, session.setup(stream_i, options))
-            .await
+    ) -> Result<Transport, Failure> {
+        let memory = super::transport::memory();
+        let order = memory.order(url.as_str(), transport);
+        let mut refused = Vec::new();
+        for &t in &order {
+            let rtp = match t {
+                Transport::Udp => retina::client::Transport::Udp(UdpTransportOptions::default()),
+                _ => retina::client::Transport::Tcp(TcpTransportOptions::default()),
+            };
+            let options = SetupOptions::default().transport(rtp).frame_format(format);
+            let answer =
+                match tokio::time::timeout(self.deadline, session.setup(stream_i, options)).await {
+                    Ok(answer) => answer,
+                    Err(_) => return Err((self.late)(self.deadline, Stage::Setup)),
+                };
+            match answer {
+                Ok(()) => {
+                    if transport == Transport::Auto {
+                        memory.worked(url.as_str(), t);
+                    }
+                    return Ok(t);
+                }
+                // 461 Unsupported Transport: ask for the other one (auto).
+                Err(e) if e.status_code() == Some(461) && order.len() > 1 => {
+                    refused.push(t.as_str().to_uppercase());
+                }
+                Err(e) => return Err(classify(&e, "SETUP")),
+            }
+        }
+        Err(Failure::new(
+            Reason::Protocol,
+            format!(
+                "SETUP: RTSP 461 (transport not offered) over {}: the server takes neither",
+                refused.join(" and ")
+            ),
+        ))
     }
 
     /// PLAY. Servers shared by several clients (GStreamer's shared media) may
@@ -182,7 +212,7 @@ pub(crate) fn classify(e: &retina::Error, during: &str) -> Failure {
                 " (redirect; not followed: configure the URL it points to)"
             }
             453 | 503 => " (the camera refuses another session: session limit reached?)",
-            461 => " (transport not offered: try `transport: udp` or `tcp`)",
+            461 => " (transport not offered: `transport: auto` asks for the other)",
             _ => "",
         };
         return Failure::new(reason, format!("{during}: RTSP {status}{hint}"));

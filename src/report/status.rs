@@ -7,7 +7,8 @@
 //! Byte compatibility: this replaced a `json!` tree, whose objects sort their
 //! keys. Home Assistant templates and scripts read these payloads, so every
 //! struct here lists its fields in that same (alphabetical) order, and the
-//! tests pin the exact bytes (`testdata/`, captured from the old code).
+//! tests pin the exact bytes (`testdata/`, captured from the old code; since
+//! then only `transport` was added).
 //! The seed's fields (`status` "ok"/"fail", `latency`, `message`, `ts`) are
 //! kept for old consumers; the rest are the richer additions.
 
@@ -73,6 +74,8 @@ pub struct StreamReport<'a> {
     state: Health,
     /// Seed field: "ok", "fail", or "" before the first probe.
     status: &'static str,
+    /// RTSP: the transport the last session got (`tcp`, `udp`).
+    transport: Option<&'a str>,
     /// Seed field: when the last probe ran, "" (not null) before the first.
     #[serde(serialize_with = "empty_if_none")]
     ts: Option<Iso<'a>>,
@@ -117,6 +120,7 @@ impl<'a> StreamReport<'a> {
                 Some(_) => "fail",
                 None => "",
             },
+            transport: m.transport.as_deref(),
             ts: last.map(|l| Iso::new(l.ts_ms, tz)),
             ts_ms: last.map(|l| l.ts_ms),
             url: &s.url_redacted,

@@ -31,12 +31,14 @@ fn status_api_reports_real_streams_and_failures() {
              - name: cam-digest\n  url: {}\n\
              - name: cam-wrong-password\n  url: {}\n\
              - name: cam-off\n  url: rtsp://127.0.0.1:{}/x\n\
-             - name: cam-silent\n  url: {}\n  timeout: 2\n",
+             - name: cam-silent\n  url: {}\n  timeout: 2\n\
+             - name: cam-udp-only\n  url: {}\n",
             rtsp.url("/h264"),
             rtsp.url_with_credentials("/digest", "admin", SECRET),
             rtsp.url_with_credentials("/basic", "admin", "not-the-password"),
             closed_port(),
             silent.url("rtsp", "/stream"),
+            rtsp.url("/udponly"),
         ),
     )
     .unwrap();
@@ -51,6 +53,7 @@ fn status_api_reports_real_streams_and_failures() {
                 "cam-wrong-password",
                 "cam-off",
                 "cam-silent",
+                "cam-udp-only",
             ]
             .iter()
             .all(|n| v[*n]["status"] != "")
@@ -63,6 +66,14 @@ fn status_api_reports_real_streams_and_failures() {
     assert_eq!(ok["codec"], "h264");
     assert_eq!(ok["resolution"], "320x240");
     assert_eq!(ok["state"], "up");
+    assert_eq!(ok["transport"], "tcp", "{v:#}");
+    // No `transport:` set: `auto` got UDP from the server that refuses TCP.
+    let udp = status_of(&v, "cam-udp-only");
+    assert_eq!(
+        (&udp["status"], &udp["transport"]),
+        (&"ok".into(), &"udp".into()),
+        "{v:#}"
+    );
     assert!(
         ok["ts"].as_str().unwrap().ends_with("+05:30"),
         "ts in the configured zone: {ok}"

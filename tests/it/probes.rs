@@ -313,17 +313,34 @@ fn rtsp_udp_only_mount_works_with_udp_transport() {
     assert_rtsp_stages(&v, "udp");
 }
 
+/// `auto` (the default): GStreamer's server with `protocols` limited to UDP
+/// answers the TCP SETUP with 461; the probe asks again over UDP, as
+/// ffmpeg's client does.
 #[test]
-fn rtsp_udp_only_mount_with_default_transport_fails_naming_the_461() {
-    // retina doesn't fall back to the other transport; the message should say why.
+fn rtsp_udp_only_mount_with_default_transport_falls_back_to_udp() {
     let server = RtspServer::start();
-    let (code, v) = probe_json(&[&server.url("/udponly")]);
-    assert_fail(code, &v, "protocol");
-    let message = v["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("461"),
-        "message should name the 461 (transport not offered): {v:#}"
-    );
+    for args in [&[][..], &["--transport", "auto"][..]] {
+        let url = server.url("/udponly");
+        let (code, v) = probe_json(&[args, &[url.as_str()]].concat());
+        assert_ok(code, &v, "rtsp", "h264");
+        assert_rtsp_stages(&v, "udp");
+    }
+}
+
+/// And the reverse: a TCP-only server under a forced `udp` fails naming the
+/// 461; under `auto` it is simply TCP.
+#[test]
+fn rtsp_forced_transport_never_falls_back_and_names_the_461() {
+    let server = RtspServer::start();
+    for (forced, mount) in [("tcp", "/udponly"), ("udp", "/tcponly")] {
+        let (code, v) = probe_json(&["--transport", forced, &server.url(mount)]);
+        assert_fail(code, &v, "protocol");
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("461") && message.contains("transport: auto"),
+            "{forced} on {mount}: the message names the 461 and the way out: {v:#}"
+        );
+    }
 }
 
 #[test]

@@ -251,7 +251,7 @@ pub fn upsert_stream(
         Some(k) => k == Kind::Rtsp,
         None => bare_url.starts_with("rtsp:"),
     };
-    let transport = transport.filter(|t| is_rtsp && *t != Transport::Tcp);
+    let transport = transport.filter(|t| is_rtsp && *t != Transport::Auto);
 
     let raw = RawStream {
         name: name.clone(),

@@ -59,11 +59,18 @@ fn stream_fields(f: &StreamForm, has_password: bool, heartbeat: u64) -> Vec<Fiel
             "transport",
             "RTSP transport",
             if f.transport.is_empty() {
-                "tcp"
+                "auto"
             } else {
                 &f.transport
             },
-            &[("tcp", "TCP (works through most networks)"), ("udp", "UDP")],
+            &[
+                (
+                    "auto",
+                    "Automatic (TCP, or UDP when the camera refuses TCP)",
+                ),
+                ("tcp", "TCP only"),
+                ("udp", "UDP only"),
+            ],
         )
         .hint("RTSP only."),
         Field::checkbox("enabled", "Monitor this stream", f.enabled),

@@ -8,6 +8,7 @@ use super::card::{card, Card};
 use super::format::{fmt_time, stages_list};
 use super::preview::{picture_view, PictureView};
 use super::{render, Chrome, LoggedIn};
+use crate::probe::Transport;
 use crate::state::StreamState;
 use crate::store::query;
 use crate::web::chart;
@@ -145,7 +146,7 @@ pub(super) fn stream_page(
         transport: if http {
             String::new()
         } else {
-            sc.target.transport.as_str().to_uppercase()
+            transport_label(sc.target.transport, st.media.transport.as_deref())
         },
         interval: sc.interval.as_secs(),
         timeout: sc.target.timeout.as_secs(),
@@ -160,4 +161,14 @@ pub(super) fn stream_page(
         events,
     };
     render(200, &page)
+}
+
+/// "UDP (auto)": the transport the last session got, and the setting when
+/// it chose; "TCP" when forced.
+fn transport_label(configured: Transport, used: Option<&str>) -> String {
+    match (configured, used) {
+        (Transport::Auto, Some(u)) => format!("{} (auto)", u.to_uppercase()),
+        (Transport::Auto, None) => "auto".into(),
+        (t, _) => t.as_str().to_uppercase(),
+    }
 }

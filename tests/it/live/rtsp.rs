@@ -129,3 +129,23 @@ fn rtsp_h265_and_mjpeg_over_rtsp() {
         assert_eq!(s.jpeg_dims, Some((320, 240)));
     });
 }
+
+/// A camera that refuses RTP over TCP (GStreamer with `protocols` limited to
+/// UDP) plays live with no `transport:` set: the live session asks for what
+/// the probe learned, UDP.
+#[test]
+fn rtsp_udp_only_camera_plays_live_with_auto_transport() {
+    let rtsp = RtspServer::start();
+    let bx = start(
+        "live_udp_only",
+        &rtsp_config(&rtsp, &[("udp", "/udponly")], ""),
+    );
+    let app = &bx.app;
+    wait_up(app, &["udp"]);
+    let v = Viewer::open(app, "udp");
+    assert_eq!(v.wait_status(), 200);
+    v.wait_frames(10, Duration::from_secs(30));
+    v.seen(|s| assert_eq!(s.first_key, Some(true)));
+    let (_, status) = app.get("/api/status");
+    assert_eq!(status["udp"]["transport"], "udp", "{status:#}");
+}
