@@ -115,6 +115,15 @@ async fn session(
         };
         let item = match item {
             None => return Err("the camera ended the stream".into()),
+            // One damaged packet (UDP loss, a fragment without its start):
+            // retina goes on with the next; so do the viewers.
+            Some(Err(e)) if rtsp_session::is_packet_error(&e) => {
+                tracing::debug!(
+                    "live: skipped a damaged packet: {}",
+                    rtsp_session::first_line(&e.to_string())
+                );
+                continue;
+            }
             Some(Err(e)) => return Err(msg(rtsp_session::classify(&e, "PLAY"))),
             Some(Ok(i)) => i,
         };

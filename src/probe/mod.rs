@@ -188,6 +188,17 @@ pub struct Progress {
     pub keep_frame: bool,
     /// The proving frame, when `keep_frame` was set and the probe succeeded.
     pub frame: Option<Frame>,
+    /// Damaged packets skipped while waiting for a clean key frame (a
+    /// stream joined mid-frame, loss over UDP), and the last one's error:
+    /// named in the verdict if no clean key frame comes in time.
+    pub skipped: Skipped,
+}
+
+/// See [`Progress::skipped`].
+#[derive(Debug, Default)]
+pub struct Skipped {
+    pub count: u32,
+    pub last_error: Option<String>,
 }
 
 impl Progress {
@@ -199,6 +210,7 @@ impl Progress {
             media: MediaFacts::default(),
             keep_frame: false,
             frame: None,
+            skipped: Skipped::default(),
         }
     }
 
@@ -239,6 +251,16 @@ async fn run_inner(target: &Target, keep_frame: bool) -> (Outcome, Option<Frame>
     };
     let result = match tokio::time::timeout(deadline, probe_inner(target, &mut progress)).await {
         Ok(r) => r,
+        // Frames came, damaged: the camera answers, but no clean picture.
+        Err(_) if progress.skipped.last_error.is_some() => Err(Failure::new(
+            Reason::NoFrame,
+            format!(
+                "no complete key frame within {:.1} s; skipped {} damaged packets, the last: {}",
+                target.timeout.as_secs_f32(),
+                progress.skipped.count,
+                progress.skipped.last_error.as_deref().unwrap_or_default()
+            ),
+        )),
         Err(_) => Err(Failure::new(
             Reason::Timeout,
             format!(

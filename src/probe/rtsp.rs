@@ -20,13 +20,19 @@ use retina::client::SessionGroup;
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
 use super::rtsp_session::Handshake;
-use super::rtsp_session::{self, classify, codec_name, first_line, learn, pick_video_stream};
+use super::rtsp_session::{
+    self, classify, codec_name, first_line, is_packet_error, learn, pick_video_stream,
+};
 use super::{Failure, Progress, Reason, Stage, Target};
 
 /// Frames we accept before the first key frame; a camera sending an endless
 /// run of P-frames (or garbage) fails with `no_frame` instead of spinning
 /// until the deadline.
 const MAX_FRAMES_BEFORE_KEYFRAME: usize = 600;
+
+/// Damaged packets skipped before giving up on a clean key frame (the
+/// deadline usually ends the wait first).
+const MAX_SKIPPED_PACKETS: u32 = 1000;
 
 /// How long the background TEARDOWN may take.
 const TEARDOWN_BOUND: Duration = Duration::from_secs(5);
@@ -125,6 +131,24 @@ async fn play_to_keyframe(
                     Reason::NoFrame,
                     format!("stream ended after {frames_seen} frames without a key frame"),
                 ))
+            }
+            // A damaged packet (the first ones after PLAY can be the middle
+            // of a fragmented key frame; UDP loses packets): retina resets
+            // its depacketizer, so wait on for a clean key frame.
+            Some(Err(e)) if is_packet_error(&e) => {
+                progress.skipped.count += 1;
+                progress.skipped.last_error = Some(first_line(&e.to_string()));
+                if progress.skipped.count > MAX_SKIPPED_PACKETS {
+                    return Err(Failure::new(
+                        Reason::NoFrame,
+                        format!(
+                            "{} damaged packets without a complete key frame, the last: {}",
+                            progress.skipped.count,
+                            progress.skipped.last_error.as_deref().unwrap_or_default()
+                        ),
+                    ));
+                }
+                continue;
             }
             Some(Err(e)) => {
                 let f = classify(&e, "PLAY");

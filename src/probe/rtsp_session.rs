@@ -233,3 +233,11 @@ pub(crate) fn first_line(s: &str) -> String {
     // Camera-supplied text can be long; keep messages short.
     line.chars().take(300).collect()
 }
+
+/// Is `e` about one RTP packet (a depacketization error: a fragment without
+/// its start, a malformed NAL unit) rather than the session? retina's error
+/// is opaque; its packet errors, and only those, end with the packet's
+/// context (`pkt: …`), and after one the session goes on.
+pub(crate) fn is_packet_error(e: &retina::Error) -> bool {
+    e.to_string().lines().any(|l| l.starts_with("pkt: "))
+}

@@ -221,6 +221,32 @@ fn rtsp_endless_p_frames_without_keyframe_is_no_frame() {
     );
 }
 
+/// A stream joined in the middle of a fragmented key frame: retina rejects
+/// the first packets ("FU-A has start bit unset …"); the probe skips them and
+/// proves the next clean key frame.
+#[test]
+fn rtsp_joined_mid_frame_skips_the_broken_fragments_and_is_ok() {
+    let cam = FakeRtspCamera::start(RtspFault::JoinedMidFrame);
+    let m = probe_measured(&[&cam.url("/live")]);
+    check("rtsp joined mid-frame", &m, &["ok"]);
+    assert_eq!(m.v["media"]["codec"], "h264");
+}
+
+/// Only broken fragments until the deadline: `no_frame`, naming the last
+/// error and how many packets were skipped.
+#[test]
+fn rtsp_only_broken_fragments_is_no_frame_with_the_last_error() {
+    let cam = FakeRtspCamera::start(RtspFault::FragmentsWithoutStart);
+    let m = probe_measured(&[&cam.url("/live")]);
+    check("rtsp fragments without start", &m, &["no_frame"]);
+    let message = m.v["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("damaged packets") && message.contains("start bit unset"),
+        "{:#}",
+        m.v
+    );
+}
+
 #[test]
 fn rtsp_endless_random_payloads_are_no_frame() {
     let cam = FakeRtspCamera::start(RtspFault::RandomPayload);

@@ -103,6 +103,23 @@ impl RtpOut {
         out
     }
 
+    /// The FU-A fragments of `nal` after its first (the start bit never
+    /// set): what a client that joins mid-frame receives first. `nal` is cut
+    /// into at least two fragments.
+    pub fn fu_a_without_start(&mut self, nal: &[u8]) -> Vec<u8> {
+        let size = (MAX_RTP_PAYLOAD - 2).min(nal.len().div_ceil(2)).max(1);
+        let chunks: Vec<&[u8]> = nal[1..].chunks(size).collect();
+        let mut out = Vec::new();
+        for (k, chunk) in chunks.iter().enumerate().skip(1) {
+            let end = k + 1 == chunks.len();
+            let mut p = vec![(nal[0] & 0xE0) | 28, (u8::from(end) << 6) | (nal[0] & 0x1F)];
+            p.extend_from_slice(chunk);
+            out.extend(self.packet(&p, end));
+        }
+        self.ts = self.ts.wrapping_add(90_000 / 15);
+        out
+    }
+
     /// One access unit (all NALs share a timestamp; the last packet carries the marker).
     pub fn access_unit(&mut self, nals: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -1,7 +1,8 @@
 //! [`FakeRtspCamera`]: an RTSP camera with one [`RtspFault`] that no real
 //! server can be made to show on demand (garbage or 10 MB headers, a wrong
 //! CSeq, redirect and 401 loops, P-frames without a key frame, random
-//! payloads, 1 byte per second, one session at a time).
+//! payloads, a stream joined mid-frame, 1 byte per second, one session at a
+//! time).
 //!
 //! It speaks enough RTSP/1.0 for retina (OPTIONS, DESCRIBE, SETUP with TCP
 //! interleaving, PLAY, GET_PARAMETER, TEARDOWN) and streams the real H.264
@@ -45,6 +46,14 @@ pub enum RtspFault {
     RandomPayload,
     /// A proper DESCRIBE answer, sent one byte per second.
     Slowloris,
+    /// A good camera joined mid-frame: after PLAY the first packets are the
+    /// tail of a fragmented key frame (FU-A without its start), then good
+    /// GOPs. (Over UDP with large key frames real servers do this by chance;
+    /// here on purpose, every time.)
+    JoinedMidFrame,
+    /// After PLAY, only key-frame fragments without their start, forever:
+    /// every packet is a depacketization error.
+    FragmentsWithoutStart,
 }
 
 /// What a [`FakeRtspCamera`] saw.
@@ -279,7 +288,11 @@ fn rtsp_conn(
                 );
                 false
             }
-            RtspFault::OneSession | RtspFault::PFramesOnly | RtspFault::RandomPayload => {
+            RtspFault::OneSession
+            | RtspFault::PFramesOnly
+            | RtspFault::RandomPayload
+            | RtspFault::JoinedMidFrame
+            | RtspFault::FragmentsWithoutStart => {
                 let busy = {
                     let mut s = slot.lock().unwrap();
                     if s.as_ref().is_some_and(|(_, exp)| *exp < Instant::now()) {
@@ -387,6 +400,22 @@ fn stream_rtp(writer: &Mutex<TcpStream>, fault: RtspFault, halt: &AtomicBool) {
                     rtp.access_unit(&[&clip.p_frames[k - 1]])
                 };
                 (au, Duration::from_millis(66))
+            }
+            // The tail of the key frame, two P-frames, then good GOPs.
+            RtspFault::JoinedMidFrame if i == 0 => {
+                (rtp.fu_a_without_start(&clip.idr), Duration::from_millis(66))
+            }
+            RtspFault::JoinedMidFrame => {
+                let k = (i + clip.p_frames.len() - 2) % (clip.p_frames.len() + 1);
+                let au = if k == 0 {
+                    rtp.access_unit(&[&clip.sps, &clip.pps, &clip.idr])
+                } else {
+                    rtp.access_unit(&[&clip.p_frames[k - 1]])
+                };
+                (au, Duration::from_millis(66))
+            }
+            RtspFault::FragmentsWithoutStart => {
+                (rtp.fu_a_without_start(&clip.idr), Duration::from_millis(20))
             }
             RtspFault::PFramesOnly => (
                 rtp.access_unit(&[&clip.p_frames[i % clip.p_frames.len()]]),
