@@ -46,6 +46,8 @@
 //! * [`credentials`]: the admin password's hash rules and the API token file.
 //! * [`atomic_file`]: the one atomic, private file write.
 //! * [`byte_cache`]: per-stream pictures kept under a byte cap (thumbnails, "Check now").
+//! * [`log_once`]: third-party warnings about a stream (camera quirks) logged once
+//!   per stream, not at every probe.
 //! * [`redact`]: secrets out of text (URLs, config errors, logs, diagnostics).
 //! * [`cmds`]: the subcommands of the `streampulse` binary.
 
@@ -56,6 +58,7 @@ pub mod cmds;
 pub mod config;
 pub mod credentials;
 pub mod live;
+pub mod log_once;
 pub mod monitor;
 pub mod mqtt;
 pub mod network;

@@ -65,6 +65,8 @@ pub fn init_logging() {
     use tracing_subscriber::util::SubscriberInitExt;
     let _ = tracing_subscriber::registry()
         .with(filter)
+        // A camera quirk's third-party warning once per stream, not per probe.
+        .with(crate::log_once::OncePerStream::default())
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)

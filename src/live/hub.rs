@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use super::channel::{Channel, UpState};
 use super::slot::Slot;
 use super::viewer::Ticket;
@@ -210,7 +212,8 @@ impl Hub {
         match ch.target.kind {
             Kind::Rtsp => {
                 let rt = self.runtime.as_ref().expect("checked in admit");
-                rt.spawn(rtsp::run(ch, hub));
+                let span = crate::log_once::stream_span(&ch.name);
+                rt.spawn(rtsp::run(ch, hub).instrument(span));
             }
             Kind::Mjpeg | Kind::Snapshot => {
                 let name = format!("live-up-{}", ch.name.chars().take(6).collect::<String>());

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::Ctx;
 use crate::config::StreamConfig;
@@ -69,7 +70,8 @@ pub(super) async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: sh
         let outcome = tokio::select! {
             biased;
             _ = shutdown_rx.wait() => return,
-            o = ctx.prober.probe(&sc.name, &sc.target) => o,
+            o = ctx.prober.probe(&sc.name, &sc.target)
+                .instrument(crate::log_once::stream_span(&sc.name)) => o,
         };
         drop(permit);
         record(

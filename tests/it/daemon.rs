@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::app::App;
-use super::fakes::FakeSilentServer;
+use super::fakes::{FakeRtspCamera, FakeSilentServer, RtspFault};
 use super::util::{closed_port, temp_dir, RtspServer};
 
 const SECRET: &str = "s3cret-Pa55";
@@ -301,5 +301,41 @@ fn sigkill_mid_run_keeps_the_database_intact() {
             committed_before + 40
         );
         committed_before = rows;
+    }
+}
+
+/// A harmless camera quirk (a trailing `;` in the SDP's fmtp) makes retina
+/// warn at every session; the log has it once per stream, naming the
+/// stream, however many heartbeats pass.
+#[test]
+fn camera_quirk_warning_is_logged_once_per_stream() {
+    let cam = FakeRtspCamera::start(RtspFault::TrailingSemicolonFmtp);
+    let dir = temp_dir("quirk_once");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "heartbeat_seconds: 5\nstreams:\n- name: door\n  url: {0}\n- name: yard\n  url: {0}\n",
+            cam.url("/live")
+        ),
+    )
+    .unwrap();
+    let app = App::start(&config, &dir.path().join("data"));
+    app.wait_status(Duration::from_secs(60), "three ok probes of each", |v| {
+        ["door", "yard"]
+            .iter()
+            .all(|n| v[*n]["status"] == "ok" && v[*n]["probes_total"].as_u64().unwrap_or(0) >= 3)
+    });
+    let log = app.log_text();
+    let quirk: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("format-specific-params"))
+        .collect();
+    assert_eq!(quirk.len(), 2, "once per stream:\n{log}");
+    for name in ["door", "yard"] {
+        assert!(
+            quirk.iter().any(|l| l.contains(&format!("stream={name}"))),
+            "the line names the stream {name}: {quirk:#?}"
+        );
     }
 }

@@ -54,6 +54,9 @@ pub enum RtspFault {
     /// After PLAY, only key-frame fragments without their start, forever:
     /// every packet is a depacketization error.
     FragmentsWithoutStart,
+    /// A good camera whose SDP fmtp line ends with a `;`, a harmless quirk
+    /// of real cameras that retina warns about at every session.
+    TrailingSemicolonFmtp,
 }
 
 /// What a [`FakeRtspCamera`] saw.
@@ -182,16 +185,21 @@ impl RtspReader {
     }
 }
 
-fn sdp() -> String {
+fn sdp(fault: RtspFault) -> String {
     let clip = h264_clip();
     let profile = format!("{:02X}{:02X}{:02X}", clip.sps[1], clip.sps[2], clip.sps[3]);
     format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=StreamPulse fake camera\r\nc=IN IP4 0.0.0.0\r\n\
          t=0 0\r\na=control:*\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
-         a=fmtp:96 packetization-mode=1;profile-level-id={profile};sprop-parameter-sets={},{}\r\n\
+         a=fmtp:96 packetization-mode=1;profile-level-id={profile};sprop-parameter-sets={},{}{}\r\n\
          a=control:track1\r\n",
         base64::engine::general_purpose::STANDARD.encode(&clip.sps),
-        base64::engine::general_purpose::STANDARD.encode(&clip.pps)
+        base64::engine::general_purpose::STANDARD.encode(&clip.pps),
+        if fault == RtspFault::TrailingSemicolonFmtp {
+            ";"
+        } else {
+            ""
+        }
     )
 }
 
@@ -278,7 +286,7 @@ fn rtsp_conn(
                         "Content-Base: {}/\r\nContent-Type: application/sdp\r\n",
                         req.url
                     ),
-                    &sdp(),
+                    &sdp(fault),
                 );
                 dribble(
                     &mut writer.lock().unwrap(),
@@ -292,7 +300,8 @@ fn rtsp_conn(
             | RtspFault::PFramesOnly
             | RtspFault::RandomPayload
             | RtspFault::JoinedMidFrame
-            | RtspFault::FragmentsWithoutStart => {
+            | RtspFault::FragmentsWithoutStart
+            | RtspFault::TrailingSemicolonFmtp => {
                 let busy = {
                     let mut s = slot.lock().unwrap();
                     if s.as_ref().is_some_and(|(_, exp)| *exp < Instant::now()) {
@@ -319,7 +328,7 @@ fn rtsp_conn(
                             "Content-Base: {}/\r\nContent-Type: application/sdp\r\n",
                             req.url.trim_end_matches('/')
                         ),
-                        &sdp(),
+                        &sdp(fault),
                     )),
                     "SETUP" => {
                         *slot.lock().unwrap() =
@@ -391,7 +400,7 @@ fn stream_rtp(writer: &Mutex<TcpStream>, fault: RtspFault, halt: &AtomicBool) {
     let mut i = 0usize;
     while !halt.load(Ordering::Relaxed) {
         let (bytes, pause) = match fault {
-            RtspFault::OneSession => {
+            RtspFault::OneSession | RtspFault::TrailingSemicolonFmtp => {
                 // A GOP at 15 fps: the key frame (with SPS/PPS), then P-frames.
                 let k = i % (clip.p_frames.len() + 1);
                 let au = if k == 0 {
