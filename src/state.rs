@@ -78,6 +78,10 @@ pub struct StreamState {
     pub failures_total: u64,
     pub fail_threshold: u32,
     pub ok_threshold: u32,
+    /// While the box itself is offline: the health (and its since) to come
+    /// back to, shown as `unknown` meanwhile ([`StreamState::hold_while_box_offline`]).
+    #[serde(skip)]
+    pub held: Option<(Health, Option<i64>)>,
 }
 
 impl StreamState {
@@ -106,6 +110,7 @@ impl StreamState {
             failures_total: 0,
             fail_threshold: fail_threshold.max(1),
             ok_threshold: ok_threshold.max(1),
+            held: None,
         }
     }
 
@@ -123,6 +128,29 @@ impl StreamState {
         )
     }
 
+    /// A probe that failed because the box itself had no network
+    /// (`box_offline`): shown as the last result, the stream `unknown`, but
+    /// no transition, no counter of the camera's failures moved, the
+    /// debounce untouched. The next real result first restores the health
+    /// the stream had ([`StreamState::apply`]).
+    pub fn hold_while_box_offline(&mut self, ts_ms: i64, outcome: &Outcome, clock_unsynced: bool) {
+        self.probes_total += 1;
+        if self.held.is_none() {
+            self.held = Some((self.health, self.health_since_ms));
+            self.health = Health::Unknown;
+            self.health_since_ms = Some(ts_ms);
+        }
+        self.last = Some(LastResult {
+            ts_ms,
+            ok: false,
+            latency_ms: outcome.latency_ms,
+            reason: outcome.reason(),
+            message: outcome.message(),
+            stages: outcome.stages.clone(),
+            clock_unsynced,
+        });
+    }
+
     /// Applies one probe result; returns the transition if health changed.
     ///
     /// Rules: `fail_threshold` consecutive failures make a stream `down`,
@@ -133,6 +161,11 @@ impl StreamState {
         outcome: &Outcome,
         clock_unsynced: bool,
     ) -> Option<Transition> {
+        // Back from a box-offline spell: judged against the health before it.
+        if let Some((health, since)) = self.held.take() {
+            self.health = health;
+            self.health_since_ms = since;
+        }
         let ok = outcome.is_ok();
         let result = LastResult {
             ts_ms,
@@ -209,6 +242,29 @@ mod tests {
             stages: Stages::default(),
             media: MediaFacts::default(),
         }
+    }
+
+    /// The box's own link going down: `unknown` without transitions, the
+    /// camera's counters untouched; back online, the old health returns and
+    /// only a real change is a transition.
+    #[test]
+    fn box_offline_holds_the_health_without_transitions() {
+        let mut s = StreamState::new("cam", Kind::Rtsp, "rtsp://x", true, 2, 1);
+        assert!(s.apply(1, &ok(), false).is_some()); // unknown → up
+        for ts in 2..10 {
+            s.hold_while_box_offline(ts, &fail(Reason::BoxOffline), false);
+            assert_eq!(s.health, Health::Unknown);
+        }
+        assert_eq!((s.failures_total, s.consecutive_fail), (0, 0));
+        assert_eq!(s.last.as_ref().unwrap().reason, Some(Reason::BoxOffline));
+        // Back, and the camera is fine: up again, silently.
+        assert_eq!(s.apply(10, &ok(), false), None);
+        assert_eq!((s.health, s.health_since_ms), (Health::Up, Some(1)));
+        // Back, and the camera really is down: reported as usual.
+        s.hold_while_box_offline(11, &fail(Reason::BoxOffline), false);
+        assert_eq!(s.apply(12, &fail(Reason::Connect), false), None);
+        let t = s.apply(13, &fail(Reason::Connect), false).unwrap();
+        assert_eq!((t.from, t.to), (Health::Up, Health::Down));
     }
 
     #[test]

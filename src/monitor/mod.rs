@@ -22,7 +22,10 @@
 //! * `schedule.rs`: one stream's loop (when to probe, where results go).
 //! * [`prober`]: the [`Prober`] seam.
 //! * [`stats`]: per-stream probe counters for `/metrics`.
+//! * [`link`]: whether the box itself is on a network (a dead link is not
+//!   every camera down).
 
+pub mod link;
 mod schedule;
 
 pub mod prober;
@@ -72,6 +75,9 @@ pub struct Ctx {
     /// live view (a stream watched live is probed through its live session,
     /// one camera session, not two). Chosen once, by `cmds::run`.
     pub prober: Arc<dyn Prober>,
+    /// The box's own network: a camera failing while it is down is not
+    /// the camera's failure ([`link`]).
+    pub link: link::Link,
 }
 
 impl Ctx {
@@ -95,6 +101,7 @@ impl Ctx {
             transitions: broadcast::channel(TRANSITIONS_CAP).0,
             probe_stats: ProbeStats::default(),
             prober,
+            link: link::Link::system(),
         }
     }
 }

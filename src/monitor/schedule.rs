@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::Ctx;
+use super::{link, Ctx};
 use crate::config::StreamConfig;
 use crate::probe;
 use crate::shutdown;
@@ -74,6 +74,7 @@ pub(super) async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: sh
                 .instrument(crate::log_once::stream_span(&sc.name)) => o,
         };
         drop(permit);
+        let outcome = attribute(&ctx, &sc.target, outcome);
         record(
             &ctx,
             &name,
@@ -91,6 +92,32 @@ pub(super) async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: sh
     }
 }
 
+/// A network failure while the box itself has no network is the box's
+/// (`box_offline`), not the camera's (see `super::link`).
+fn attribute(ctx: &Ctx, target: &probe::Target, outcome: probe::Outcome) -> probe::Outcome {
+    let failure = match &outcome.result {
+        Ok(()) => {
+            if link::could_be_the_box(target, probe::Reason::Connect) {
+                ctx.link.seen_online();
+            }
+            return outcome;
+        }
+        Err(f) if link::could_be_the_box(target, f.reason) => f,
+        Err(_) => return outcome,
+    };
+    let Some(why) = ctx.link.offline() else {
+        return outcome;
+    };
+    let message = format!(
+        "the box has no network ({why}); not counted against the camera ({}: {})",
+        failure.reason, failure.message
+    );
+    probe::Outcome {
+        result: Err(probe::Failure::new(probe::Reason::BoxOffline, message)),
+        ..outcome
+    }
+}
+
 fn record(ctx: &Ctx, name: &Arc<str>, ts_ms: i64, outcome: &probe::Outcome, unsynced: bool) {
     ctx.probes_done.fetch_add(1, Ordering::Relaxed);
     ctx.probe_stats.observe(name, outcome);
@@ -101,6 +128,10 @@ fn record(ctx: &Ctx, name: &Arc<str>, ts_ms: i64, outcome: &probe::Outcome, unsy
         let Some(st) = board.get_mut(&**name) else {
             return;
         };
+        if outcome.reason() == Some(probe::Reason::BoxOffline) {
+            st.hold_while_box_offline(ts_ms, outcome, unsynced);
+            return;
+        }
         let before = st.media.clone();
         let t = st.apply(ts_ms, outcome, unsynced);
         let changed = !st.media.same_stored_facts(&before);

@@ -38,11 +38,15 @@ pub enum Reason {
     TooLarge,
     /// HTTP answered with another non-success status (5xx, ...).
     HttpStatus,
+    /// Not the camera's failure: the box itself had no network (no carrier,
+    /// no address) when a connect, DNS or timeout failure happened. Set by
+    /// the monitor (`monitor::link`), never by a probe.
+    BoxOffline,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Dns,
         Reason::Connect,
         Reason::Timeout,
@@ -54,6 +58,7 @@ impl Reason {
         Reason::BadFrame,
         Reason::TooLarge,
         Reason::HttpStatus,
+        Reason::BoxOffline,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +74,7 @@ impl Reason {
             Reason::BadFrame => "bad_frame",
             Reason::TooLarge => "too_large",
             Reason::HttpStatus => "http_status",
+            Reason::BoxOffline => "box_offline",
         }
     }
 

@@ -79,6 +79,12 @@ pub fn healthz(ctx: &WebCtx, detail: bool) -> Value {
             "unknown": count(crate::state::Health::Unknown),
         },
         "probes_done": ctx.monitor.as_ref().map(|m| m.probes_done.load(Ordering::Relaxed)),
+        // The box's own link at the last failing probe (monitor::link):
+        // while offline, failing cameras are not counted as down.
+        "network": ctx.monitor.as_ref().map(|m| {
+            let offline = m.link.last();
+            json!({ "online": offline.is_none(), "offline_reason": offline })
+        }),
         // Counters plus the error state: ok, error, failing_since_ms, backlog, reopens.
         "recorder": st.json(),
         "config_error": ctx.config_error.lock().expect("config_error lock").as_ref()

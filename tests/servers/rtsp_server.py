@@ -5,7 +5,8 @@ Run with Debian's /usr/bin/python3 (python3-gi, gir1.2-gst-rtsp-server-1.0).
 Binds 127.0.0.1 on a port chosen by the OS, prints one line `PORT <n>` on
 stdout, then serves until SIGTERM/SIGINT (or, with --exit-on-stdin-eof, until
 its parent closes stdin, so a killed test run leaves no orphan behind).
-`--port N` binds a fixed port instead (only for `make run`'s demo cameras).
+`--port N` binds a fixed port instead (only for `make run`'s demo cameras);
+`--address A` binds A instead of 127.0.0.1 (an address in a test's own netns).
 
 Mounts (all live 320x240 @ 15 fps unless noted; media is NOT shared, so every
 client gets its own pipeline: no 503 on concurrent DESCRIBEs, and every client
@@ -105,9 +106,10 @@ def permissions(allowed_role):
 def main():
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
-    server.set_address("127.0.0.1")
-    # Tests let the OS pick the port; `make run`'s demo passes --port 18554.
     args = sys.argv[1:]
+    # Loopback, or (--address) an address of a network namespace a test made.
+    server.set_address(args[args.index("--address") + 1] if "--address" in args else "127.0.0.1")
+    # Tests let the OS pick the port; `make run`'s demo passes --port 18554.
     port = args[args.index("--port") + 1] if "--port" in args else "0"
     server.set_service(port)
     server.set_backlog(128)  # default 5 drops SYNs under concurrent tests

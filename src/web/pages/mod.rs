@@ -69,6 +69,9 @@ pub struct Chrome {
     /// Why the daemon runs degraded (data directory not usable, data in
     /// RAM): shown to everyone, in red, on every page.
     pub data_degraded: Option<String>,
+    /// Why the box itself has no network, while it has none (failing
+    /// cameras are then not counted as down).
+    pub box_offline: Option<String>,
 }
 
 pub(crate) fn chrome(
@@ -93,6 +96,7 @@ pub(crate) fn chrome(
             .map(|e| session.map(|_| e.clone()).unwrap_or_default()),
         flash: None,
         data_degraded: crate::system::health::global().degraded(),
+        box_offline: ctx.monitor.as_ref().and_then(|m| m.link.last()),
     }
 }
 
