@@ -181,7 +181,9 @@ impl StreamState {
             self.consecutive_ok = self.consecutive_ok.saturating_add(1);
             self.consecutive_fail = 0;
             self.last_ok_ms = Some(ts_ms);
-            self.media = outcome.media.clone();
+            let mut media = outcome.media.clone();
+            media.keep_gop_facts_of(&self.media);
+            self.media = media;
         } else {
             self.consecutive_fail = self.consecutive_fail.saturating_add(1);
             self.consecutive_ok = 0;

@@ -21,6 +21,10 @@ pub struct Args {
     /// RTSP transport: auto (TCP, then UDP if refused; the default), tcp or udp.
     #[arg(long)]
     pub transport: Option<String>,
+    /// RTSP H.26x: after the first key frame, wait (within the timeout) for
+    /// the next one and report the key-frame interval and bitrate.
+    #[arg(long)]
+    pub keyframe_interval: bool,
     /// rtsp, mjpeg or snapshot (inferred from the URL when absent).
     #[arg(long)]
     pub kind: Option<String>,
@@ -62,13 +66,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         password: args.password.clone(),
         transport,
     };
-    let sc = match stream_from_raw(&raw, crate::config::DEFAULT_HEARTBEAT_SECS) {
+    let mut sc = match stream_from_raw(&raw, crate::config::DEFAULT_HEARTBEAT_SECS) {
         Ok(sc) => sc,
         Err(e) => {
             eprintln!("{e}");
             return Ok(2);
         }
     };
+    sc.target.measure_keyframe_interval = args.keyframe_interval;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -145,6 +150,20 @@ fn print_human(url: &str, o: &Outcome) {
         }
         if let Some(b) = m.frame_bytes {
             facts.push(format!("{b}-byte frame"));
+        }
+        if let Some(k) = m.keyframe_interval_ms {
+            let over = if m.keyframe_interval_over {
+                "more than "
+            } else {
+                ""
+            };
+            facts.push(format!(
+                "key frames {over}{:.1} s apart",
+                f64::from(k) / 1000.0
+            ));
+        }
+        if let Some(b) = m.bitrate_kbps {
+            facts.push(format!("{b} kbit/s"));
         }
         println!("  media    {}", facts.join(", "));
     }

@@ -170,6 +170,7 @@ pub(crate) fn stream_from_raw(s: &RawStream, heartbeat_secs: u32) -> Result<Stre
             timeout: Duration::from_secs(timeout_secs.into()),
             transport: s.transport.unwrap_or_default(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            measure_keyframe_interval: false,
         },
         interval: Duration::from_secs(interval_secs.into()),
         enabled: s.enabled.unwrap_or(true),

@@ -96,6 +96,7 @@ async fn session(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_data = Instant::now();
     let mut remux = Remux::default();
+    let mut gop = Gop::default();
     let mut sr: Option<SrMap> = None;
     loop {
         let item = tokio::select! {
@@ -193,6 +194,14 @@ async fn session(
                     ch.set_output(output);
                 }
                 let key = frame.is_random_access_point();
+                if encoding != "jpeg" {
+                    gop.frame(
+                        key,
+                        frame.timestamp().elapsed_secs(),
+                        frame.data().len(),
+                        ch,
+                    );
+                }
                 let picture = if key && ch.picture_wanted(&hub.thumbs) {
                     match params.codec_params() {
                         VideoParametersCodec::H264 { sps, pps } => {
@@ -295,5 +304,38 @@ impl Remux {
             frame.data(),
         );
         out
+    }
+}
+
+/// The key-frame interval and bitrate of a live session, measured on every
+/// GOP (the probe measures them only now and then).
+#[derive(Default)]
+struct Gop {
+    /// The last key frame's time (s) and the bytes since it, itself included.
+    open: Option<(f64, usize)>,
+}
+
+impl Gop {
+    fn frame(&mut self, key: bool, secs: f64, len: usize, ch: &Channel) {
+        match (&mut self.open, key) {
+            (Some((start, bytes)), true) => {
+                let dt = secs - *start;
+                if dt > 0.0 {
+                    let (ms, kbps) = (
+                        (dt * 1000.0).round() as u32,
+                        (*bytes as f64 * 8.0 / dt / 1000.0).round() as u32,
+                    );
+                    ch.update_facts(|m| {
+                        m.keyframe_interval_ms = Some(ms);
+                        m.keyframe_interval_over = false;
+                        m.bitrate_kbps = Some(kbps);
+                    });
+                }
+                self.open = Some((secs, len));
+            }
+            (Some((_, bytes)), false) => *bytes += len,
+            (None, true) => self.open = Some((secs, len)),
+            (None, false) => {}
+        }
     }
 }

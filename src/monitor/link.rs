@@ -294,6 +294,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(5),
             transport: crate::probe::Transport::Auto,
             max_frame_bytes: 1,
+            measure_keyframe_interval: false,
         };
         assert!(could_be_the_box(&t("rtsp://10.0.0.5/x"), Reason::Connect));
         assert!(could_be_the_box(&t("rtsp://cam.lan/x"), Reason::Dns));

@@ -29,6 +29,9 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_micros(fastrand::u64(0..max.as_micros().max(1) as u64))
 }
 
+/// Every how many probes one measures the key-frame interval.
+const KEYFRAME_EVERY: u32 = 10;
+
 /// Probes `sc` on its schedule until shutdown (or until aborted).
 pub(super) async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: shutdown::Receiver) {
     let name: Arc<str> = Arc::from(sc.name.as_str());
@@ -40,6 +43,11 @@ pub(super) async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: sh
     // timeline (plus the monotonic time since), so it is not filed among
     // older heartbeats: the history stays in the order it was taken.
     let mut prev: Option<(i64, Instant)> = None;
+    // The key-frame interval is measured on the second probe and every
+    // KEYFRAME_EVERY-th after it (waiting for a second key frame makes a
+    // probe hold its permit longer).
+    let mut measure = sc.target.clone();
+    let mut probes = 0u32;
     loop {
         tokio::select! {
             biased;
@@ -67,10 +75,12 @@ pub(super) async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: sh
             _ => (wall_ms, false),
         };
         prev = Some((ts_ms, started));
+        measure.measure_keyframe_interval = probes % KEYFRAME_EVERY == 1;
+        probes = probes.wrapping_add(1);
         let outcome = tokio::select! {
             biased;
             _ = shutdown_rx.wait() => return,
-            o = ctx.prober.probe(&sc.name, &sc.target)
+            o = ctx.prober.probe(&sc.name, &measure)
                 .instrument(crate::log_once::stream_span(&sc.name)) => o,
         };
         drop(permit);

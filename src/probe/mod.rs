@@ -106,6 +106,10 @@ pub struct Target {
     pub transport: Transport,
     /// Byte cap: a frame (or the bytes read while looking for one) beyond this fails.
     pub max_frame_bytes: usize,
+    /// RTSP: after the first key frame, wait (within the deadline) for the
+    /// next one, to measure the key-frame interval and bitrate. The monitor
+    /// asks for it now and then; the verdict does not depend on it.
+    pub measure_keyframe_interval: bool,
 }
 
 /// Default byte cap: a 4K JPEG or H.264 key frame is well under this.
@@ -192,6 +196,9 @@ pub struct Progress {
     /// stream joined mid-frame, loss over UDP), and the last one's error:
     /// named in the verdict if no clean key frame comes in time.
     pub skipped: Skipped,
+    /// Milliseconds to the frame that proved the stream, when the probe
+    /// went on after it (measuring the key-frame interval): the latency.
+    pub proved_ms: Option<u32>,
 }
 
 /// See [`Progress::skipped`].
@@ -211,6 +218,7 @@ impl Progress {
             keep_frame: false,
             frame: None,
             skipped: Skipped::default(),
+            proved_ms: None,
         }
     }
 
@@ -277,7 +285,9 @@ async fn run_inner(target: &Target, keep_frame: bool) -> (Outcome, Option<Frame>
     let frame = if result.is_ok() { progress.frame } else { None };
     let outcome = Outcome {
         result,
-        latency_ms: Progress::ms(progress.start),
+        latency_ms: progress
+            .proved_ms
+            .unwrap_or_else(|| Progress::ms(progress.start)),
         stages: progress.stages,
         media: progress.media,
     };
@@ -311,6 +321,7 @@ mod tests {
             timeout: Duration::from_secs(timeout_s),
             transport: Transport::Auto,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            measure_keyframe_interval: false,
         }
     }
 

@@ -146,6 +146,17 @@ pub struct MediaFacts {
     pub transport: Option<String>,
     /// Size of the frame that proved the stream alive.
     pub frame_bytes: Option<u32>,
+    /// RTSP H.26x: time between two key frames, measured now and then
+    /// ([`super::Target::measure_keyframe_interval`]) or by a live session.
+    /// A key-frame interval longer than the probe's timeout is the cause of
+    /// many false `no_frame`s.
+    pub keyframe_interval_ms: Option<u32>,
+    /// True when the probe's deadline came before the second key frame:
+    /// `keyframe_interval_ms` is then how long it waited, a lower bound.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub keyframe_interval_over: bool,
+    /// Video bitrate over that key-frame interval, kbit/s.
+    pub bitrate_kbps: Option<u32>,
 }
 
 impl MediaFacts {
@@ -157,6 +168,16 @@ impl MediaFacts {
             && self.width == other.width
             && self.height == other.height
             && self.fps == other.fps
+    }
+
+    /// Keeps `prev`'s key-frame interval and bitrate when this probe did not
+    /// measure them (they are measured only now and then).
+    pub fn keep_gop_facts_of(&mut self, prev: &MediaFacts) {
+        if self.keyframe_interval_ms.is_none() && self.codec == prev.codec {
+            self.keyframe_interval_ms = prev.keyframe_interval_ms;
+            self.keyframe_interval_over = prev.keyframe_interval_over;
+            self.bitrate_kbps = prev.bitrate_kbps;
+        }
     }
 
     /// Short human summary: `h264 1920x1080 @ 25 fps`.

@@ -61,6 +61,57 @@ pub async fn probe(target: &Target, progress: &mut Progress) -> Result<(), Failu
 /// exiting, so cameras are not left with stale sessions).
 static PENDING_TEARDOWNS: AtomicUsize = AtomicUsize::new(0);
 
+/// How long before the probe's deadline the key-frame measurement gives up
+/// (the verdict, already proven, must come back before the deadline).
+const MEASURE_MARGIN: Duration = Duration::from_millis(300);
+
+/// After the first key frame (`first`: its time in seconds and its size),
+/// reads on to the next key frame within the probe's deadline: the
+/// key-frame interval and the bitrate over it go into `progress.media`. A
+/// deadline first gives the time waited as a lower bound; a broken stream
+/// just ends the measurement (the probe is already ok).
+async fn measure_keyframe_interval(
+    target: &Target,
+    progress: &mut Progress,
+    demuxed: &mut retina::client::Demuxed,
+    video_i: usize,
+    first: (f64, usize),
+) {
+    let Some(until) = (progress.start + target.timeout).checked_sub(MEASURE_MARGIN) else {
+        return;
+    };
+    let started = Instant::now();
+    let mut bytes = first.1;
+    let measured = tokio::time::timeout_at(until.into(), async {
+        while let Some(item) = demuxed.next().await {
+            let frame = match item {
+                Ok(CodecItem::VideoFrame(f)) if f.stream_id() == video_i => f,
+                Ok(_) => continue,
+                Err(e) if is_packet_error(&e) => continue,
+                Err(_) => return None,
+            };
+            if frame.is_random_access_point() {
+                return Some(frame.timestamp().elapsed_secs() - first.0);
+            }
+            bytes += frame.data().len();
+        }
+        None
+    })
+    .await;
+    let media = &mut progress.media;
+    match measured {
+        Ok(Some(secs)) if secs > 0.0 => {
+            media.keyframe_interval_ms = Some((secs * 1000.0).round() as u32);
+            media.bitrate_kbps = Some((bytes as f64 * 8.0 / secs / 1000.0).round() as u32);
+        }
+        Ok(_) => {}
+        Err(_) => {
+            media.keyframe_interval_ms = Some(Progress::ms(started));
+            media.keyframe_interval_over = true;
+        }
+    }
+}
+
 /// Waits (up to `bound`) until queued TEARDOWNs have completed.
 pub async fn wait_for_teardowns(bound: Duration) {
     let deadline = tokio::time::Instant::now() + bound;
@@ -179,6 +230,7 @@ async fn play_to_keyframe(
             ));
         }
         if frame.is_random_access_point() && frame.loss() == 0 {
+            let (frame_ts, frame_len) = (frame.timestamp().elapsed_secs(), frame.data().len());
             progress.stages.first_frame_ms = Some(Progress::ms(t));
             progress.media.frame_bytes = u32::try_from(frame.data().len()).ok();
             if progress.keep_frame {
@@ -190,6 +242,11 @@ async fn play_to_keyframe(
             // JPEG dimensions (and changed H.26x parameters) are known only now.
             if let Some(ParametersRef::Video(v)) = demuxed.streams()[video_i].parameters() {
                 learn(&mut progress.media, v);
+            }
+            if target.measure_keyframe_interval && progress.media.codec.as_deref() != Some("jpeg") {
+                progress.proved_ms = Some(Progress::ms(progress.start));
+                let first_key = (frame_ts, frame_len);
+                measure_keyframe_interval(target, progress, &mut demuxed, video_i, first_key).await;
             }
             return Ok(());
         }

@@ -8,7 +8,7 @@
 //! keys. Home Assistant templates and scripts read these payloads, so every
 //! struct here lists its fields in that same (alphabetical) order, and the
 //! tests pin the exact bytes (`testdata/`, captured from the old code; since
-//! then only `transport` was added).
+//! then only `transport`, `bitrate_kbps` and `keyframe_interval_ms` were added).
 //! The seed's fields (`status` "ok"/"fail", `latency`, `message`, `ts`) are
 //! kept for old consumers; the rest are the richer additions.
 
@@ -47,6 +47,8 @@ impl Serialize for StatusReport<'_> {
 /// module doc); do not reorder.
 #[derive(serde::Serialize)]
 pub struct StreamReport<'a> {
+    /// RTSP H.26x: video bitrate over a key-frame interval, kbit/s.
+    bitrate_kbps: Option<u32>,
     /// Whether the box's clock was synced when the last probe ran.
     clock_synced: Option<bool>,
     codec: Option<&'a str>,
@@ -57,6 +59,11 @@ pub struct StreamReport<'a> {
     /// sent as 29.969999313354492); kept for byte compatibility.
     fps: Option<f64>,
     height: Option<u32>,
+    /// RTSP H.26x: ms between key frames (measured now and then; a lower
+    /// bound when `keyframe_interval_over`).
+    keyframe_interval_ms: Option<u32>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    keyframe_interval_over: bool,
     kind: Kind,
     last_failure: Option<FailureReport<'a>>,
     last_ok: Option<Iso<'a>>,
@@ -90,6 +97,7 @@ impl<'a> StreamReport<'a> {
         let last = s.last.as_ref();
         let m = &s.media;
         StreamReport {
+            bitrate_kbps: m.bitrate_kbps,
             clock_synced: last.map(|l| !l.clock_unsynced),
             codec: m.codec.as_deref(),
             consecutive_failures: s.consecutive_fail,
@@ -97,6 +105,8 @@ impl<'a> StreamReport<'a> {
             failures_total: s.failures_total,
             fps: m.fps.map(f64::from),
             height: m.height,
+            keyframe_interval_ms: m.keyframe_interval_ms,
+            keyframe_interval_over: m.keyframe_interval_over,
             kind: s.kind,
             last_failure: s.last_failure.as_ref().map(|f| FailureReport::new(f, tz)),
             last_ok: s.last_ok_ms.map(|t| Iso::new(t, tz)),

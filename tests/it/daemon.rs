@@ -339,3 +339,45 @@ fn camera_quirk_warning_is_logged_once_per_stream() {
         );
     }
 }
+
+/// The monitor measures the key-frame interval on a stream's second probe
+/// (and every tenth after): about 1 s on the GStreamer camera; on the
+/// 10 s-GOP mount with a 3 s timeout, a lower bound, while the stream stays
+/// up.
+#[test]
+fn monitor_measures_the_keyframe_interval_now_and_then() {
+    let rtsp = RtspServer::start();
+    let dir = temp_dir("gop");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "heartbeat_seconds: 5\nstreams:\n- name: short\n  url: {}\n- name: long\n  url: {}\n  timeout: 3\n",
+            rtsp.url("/h264"),
+            rtsp.url("/longgop")
+        ),
+    )
+    .unwrap();
+    let app = App::start(&config, &dir.path().join("data"));
+    let v = app.wait_status(Duration::from_secs(40), "both intervals measured", |v| {
+        ["short", "long"]
+            .iter()
+            .all(|n| v[*n]["keyframe_interval_ms"].is_u64())
+    });
+    let short = &v["short"];
+    let ms = short["keyframe_interval_ms"].as_u64().unwrap();
+    assert!((800..=1300).contains(&ms), "{v:#}");
+    assert!(short["bitrate_kbps"].as_u64().unwrap() > 0, "{v:#}");
+    let long = &v["long"];
+    assert_eq!(long["keyframe_interval_over"], true, "{v:#}");
+    assert_eq!(
+        (&long["status"], &long["state"]),
+        (&"ok".into(), &"up".into()),
+        "{v:#}"
+    );
+    // Kept by the probes that do not measure.
+    let v = app.wait_status(Duration::from_secs(20), "a later probe", |v| {
+        v["short"]["probes_total"].as_u64().unwrap_or(0) >= 3
+    });
+    assert!(v["short"]["keyframe_interval_ms"].is_u64(), "{v:#}");
+}

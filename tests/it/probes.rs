@@ -343,6 +343,53 @@ fn rtsp_forced_transport_never_falls_back_and_names_the_461() {
     }
 }
 
+/// `--keyframe-interval`: the GStreamer camera sends a key frame every 15
+/// frames at 15 fps, so about 1 s apart; the latency is still the time to
+/// the first key frame, not to the second.
+#[test]
+fn rtsp_keyframe_interval_and_bitrate_are_measured() {
+    let server = RtspServer::start();
+    let (code, v) = probe_json(&["--keyframe-interval", &server.url("/h264")]);
+    assert_ok(code, &v, "rtsp", "h264");
+    let ms = v["media"]["keyframe_interval_ms"].as_u64().unwrap_or(0);
+    assert!(
+        (800..=1300).contains(&ms),
+        "about 1 s between key frames: {v:#}"
+    );
+    assert!(
+        v["media"]["bitrate_kbps"].as_u64().unwrap_or(0) > 0,
+        "{v:#}"
+    );
+    assert!(v["media"].get("keyframe_interval_over").is_none(), "{v:#}");
+    assert!(
+        v["latency_ms"].as_u64().unwrap() < ms,
+        "latency is to the first key frame: {v:#}"
+    );
+    // Without the flag nothing is measured (and nothing waited for).
+    let (_, v) = probe_json(&[&server.url("/h264")]);
+    assert!(v["media"]["keyframe_interval_ms"].is_null(), "{v:#}");
+}
+
+/// Key frames 10 s apart and a 3 s timeout: still ok (the first key frame
+/// came), and the interval is reported as a lower bound.
+#[test]
+fn rtsp_keyframe_interval_longer_than_the_timeout_is_a_lower_bound() {
+    let server = RtspServer::start();
+    let (code, v) = probe_json(&[
+        "--keyframe-interval",
+        "--timeout",
+        "3",
+        &server.url("/longgop"),
+    ]);
+    assert_ok(code, &v, "rtsp", "h264");
+    assert_eq!(v["media"]["keyframe_interval_over"], true, "{v:#}");
+    let ms = v["media"]["keyframe_interval_ms"].as_u64().unwrap_or(0);
+    assert!(
+        (1500..3000).contains(&ms),
+        "waited until just before the deadline: {v:#}"
+    );
+}
+
 #[test]
 fn rtsp_stream_that_ends_still_delivered_its_first_frame() {
     // `/ends` sends 8 frames (~0.5 s) and then EOS (RTCP BYE). Media are not shared, so

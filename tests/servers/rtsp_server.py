@@ -19,6 +19,7 @@ starts on a key frame):
   /tcponly   H.264, RTP over the RTSP connection only (UDP SETUP -> 461)
   /udponly   H.264, RTP over UDP only (TCP SETUP -> 461)
   /ends      H.264 that sends 8 frames (~0.5 s), then EOS
+  /longgop   H.264 with key frames 10 s apart (longer than a probe's timeout)
   /solid     H.264 of a solid grey picture (a frozen camera)
   /audioonly PCMA (G.711 A-law) audio, no video track at all
   /h264opus  H.264 video plus an Opus audio track (a track retina cannot depacketize)
@@ -67,6 +68,8 @@ MOUNTS = {
     "/tcponly": (f"{SRC} ! {H264}", {"protocols": LOWER_TCP}),
     "/udponly": (f"{SRC} ! {H264}", {"protocols": LOWER_UDP}),
     "/ends": (f"{src('num-buffers=8')} ! {H264}", {}),
+    # Key frames 10 s apart (150 frames at 15 fps): longer than a probe's timeout.
+    "/longgop": (f"{SRC} ! {H264.replace('key-int-max=15', 'key-int-max=150')}", {}),
     "/solid": (f"{src('pattern=solid-color foreground-color=0xff808080')} ! {H264}", {}),
     "/audioonly": (PCMA, {}),
     "/h264opus": (f"{SRC} ! {H264}  {OPUS}", {}),  # two branches: pay0 + pay1

@@ -35,6 +35,10 @@ struct StreamPage {
     url: String,
     kind: String,
     transport: String,
+    /// "every 2.0 s, 4.1 Mbit/s", empty when not measured.
+    keyframes: String,
+    /// Set when key frames come less often than the probe's timeout allows.
+    keyframes_warning: Option<String>,
     interval: u64,
     timeout: u64,
     last_probe: String,
@@ -148,6 +152,8 @@ pub(super) fn stream_page(
         } else {
             transport_label(sc.target.transport, st.media.transport.as_deref())
         },
+        keyframes: keyframes_text(&st.media),
+        keyframes_warning: keyframes_warning(&st.media, sc.target.timeout),
         interval: sc.interval.as_secs(),
         timeout: sc.target.timeout.as_secs(),
         last_probe,
@@ -170,5 +176,69 @@ fn transport_label(configured: Transport, used: Option<&str>) -> String {
         (Transport::Auto, Some(u)) => format!("{} (auto)", u.to_uppercase()),
         (Transport::Auto, None) => "auto".into(),
         (t, _) => t.as_str().to_uppercase(),
+    }
+}
+
+/// "every 2.0 s, 4.1 Mbit/s" (or "more than 9.7 s apart"); empty when the
+/// key-frame interval was not measured (HTTP, JPEG, not yet).
+fn keyframes_text(m: &crate::probe::MediaFacts) -> String {
+    let Some(ms) = m.keyframe_interval_ms else {
+        return String::new();
+    };
+    let secs = f64::from(ms) / 1000.0;
+    if m.keyframe_interval_over {
+        return format!("more than {secs:.1} s apart");
+    }
+    match m.bitrate_kbps {
+        Some(k) if k >= 1000 => format!("every {secs:.1} s, {:.1} Mbit/s", f64::from(k) / 1000.0),
+        Some(k) => format!("every {secs:.1} s, {k} kbit/s"),
+        None => format!("every {secs:.1} s"),
+    }
+}
+
+/// A key-frame interval longer than the probe's timeout makes probes that
+/// join just after a key frame fail with `no_frame` although the camera is
+/// fine: say so, and what to change.
+fn keyframes_warning(m: &crate::probe::MediaFacts, timeout: std::time::Duration) -> Option<String> {
+    let ms = m.keyframe_interval_ms?;
+    // A lower bound (`over`) means the probe's deadline came first.
+    (m.keyframe_interval_over || u128::from(ms) > timeout.as_millis()).then(|| {
+        format!(
+            "Key frames come less often than the probe's timeout ({} s): a probe that joins just after one \
+             can fail with no_frame although the camera is fine. Raise this stream's timeout above the \
+             interval, or shorten the camera's key-frame interval (GOP, \"I-frame interval\").",
+            timeout.as_secs()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::probe::MediaFacts;
+
+    #[test]
+    fn keyframe_text_and_warning() {
+        let mut m = MediaFacts::default();
+        assert_eq!(keyframes_text(&m), "");
+        assert_eq!(keyframes_warning(&m, Duration::from_secs(10)), None);
+        m.keyframe_interval_ms = Some(2002);
+        m.bitrate_kbps = Some(4096);
+        assert_eq!(keyframes_text(&m), "every 2.0 s, 4.1 Mbit/s");
+        assert_eq!(keyframes_warning(&m, Duration::from_secs(10)), None);
+        m.keyframe_interval_ms = Some(12_000);
+        m.bitrate_kbps = Some(800);
+        assert_eq!(keyframes_text(&m), "every 12.0 s, 800 kbit/s");
+        let w = keyframes_warning(&m, Duration::from_secs(10)).unwrap();
+        assert!(
+            w.contains("timeout (10 s)") && w.contains("no_frame"),
+            "{w}"
+        );
+        m.keyframe_interval_over = true;
+        m.keyframe_interval_ms = Some(9_700);
+        assert_eq!(keyframes_text(&m), "more than 9.7 s apart");
+        assert!(keyframes_warning(&m, Duration::from_secs(10)).is_some());
     }
 }
