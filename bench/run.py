@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -344,8 +345,48 @@ def mix_text(n):
 
 # ------------------------------------------------------------------- load
 
-def api_latency(url, seconds, conns=4):
-    """/api/status latency under load: wrk if installed, else a Python client."""
+class BenchError(Exception):
+    """A measurement that would not measure what it names: the run stops."""
+
+
+def check_status_body(url, n_streams):
+    """One GET of /api/status must be a 200 with the full report (an object
+    with one entry per stream), or the load below would time an error page."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            status, body = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        raise BenchError(f"{url}: HTTP {e.code} before the load; the latency would be an error page's")
+    except OSError as e:
+        raise BenchError(f"{url}: {e}")
+    try:
+        report = json.loads(body)
+    except ValueError:
+        raise BenchError(f"{url}: {status} but not JSON ({len(body)} bytes)")
+    if not isinstance(report, dict) or len(report) != n_streams:
+        got = len(report) if isinstance(report, dict) else type(report).__name__
+        raise BenchError(f"{url}: {got} entries, want {n_streams}: not the full status report")
+    return len(body)
+
+
+def api_latency(url, seconds, n_streams, conns=4):
+    """/api/status latency under load: wrk if installed, else a Python client.
+    The body is checked before and after (full report, 200); any answer that
+    is not a 2xx during the load fails the run (issue 20: a run once timed
+    34,272 of 34,272 401 answers)."""
+    body_bytes = check_status_body(url, n_streams)
+    result = api_load(url, seconds, conns)
+    if "error" in result:
+        raise BenchError(f"{url}: the load tool failed: {result['error']}")
+    if result.get("non_2xx", 0) or result.get("errors", 0):
+        raise BenchError(f"{url}: {result.get('non_2xx', 0)} non-2xx answers and "
+                         f"{result.get('errors', 0)} errors under load")
+    check_status_body(url, n_streams)
+    result["body_bytes"] = body_bytes
+    return result
+
+
+def api_load(url, seconds, conns):
     if shutil.which("wrk"):
         r = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "5s", url],
                            capture_output=True, text=True, timeout=seconds + 30)
@@ -355,12 +396,15 @@ def api_latency(url, seconds, conns=4):
             pct[m.group(1)] = v
         rps = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
         errs = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
+        sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", r.stdout)
         if "50" not in pct:
             return {"tool": "wrk", "error": r.stdout[-300:] + r.stderr[-300:]}
         return {"tool": "wrk", "p50_ms": pct["50"], "p99_ms": pct.get("99"),
                 "rps": float(rps.group(1)) if rps else None,
-                "non_2xx": int(errs.group(1)) if errs else 0, "connections": conns}
+                "non_2xx": int(errs.group(1)) if errs else 0,
+                "errors": sum(int(g) for g in sock.groups()) if sock else 0, "connections": conns}
     lat = []
+    failed = [0]
     stop = time.time() + seconds
     lock = threading.Lock()
 
@@ -370,6 +414,8 @@ def api_latency(url, seconds, conns=4):
             try:
                 urllib.request.urlopen(url, timeout=5).read()
             except Exception:
+                with lock:
+                    failed[0] += 1
                 continue
             with lock:
                 lat.append((time.perf_counter() - t) * 1000)
@@ -382,7 +428,7 @@ def api_latency(url, seconds, conns=4):
     if not lat:
         return {"tool": "python", "error": "no answer"}
     return {"tool": "python", "p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(len(lat) * 0.99)],
-            "rps": len(lat) / seconds, "connections": conns}
+            "rps": len(lat) / seconds, "errors": failed[0], "connections": conns}
 
 
 def http_json(url, timeout=2):
@@ -419,7 +465,10 @@ class Ours:
         return os.path.getsize(self.binary)
 
     def start(self, procs, run_dir, streams, interval, cams, max_conc):
+        # public_status: the peer's /api/status needs no login either, so both
+        # sides answer the same request with the full report (issue 20).
         lines = [f"heartbeat_seconds: {interval}", "timezone: UTC", "device_name: bench",
+                 "web:", "  public_status: true",
                  "monitor:", f"  max_concurrent_probes: {max_conc}",
                  "time:", "  ntp_servers: ['127.0.0.1:123']", "streams:"]
         for name, url, kind, extra in streams:
@@ -743,7 +792,7 @@ def measure(side, procs, cams, n, interval, fault, args, run_dir):
     wall = time.monotonic() - wall0
     size1 = sum(os.path.getsize(f) for f in side.db_files() if os.path.exists(f))
     rss_avg, rss_max, anon_avg = watcher.result()
-    api = api_latency(side.api_url(), args.api_seconds)
+    api = api_latency(side.api_url(), args.api_seconds, len(streams))
     threads = s1.get("Threads")
     hwm = sum_samples(side.pids()).get("VmHWM")
     nprocs = len(side.pids())
@@ -1141,4 +1190,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BenchError as e:
+        sys.exit(f"bench: FAILED: {e}")
