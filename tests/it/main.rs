@@ -22,6 +22,7 @@ mod network; // `network apply` into temp dirs (networkd/wpa_supplicant files, s
 mod outages; // clock jumps (libfaketime), peers down for long (bounded memory, recovery), broken config edits
 mod probes; // `streampulse probe` against real servers and named fakes
 mod qemu; // the appliance image booted under qemu-system-aarch64 (`make qemu-test`; ignored otherwise)
+mod rtsp_media; // RTSP transport (auto fallback on 461) and key-frame interval, against GStreamer
 mod security; // issue 8: every route's login and CSRF, sessions, setup, rate limit, escaping, secrets, paths, caps, slow clients, systemd unit
 mod system; // appliance: sd-notify READY/WATCHDOG/STATUS, --boot-config import, /healthz box health
 mod system_page; // the System page and the diagnostics download: access, content, no secret
