@@ -37,13 +37,20 @@ SUDO=""
 # Modules the guest needs before its root is mounted, by file name;
 # dependencies are added from modules.dep. The root filesystem has no
 # modules: everything else the test uses is built into Debian's kernel.
-# virtio_console: the test agent's virtio-serial port.
-MODULES="virtio_pci virtio_blk virtio_net virtio-rng virtio_console crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8"
+# virtio_console: the test agent's virtio-serial port. mac80211_hwsim: two
+# simulated Wi-Fi radios (its default radios=2; cfg80211, mac80211 come from
+# modules.dep), wlan0 for the box's supplicant and wlan1 for the test's
+# access point; ccm and ctr: WPA2's CCMP (ccm(aes)), which the crypto API
+# would otherwise ask modprobe for (hostapd: "key addition failed").
+MODULES="virtio_pci virtio_blk virtio_net virtio-rng virtio_console crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8 mac80211_hwsim ctr ccm"
 
 # The userland: Debian's suite of the build machine (the kernel comes from it
-# too), minimal, without documentation.
+# too), minimal, without documentation. wpasupplicant is the image's (its
+# wpa_supplicant@.service runs the box's Wi-Fi); hostapd, iw (to move the
+# access point's radio into its own network namespace) and ping are for the
+# test's side of the Wi-Fi link only.
 SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps"
+PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps,wpasupplicant,hostapd,iw,iputils-ping"
 
 build_kernel_kit() {
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
