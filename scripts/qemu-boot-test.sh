@@ -8,18 +8,20 @@
 # 2. a kit in target/qemu-kit, cached:
 #    - from Debian's arm64 packages, the kernel (virtio and the filesystems
 #      are modules there) and an initramfs with busybox-static that loads
-#      those modules and switches to the image's root (scripts/qemu/initramfs-init);
+#      those modules and mac80211_hwsim's simulated Wi-Fi radios, and
+#      switches to the image's root (scripts/qemu/initramfs-init);
 #    - rootfs/: a Debian arm64 userland with systemd (networkd, resolved,
-#      timesyncd, udev, e2fsprogs, dosfstools, fdisk) made with mmdebstrap
+#      timesyncd, udev, e2fsprogs, dosfstools, fdisk, wpasupplicant; hostapd
+#      for the test's access point) made with mmdebstrap
 #      under qemu-user, then given what Buildroot does to the appliance's
 #      target directory (scripts/qemu/rootfs-customize). Rebuilt when the
 #      package list or that script changes;
 # 3. `cargo test --test it qemu -- --ignored`: the test copies rootfs/, adds
 #    overlay/ unmodified, the binary and a test-only command agent, assembles
 #    sdcard.img with genimage from buildroot/board/common/genimage-mbr.cfg.in
-#    (boot FAT with config.yaml, read-only root, ext4 data), boots it twice
-#    under qemu-system-aarch64 -M virt (TCG) and checks the box through the
-#    agent and a forwarded port.
+#    (boot FAT with config.yaml, read-only root, ext4 data), boots it three
+#    times under qemu-system-aarch64 -M virt (TCG) and checks the box through
+#    the agent, a forwarded port and a Wi-Fi access point in the guest.
 #
 # Needs (installed by scripts/install-deps.sh): qemu-system-arm,
 # qemu-user-static, mmdebstrap, genimage, mtools, dosfstools, e2fsprogs, cpio,
