@@ -8,18 +8,20 @@
 # 2. a kit in target/qemu-kit, cached:
 #    - from Debian's arm64 packages, the kernel (virtio and the filesystems
 #      are modules there) and an initramfs with busybox-static that loads
-#      those modules and switches to the image's root (scripts/qemu/initramfs-init);
+#      those modules and mac80211_hwsim's simulated Wi-Fi radios, and
+#      switches to the image's root (scripts/qemu/initramfs-init);
 #    - rootfs/: a Debian arm64 userland with systemd (networkd, resolved,
-#      timesyncd, udev, e2fsprogs, dosfstools, fdisk) made with mmdebstrap
+#      timesyncd, udev, e2fsprogs, dosfstools, fdisk, wpasupplicant; hostapd
+#      for the test's access point) made with mmdebstrap
 #      under qemu-user, then given what Buildroot does to the appliance's
 #      target directory (scripts/qemu/rootfs-customize). Rebuilt when the
 #      package list or that script changes;
 # 3. `cargo test --test it qemu -- --ignored`: the test copies rootfs/, adds
 #    overlay/ unmodified, the binary and a test-only command agent, assembles
 #    sdcard.img with genimage from buildroot/board/common/genimage-mbr.cfg.in
-#    (boot FAT with config.yaml, read-only root, ext4 data), boots it twice
-#    under qemu-system-aarch64 -M virt (TCG) and checks the box through the
-#    agent and a forwarded port.
+#    (boot FAT with config.yaml, read-only root, ext4 data), boots it three
+#    times under qemu-system-aarch64 -M virt (TCG) and checks the box through
+#    the agent, a forwarded port and a Wi-Fi access point in the guest.
 #
 # Needs (installed by scripts/install-deps.sh): qemu-system-arm,
 # qemu-user-static, mmdebstrap, genimage, mtools, dosfstools, e2fsprogs, cpio,
@@ -37,13 +39,20 @@ SUDO=""
 # Modules the guest needs before its root is mounted, by file name;
 # dependencies are added from modules.dep. The root filesystem has no
 # modules: everything else the test uses is built into Debian's kernel.
-# virtio_console: the test agent's virtio-serial port.
-MODULES="virtio_pci virtio_blk virtio_net virtio-rng virtio_console crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8"
+# virtio_console: the test agent's virtio-serial port. mac80211_hwsim: two
+# simulated Wi-Fi radios (its default radios=2; cfg80211, mac80211 come from
+# modules.dep), wlan0 for the box's supplicant and wlan1 for the test's
+# access point; ccm and ctr: WPA2's CCMP (ccm(aes)), which the crypto API
+# would otherwise ask modprobe for (hostapd: "key addition failed").
+MODULES="virtio_pci virtio_blk virtio_net virtio-rng virtio_console crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8 mac80211_hwsim ctr ccm"
 
 # The userland: Debian's suite of the build machine (the kernel comes from it
-# too), minimal, without documentation.
+# too), minimal, without documentation. wpasupplicant is the image's (its
+# wpa_supplicant@.service runs the box's Wi-Fi); hostapd, iw (to move the
+# access point's radio into its own network namespace) and ping are for the
+# test's side of the Wi-Fi link only.
 SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps"
+PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps,wpasupplicant,hostapd,iw,iputils-ping"
 
 build_kernel_kit() {
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then

@@ -227,9 +227,10 @@ pub(super) fn assert_watchdog_restarts(guest: &mut Guest, admin_pw: &str) {
 /// on port 80, the static address from the boot `config.yaml` applied by
 /// `streampulse-network.service` (not DHCP), and the journal on `/data`.
 pub(super) fn assert_findable(guest: &mut Guest) {
-    // The wired interface under udev's predictable name (enp0s1 here).
+    // The wired interface under udev's predictable name (enp0s2 here); the
+    // Wi-Fi radios (wifi.rs) are hardware Ethernet-type links too.
     let iface = guest.sh(
-        "for i in /sys/class/net/*; do [ -e $i/device ] && [ $(cat $i/type) = 1 ] && basename $i; done | head -n 1",
+        "for i in /sys/class/net/*; do [ -e $i/device ] && [ ! -e $i/phy80211 ] && [ $(cat $i/type) = 1 ] && basename $i; done | head -n 1",
     );
     let iface = iface.trim().to_owned();
     let mac = guest.sh(&format!("cat /sys/class/net/{iface}/address"));

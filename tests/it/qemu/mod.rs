@@ -45,10 +45,21 @@
 //! second boot the history from the first is still there, the new password
 //! logs in, nothing is re-grown, and the previous boot's journal is readable.
 //! A `factory-reset` file on the card makes the third boot open `/setup`.
+//!
+//! Wi-Fi (`wifi.rs`): the initramfs loads `mac80211_hwsim` (two simulated
+//! radios); the test moves the second into a network namespace and runs
+//! hostapd there (WPA2-PSK). The card's `network.wifi` (static address) must
+//! bring the box's wlan0 onto that network through the image's own path:
+//! the supplicant reaches COMPLETED, wlan0 has the address, the box pings the
+//! access point and the access point's side gets the GUI over the radio
+//! link; the key is only in 0600 files and not in the journal, nor in the
+//! boot partition's `config.yaml.applied`. The second boot joins again from
+//! `/data/config.yaml`.
 
 mod checks; // what is asserted inside a running guest: sandbox, network, growth, watchdog, findability
 mod guest; // one QEMU guest: boot, agent commands, GUI through the port forwards, power-off
 mod rootfs; // the guest's root filesystem as Buildroot would assemble it
+mod wifi; // the box's Wi-Fi against hostapd on a second mac80211_hwsim radio
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -61,6 +72,7 @@ use checks::{
 };
 use guest::Guest;
 use rootfs::rootfs;
+use wifi::{assert_psk_kept_secret, assert_wifi_connected, assert_wifi_link, start_ap};
 
 /// Bounds for one boot: TCG on a busy 2-core CI machine is slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -91,10 +103,12 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     let admin_pw = "qemu-test-admin-password";
     let hash = streampulse::credentials::hash_password(admin_pw).unwrap();
     // A static address on QEMU's user network (what a camera LAN without
-    // DHCP needs), applied before networkd starts.
+    // DHCP needs), applied before networkd starts; and the test's Wi-Fi
+    // network (wifi.rs).
     let config = format!(
         "admin_password_hash: '{hash}'\nheartbeat_seconds: 5\nstreams:\n- name: Porch\n  url: {url}\n  username: {USER}\n  password: {PASSWORD}\n  timeout: 5\n\
-         network:\n  ethernet:\n    address: 10.0.2.15/24\n    gateway: 10.0.2.2\n    dns: [10.0.2.3]\n"
+         network:\n  ethernet:\n    address: 10.0.2.15/24\n    gateway: 10.0.2.2\n    dns: [10.0.2.3]\n{}",
+        wifi::wifi_config()
     );
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, &config).unwrap();
@@ -118,6 +132,7 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     // First boot.
     let boot_started = Instant::now();
     let mut guest = Guest::boot(&kit, &img, dir.path());
+    start_ap(&mut guest);
     let svc = guest.wait_running("streampulse.service", BOOT_TIMEOUT);
     let running_after = boot_started.elapsed();
     guest.login(admin_pw);
@@ -158,6 +173,20 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
             .is_some_and(|s| s.starts_with("imported")),
         "{health}"
     );
+    assert_wifi_connected(&mut guest);
+    let t_wifi = guest.journal_at("wpa_supplicant@wlan0.service", "CTRL-EVENT-CONNECTED");
+    assert!(
+        t_wifi.is_some(),
+        "no CTRL-EVENT-CONNECTED from wpa_supplicant@wlan0 in the journal"
+    );
+    eprintln!(
+        "qemu: Wi-Fi: wlan0 joined the test's WPA2-PSK network at {:.1} s (journal), address {}",
+        t_wifi.unwrap_or(f64::NAN),
+        wifi::BOX_ADDR
+    );
+    assert_wifi_link(&mut guest);
+    // After the import: the key is in /data/config.yaml by now.
+    assert_psk_kept_secret(&mut guest);
     assert!(
         health["disk"]["total_bytes"].as_u64().unwrap() > data_in_image + CARD_EXTRA / 2,
         "the daemon does not see the grown /data: {health}"
@@ -185,6 +214,10 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         "password left on FAT:\n{applied}"
     );
     assert!(!applied.contains(&hash), "hash left on FAT:\n{applied}");
+    assert!(
+        !applied.contains(wifi::PSK),
+        "Wi-Fi key left on FAT:\n{applied}"
+    );
     let (_, parts) = partitions(&img);
     assert_eq!(parts[2].start + parts[2].size, card_len, "{parts:?}");
 
@@ -202,7 +235,10 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     // Second boot of the same card: history survived, the password reset.
     let rebooted = Instant::now();
     let mut guest = Guest::boot(&kit, &img, dir.path());
+    start_ap(&mut guest);
     guest.wait_running("streampulse.service", BOOT_TIMEOUT);
+    // This time from /data/config.yaml (the card's file was imported).
+    assert_wifi_connected(&mut guest);
     guest.login(new_pw);
     let h = guest.wait_json(
         "/api/streams/Porch/history?since=0&until=99999999999999",
@@ -256,6 +292,9 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     fat_write(&img, fat, "factory-reset", "", dir.path());
     let guest = Guest::boot(&kit, &img, dir.path());
     let mut guest = guest;
+    // The Wi-Fi settings still apply until the daemon's reset: without the
+    // access point wait-online would hold the boot for its 2 minutes.
+    start_ap(&mut guest);
     guest.wait_running("streampulse.service", BOOT_TIMEOUT);
     let http = guest.http.clone();
     let deadline = Instant::now() + BOOT_TIMEOUT;
