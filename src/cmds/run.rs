@@ -49,7 +49,7 @@ pub struct Args {
     /// missing, not a directory): the daemon then runs degraded, says so on
     /// every page, in `/healthz` and in systemd's status, and runs from a
     /// copy of `--config` if that lies in the data dir. Without it an
-    /// unusable data dir is an error. On the appliance: /run/streampulse (RAM).
+    /// unusable data dir is an error. On the appliance: /run/streampulse-ram (RAM).
     #[arg(long)]
     pub fallback_data_dir: Option<PathBuf>,
 }

@@ -52,6 +52,29 @@ impl Netns {
         self.ip(&["link", "set", "up0", "up"]);
     }
 
+    /// GStreamer's RTSP test server in this namespace (`args`: its own,
+    /// e.g. `--address`); stopped when the first value drops.
+    fn rtsp_server(&self, args: &[&str]) -> (Killed, u16) {
+        let mut rtsp = self
+            .cmd("/usr/bin/python3")
+            .arg(manifest_dir().join("tests/servers/rtsp_server.py"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(rtsp.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the RTSP server said {line:?}"));
+        (Killed(rtsp), port)
+    }
+
     fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name, program]);
@@ -104,24 +127,7 @@ fn hung_dns_does_not_delay_other_streams() {
             .spawn()
             .unwrap(),
     );
-    let mut rtsp = ns
-        .cmd("/usr/bin/python3")
-        .arg(manifest_dir().join("tests/servers/rtsp_server.py"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(rtsp.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _rtsp = Killed(rtsp);
-    let rtsp_port: u16 = line
-        .trim()
-        .strip_prefix("PORT ")
-        .expect("PORT line")
-        .parse()
-        .unwrap();
+    let (_rtsp, rtsp_port) = ns.rtsp_server(&[]);
 
     let dir = temp_dir("hung_dns");
     let www = dir.path().join("www");
@@ -253,25 +259,7 @@ fn box_link_down_is_not_every_camera_down() {
     cam.ip(&["addr", "add", "10.77.0.1/24", "dev", &b]);
     cam.ip(&["link", "set", &b, "up"]);
 
-    let mut rtsp = cam
-        .cmd("/usr/bin/python3")
-        .arg(manifest_dir().join("tests/servers/rtsp_server.py"))
-        .args(["--address", "10.77.0.1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(rtsp.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _rtsp = Killed(rtsp);
-    let port: u16 = line
-        .trim()
-        .strip_prefix("PORT ")
-        .expect("PORT line")
-        .parse()
-        .unwrap();
+    let (_rtsp, port) = cam.rtsp_server(&["--address", "10.77.0.1"]);
 
     let dir = temp_dir("box_offline");
     let cfg_path = dir.path().join("config.yaml");

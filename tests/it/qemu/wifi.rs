@@ -169,6 +169,18 @@ pub(super) fn assert_psk_kept_secret(guest: &mut Guest) {
             "the Wi-Fi key is in a file others can read:\n{holders}"
         );
     }
+    // The supplicant's file is root's, in a directory only root writes:
+    // root's wpa_supplicant reads it, and a config it reads can name
+    // libraries to load, so the daemon's user must not be able to change it.
+    let owners =
+        guest.sh("stat -c '%U %a %n' /run/streampulse /run/streampulse/wpa_supplicant-wlan0.conf");
+    assert!(
+        owners.lines().all(|l| l.starts_with("root "))
+            && ["755", "750", "700"]
+                .iter()
+                .any(|m| owners.contains(&format!("root {m} /run/streampulse\n"))),
+        "the supplicant's config must be root's alone:\n{owners}"
+    );
     let in_journal = guest.sh(&format!(
         "journalctl --no-pager -o export | grep -caF -- '{PSK}' || true"
     ));
