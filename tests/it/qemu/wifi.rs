@@ -35,9 +35,8 @@ pub(super) fn wifi_config() -> String {
     )
 }
 
-/// Starts the access point as soon as the agent answers: with `network.wifi`
-/// set, `systemd-networkd-wait-online` (and so the daemon's start) waits for
-/// wlan0 until it has a carrier.
+/// Starts the access point as soon as the agent answers, so the box's
+/// supplicant finds it when it starts scanning.
 pub(super) fn start_ap(guest: &mut Guest) {
     guest.sh_timeout("true", BOOT_TIMEOUT);
     // hwsim names its radios in order (phy0/wlan0, phy1/wlan1), but the
