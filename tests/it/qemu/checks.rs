@@ -98,13 +98,14 @@ pub(super) fn assert_sandboxed(guest: &mut Guest, pid: &str) {
     }
 }
 
-/// networkd configured the wired link by DHCP from QEMU's user network;
+/// networkd configured the wired link with the card's static address on
+/// QEMU's user network;
 /// resolved and timesyncd run.
 pub(super) fn assert_network(guest: &mut Guest) {
     let addrs = guest.sh("ip -4 -o addr show scope global");
     assert!(
         addrs.contains("inet 10.0.2.15/24"),
-        "no DHCP address from QEMU's user network (networkd, 20-wired.network): {addrs}"
+        "no 10.0.2.15/24 on the wired link (the card's static address, networkd): {addrs}"
     );
     let routes = guest.sh("ip -4 route show default");
     assert!(

@@ -31,7 +31,7 @@
 //! privileges, a seccomp filter, no capabilities); root is mounted read-only
 //! and `/data` read-write; grow-data and `x-systemd.growfs` grew the data
 //! partition and its filesystem to the end of the disk; networkd got
-//! 10.0.2.15 by DHCP from QEMU's user network and the GUI answers through the
+//! the card's static 10.0.2.15 on QEMU's user network and the GUI answers through the
 //! port forward; resolved and timesyncd run; the boot `config.yaml` is
 //! imported (and renamed, password-free); `/api/status` reports a real
 //! heartbeat from an RTSP camera served on the host (reached through QEMU's
