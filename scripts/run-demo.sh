@@ -38,14 +38,27 @@ PIDS+=($!)
 # ffmpeg's HTTP server serves one client and exits: restart it for every probe.
 (
     while true; do
-        ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=640x360:rate=10 \
+        # A little sensor-like noise, seeded anew for every client: testsrc
+        # alone starts every session on the same picture, which the picture
+        # checks rightly call frozen.
+        ffmpeg -hide_banner -loglevel error -re -f lavfi \
+            -i "testsrc=size=640x360:rate=10,noise=alls=6:allf=t:all_seed=$RANDOM" \
             -f mpjpeg -listen 1 http://127.0.0.1:18080/stream.mjpg || sleep 1
     done
 ) >"$DEMO_DIR/mjpeg.log" 2>&1 &
 PIDS+=($!)
 
 mkdir -p "$DEMO_DIR/www"
-ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc=size=640x360 -frames:v 1 "$DEMO_DIR/www/snapshot.jpg"
+# A snapshot camera takes a new picture for every request; this one every 2 s
+# (a file that never changes would be a frozen camera).
+snapshot() {
+    ffmpeg -hide_banner -loglevel error -f lavfi \
+        -i "testsrc=size=640x360,noise=alls=6:allf=t:all_seed=$RANDOM" -frames:v 1 \
+        -y "$DEMO_DIR/www/next.jpg" && mv "$DEMO_DIR/www/next.jpg" "$DEMO_DIR/www/snapshot.jpg"
+}
+snapshot
+(while sleep 2; do snapshot; done) >"$DEMO_DIR/snapshot.log" 2>&1 &
+PIDS+=($!)
 /usr/bin/python3 -m http.server --bind 127.0.0.1 --directory "$DEMO_DIR/www" 18081 >"$DEMO_DIR/http.log" 2>&1 &
 PIDS+=($!)
 

@@ -62,6 +62,7 @@ pub mod log_once;
 pub mod monitor;
 pub mod mqtt;
 pub mod network;
+pub mod picture;
 pub mod preview;
 pub mod probe;
 pub mod redact;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::config::StreamConfig;
+use crate::picture::{PictureState, PictureVerdict};
 use crate::probe::{Kind, MediaFacts, Outcome, Reason, Stages};
 
 /// Debounced health of a stream.
@@ -55,6 +56,8 @@ pub struct Transition {
     pub to: Health,
     pub reason: Option<Reason>,
     pub message: String,
+    /// The picture verdict at the time (`crate::picture`).
+    pub picture: PictureVerdict,
 }
 
 /// Current state of one stream.
@@ -74,6 +77,8 @@ pub struct StreamState {
     pub last_failure: Option<LastResult>,
     /// What the last successful probe learnt.
     pub media: MediaFacts,
+    /// What the picture checks found (frozen, black, camera clock).
+    pub picture: PictureState,
     pub probes_total: u64,
     pub failures_total: u64,
     pub fail_threshold: u32,
@@ -106,6 +111,7 @@ impl StreamState {
             last_ok_ms: None,
             last_failure: None,
             media: MediaFacts::default(),
+            picture: PictureState::default(),
             probes_total: 0,
             failures_total: 0,
             fail_threshold: fail_threshold.max(1),
@@ -211,6 +217,7 @@ impl StreamState {
             to: target,
             reason: outcome.reason(),
             message: outcome.message(),
+            picture: self.picture.verdict,
         })
     }
 }

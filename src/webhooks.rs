@@ -2,8 +2,8 @@
 //!
 //! ```json
 //! {"stream":"Front door","from":"up","to":"down","reason":"timeout",
-//!  "message":"...","ts":"2025-01-01T10:00:00+01:00","ts_ms":1735722000000,
-//!  "device":"streampulse"}
+//!  "message":"...","picture":"ok","ts":"2025-01-01T10:00:00+01:00",
+//!  "ts_ms":1735722000000,"device":"streampulse"}
 //! ```
 //!
 //! Never in the monitor's way: a forwarding task reads the monitor's bounded
@@ -49,6 +49,7 @@ pub fn body(t: &Transition, cfg: &Config) -> Vec<u8> {
         "to": t.to.as_str(),
         "reason": t.reason.map(|r| r.as_str()),
         "message": t.message,
+        "picture": t.picture.as_str(),
         "ts": crate::report::iso(t.ts_ms, &cfg.tz()),
         "ts_ms": t.ts_ms,
         "device": cfg.device_name,
@@ -287,6 +288,7 @@ mod tests {
             to: Health::Down,
             reason: Some(crate::probe::Reason::Timeout),
             message: "no frame within 10 s".into(),
+            picture: crate::picture::PictureVerdict::Frozen,
         };
         let v: serde_json::Value = serde_json::from_slice(&body(&t, &cfg)).unwrap();
         assert_eq!(v["stream"], "cam");
@@ -295,5 +297,6 @@ mod tests {
         assert_eq!(v["ts"], "2023-11-15T03:43:20+05:30");
         assert_eq!(v["ts_ms"], 1_700_000_000_000i64);
         assert_eq!(v["device"], "box1");
+        assert_eq!(v["picture"], "frozen");
     }
 }

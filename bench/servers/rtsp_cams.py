@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from rtsp_server import serve  # noqa: E402
 
 RAW = "video/x-raw,format=I420,width=320,height=240,framerate=15/1"
-SRC = f"videotestsrc is-live=true pattern=ball ! {RAW}"
+SRC = f"videotestsrc is-live=true pattern=ball animation-mode=wall-time ! {RAW}"
 MOUNTS = {
     "/h264": f"{SRC} ! x264enc key-int-max=15 tune=zerolatency speed-preset=ultrafast"
              " ! rtph264pay name=pay0 pt=96 config-interval=-1",

@@ -65,6 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         username: args.username.clone(),
         password: args.password.clone(),
         transport,
+        picture: None,
     };
     let mut sc = match stream_from_raw(&raw, crate::config::DEFAULT_HEARTBEAT_SECS) {
         Ok(sc) => sc,
@@ -166,5 +167,15 @@ fn print_human(url: &str, o: &Outcome) {
             facts.push(format!("{b} kbit/s"));
         }
         println!("  media    {}", facts.join(", "));
+        if let Some(off) = m.camera_clock_offset_ms {
+            let p = crate::picture::PictureState {
+                camera_clock_offset_ms: Some(off),
+                ..Default::default()
+            };
+            println!(
+                "  clock    {} (RTCP sender report)",
+                crate::picture::clock_detail(&p)
+            );
+        }
     }
 }

@@ -22,6 +22,7 @@
 pub mod edit;
 mod live;
 pub mod mqtt;
+pub mod picture;
 mod raw;
 mod reload;
 mod secrets;

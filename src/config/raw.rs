@@ -88,6 +88,8 @@ pub struct RawStream {
     pub password: Option<String>,
     /// RTSP only: `tcp` (default, interleaved) or `udp`.
     pub transport: Option<Transport>,
+    /// What the picture checks do (see [`super::picture`]).
+    pub picture: Option<super::picture::RawPicture>,
 }
 
 /// `web.listen`: one address or a list.

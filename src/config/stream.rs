@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
+use super::picture::PictureConfig;
 use super::{At, Error, RawStream};
 use crate::probe::{Kind, Target, DEFAULT_MAX_FRAME_BYTES};
 use crate::redact::{self, Credentials};
@@ -35,6 +36,8 @@ pub struct StreamConfig {
     pub enabled: bool,
     pub fail_threshold: u32,
     pub ok_threshold: u32,
+    /// What the picture checks do (frozen, black, camera clock).
+    pub picture: PictureConfig,
 }
 
 /// Validates the `streams:` list; `heartbeat_secs` is every stream's default
@@ -159,6 +162,7 @@ pub(crate) fn stream_from_raw(s: &RawStream, heartbeat_secs: u32) -> Result<Stre
     if s.transport.is_some() && kind != Kind::Rtsp {
         return Err("transport: only applies to rtsp streams".into());
     }
+    let picture = PictureConfig::from_raw(s.picture.as_ref())?;
     let url_redacted = redact::redact_url(&bare, creds.as_ref());
     Ok(StreamConfig {
         name: name.to_owned(),
@@ -176,5 +180,6 @@ pub(crate) fn stream_from_raw(s: &RawStream, heartbeat_secs: u32) -> Result<Stre
         enabled: s.enabled.unwrap_or(true),
         fail_threshold,
         ok_threshold,
+        picture,
     })
 }

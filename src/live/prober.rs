@@ -15,13 +15,18 @@ use std::time::Instant;
 use super::channel::{Output, ProofWaiter, UpState};
 use super::hub::Hub;
 use crate::monitor::Prober;
-use crate::probe::{self, Failure, Outcome, Reason, Stages, Target};
+use crate::probe::{self, Failure, Frame, Outcome, Reason, Stages, Target};
 
 impl Hub {
     /// The monitor's shared probe: if `name` plays live right now (same
     /// target), waits for its next key frame (or JPEG that decodes) instead
     /// of opening a second camera session. None: probe the camera as usual.
-    async fn shared_probe(&self, name: &str, target: &Target) -> Option<Outcome> {
+    async fn shared_probe(
+        &self,
+        name: &str,
+        target: &Target,
+        keep_frame: bool,
+    ) -> Option<(Outcome, Option<Frame>)> {
         let (ch, rx) = {
             let st = self.lock();
             let e = st.entries.get(name)?;
@@ -36,6 +41,7 @@ impl Hub {
         let got = tokio::time::timeout(target.timeout, rx).await;
         let wait_ms = u32::try_from(t.elapsed().as_millis()).unwrap_or(u32::MAX);
         let mut media = ch.lock().facts.clone();
+        let mut kept = None;
         let result = match got {
             // The live session ended meanwhile: probe the camera.
             Ok(Err(_)) => return None,
@@ -56,6 +62,16 @@ impl Hub {
                     }
                     _ => None,
                 };
+                if keep_frame {
+                    kept = match (&item.picture, &jpeg) {
+                        (Some(f), _) => Some(f.clone()),
+                        (None, Some(j)) => Some(Frame {
+                            codec: "jpeg".into(),
+                            data: j.clone(),
+                        }),
+                        _ => None,
+                    };
+                }
                 match jpeg {
                     Some(j) => {
                         let decoded = tokio::task::spawn_blocking(move || probe::jpeg::decode(&j))
@@ -80,7 +96,7 @@ impl Hub {
             }
         };
         tracing::debug!(stream = %name, "monitor probe answered by the live session in {wait_ms} ms");
-        Some(Outcome {
+        let outcome = Outcome {
             result,
             latency_ms: wait_ms,
             stages: Stages {
@@ -88,30 +104,42 @@ impl Hub {
                 ..Stages::default()
             },
             media,
-        })
+        };
+        Some((outcome, kept))
     }
 
     /// The monitor's probe of one stream (see the module docs): answered by a
     /// running live session if there is one; otherwise a normal probe, keeping
     /// its frame for a thumbnail when the grid wants one.
-    async fn probe_for_monitor(&self, name: &str, target: &Target) -> Outcome {
-        if let Some(o) = self.shared_probe(name, target).await {
-            return o;
+    async fn probe_for_monitor(
+        &self,
+        name: &str,
+        target: &Target,
+        keep_frame: bool,
+    ) -> (Outcome, Option<Frame>) {
+        if let Some(answer) = self.shared_probe(name, target, keep_frame).await {
+            return answer;
         }
-        if !self.thumbs.wants(name) {
-            return probe::run(target).await;
+        let thumb = self.thumbs.wants(name);
+        if !thumb && !keep_frame {
+            return (probe::run(target).await, None);
         }
         let (outcome, frame) = probe::run_keeping_frame(target).await;
-        if let Some(f) = frame {
+        if let (true, Some(f)) = (thumb, &frame) {
             let dims = outcome.media.width.zip(outcome.media.height);
-            self.thumbs.offer(name, f, dims);
+            self.thumbs.offer(name, f.clone(), dims);
         }
-        outcome
+        (outcome, frame.filter(|_| keep_frame))
     }
 }
 
 impl Prober for Hub {
-    fn probe<'a>(&'a self, name: &'a str, target: &'a Target) -> BoxFuture<'a, Outcome> {
-        Box::pin(self.probe_for_monitor(name, target))
+    fn probe<'a>(
+        &'a self,
+        name: &'a str,
+        target: &'a Target,
+        keep_frame: bool,
+    ) -> BoxFuture<'a, (Outcome, Option<Frame>)> {
+        Box::pin(self.probe_for_monitor(name, target, keep_frame))
     }
 }

@@ -265,7 +265,7 @@ mod tests {
     use super::*;
     use crate::clock::timesync::FixedSync;
     use crate::clock::SimulatedClock;
-    use crate::probe::{MediaFacts, Outcome, Stages, Target};
+    use crate::probe::{Frame, MediaFacts, Outcome, Stages, Target};
     use crate::state::Health;
     use crate::store::recorder::{self, RecorderHandle};
 
@@ -288,7 +288,12 @@ mod tests {
     }
 
     impl Prober for FakeProber {
-        fn probe<'a>(&'a self, name: &'a str, _target: &'a Target) -> BoxFuture<'a, Outcome> {
+        fn probe<'a>(
+            &'a self,
+            name: &'a str,
+            _target: &'a Target,
+            _keep_frame: bool,
+        ) -> BoxFuture<'a, (Outcome, Option<Frame>)> {
             Box::pin(async move {
                 self.calls
                     .lock()
@@ -298,12 +303,13 @@ mod tests {
                 let _out = InFlight(&self.in_flight);
                 self.max_in_flight.fetch_max(now, Ordering::SeqCst);
                 tokio::time::sleep(self.hold).await;
-                Outcome {
+                let outcome = Outcome {
                     result: Ok(()),
                     latency_ms: u32::try_from(self.hold.as_millis()).unwrap_or(u32::MAX),
                     stages: Stages::default(),
                     media: MediaFacts::default(),
-                }
+                };
+                (outcome, None)
             })
         }
     }

@@ -10,14 +10,21 @@
 
 use futures::future::BoxFuture;
 
-use crate::probe::{self, Outcome, Target};
+use crate::probe::{self, Frame, Outcome, Target};
 
 /// Answers the monitor's probes; see the module docs.
 pub trait Prober: Send + Sync {
     /// Probes stream `name` at `target`, within the target's deadline
     /// ([`Target::timeout`]): the outcome always comes back (a hung camera
-    /// is a `timeout` failure, never a hung future).
-    fn probe<'a>(&'a self, name: &'a str, target: &'a Target) -> BoxFuture<'a, Outcome>;
+    /// is a `timeout` failure, never a hung future). With `keep_frame`, the
+    /// frame that proved the stream alive comes back too, for the picture
+    /// checks (`crate::picture`).
+    fn probe<'a>(
+        &'a self,
+        name: &'a str,
+        target: &'a Target,
+        keep_frame: bool,
+    ) -> BoxFuture<'a, (Outcome, Option<Frame>)>;
 }
 
 /// Probes the camera itself, every time ([`probe::run`]).
@@ -25,7 +32,18 @@ pub trait Prober: Send + Sync {
 pub struct DirectProber;
 
 impl Prober for DirectProber {
-    fn probe<'a>(&'a self, _name: &'a str, target: &'a Target) -> BoxFuture<'a, Outcome> {
-        Box::pin(probe::run(target))
+    fn probe<'a>(
+        &'a self,
+        _name: &'a str,
+        target: &'a Target,
+        keep_frame: bool,
+    ) -> BoxFuture<'a, (Outcome, Option<Frame>)> {
+        Box::pin(async move {
+            if keep_frame {
+                probe::run_keeping_frame(target).await
+            } else {
+                (probe::run(target).await, None)
+            }
+        })
     }
 }

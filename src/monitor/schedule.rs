@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::{link, Ctx};
 use crate::config::StreamConfig;
+use crate::picture::{self, PictureState, PictureWatch};
 use crate::probe;
 use crate::shutdown;
 use crate::state::Health;
@@ -48,6 +49,7 @@ pub(super) async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: sh
     // probe hold its permit longer).
     let mut measure = sc.target.clone();
     let mut probes = 0u32;
+    let mut watch = PictureWatch::new(sc.picture);
     loop {
         tokio::select! {
             biased;
@@ -77,20 +79,24 @@ pub(super) async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: sh
         prev = Some((ts_ms, started));
         measure.measure_keyframe_interval = probes % KEYFRAME_EVERY == 1;
         probes = probes.wrapping_add(1);
-        let outcome = tokio::select! {
+        let check_picture = watch.due(started);
+        let (outcome, frame) = tokio::select! {
             biased;
             _ = shutdown_rx.wait() => return,
-            o = ctx.prober.probe(&sc.name, &measure)
+            o = ctx.prober.probe(&sc.name, &measure, check_picture)
                 .instrument(crate::log_once::stream_span(&sc.name)) => o,
         };
         drop(permit);
         let outcome = attribute(&ctx, &sc.target, outcome);
+        let outcome =
+            judge_picture(&mut watch, outcome, frame, started, ts_ms, sync.trusted()).await;
         record(
             &ctx,
             &name,
             ts_ms,
             &outcome,
             !sync.trusted() || stepped_back,
+            watch.state(),
         );
 
         // Next slot: keep the cadence (interval ± 10 %), never stack up.
@@ -128,7 +134,46 @@ fn attribute(ctx: &Ctx, target: &probe::Target, outcome: probe::Outcome) -> prob
     }
 }
 
-fn record(ctx: &Ctx, name: &Arc<str>, ts_ms: i64, outcome: &probe::Outcome, unsynced: bool) {
+/// Runs the picture checks on an ok heartbeat (`crate::picture`): decodes
+/// `frame` when the probe kept one (off the runtime, one decode at a time),
+/// reads the camera's clock offset, and turns the outcome into a failure
+/// when a finding counts as down under the stream's `picture:` settings.
+async fn judge_picture(
+    watch: &mut PictureWatch,
+    outcome: probe::Outcome,
+    frame: Option<probe::Frame>,
+    now: Instant,
+    ts_ms: i64,
+    box_synced: bool,
+) -> probe::Outcome {
+    if !outcome.is_ok() {
+        return outcome;
+    }
+    if let Some(frame) = frame {
+        let dims = outcome.media.width.zip(outcome.media.height);
+        let sig = tokio::task::spawn_blocking(move || picture::decode(&frame, dims))
+            .await
+            .unwrap_or_else(|e| Err(format!("the decoder failed: {e}")));
+        watch.observe(now, ts_ms, sig);
+    }
+    watch.observe_clock(outcome.media.camera_clock_offset_ms, box_synced);
+    match watch.failure() {
+        Some(f) => probe::Outcome {
+            result: Err(f),
+            ..outcome
+        },
+        None => outcome,
+    }
+}
+
+fn record(
+    ctx: &Ctx,
+    name: &Arc<str>,
+    ts_ms: i64,
+    outcome: &probe::Outcome,
+    unsynced: bool,
+    picture: &PictureState,
+) {
     ctx.probes_done.fetch_add(1, Ordering::Relaxed);
     ctx.probe_stats.observe(name, outcome);
     ctx.last_probe_ms
@@ -138,6 +183,9 @@ fn record(ctx: &Ctx, name: &Arc<str>, ts_ms: i64, outcome: &probe::Outcome, unsy
         let Some(st) = board.get_mut(&**name) else {
             return;
         };
+        if st.picture != *picture {
+            st.picture = picture.clone();
+        }
         if outcome.reason() == Some(probe::Reason::BoxOffline) {
             st.hold_while_box_offline(ts_ms, outcome, unsynced);
             return;

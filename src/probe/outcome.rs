@@ -42,11 +42,20 @@ pub enum Reason {
     /// no address) when a connect, DNS or timeout failure happened. Set by
     /// the monitor (`monitor::link`), never by a probe.
     BoxOffline,
+    /// Frames arrive, but the picture has not changed over several checks
+    /// (`crate::picture`; only when the stream's `picture.frozen` is `down`).
+    Frozen,
+    /// The picture is black (`picture.black: down`).
+    Black,
+    /// The picture is one flat colour (`picture.black: down`).
+    Blank,
+    /// The camera's clock is off (`picture.camera_clock: down`).
+    CameraClock,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 16] = [
         Reason::Dns,
         Reason::Connect,
         Reason::Timeout,
@@ -59,6 +68,10 @@ impl Reason {
         Reason::TooLarge,
         Reason::HttpStatus,
         Reason::BoxOffline,
+        Reason::Frozen,
+        Reason::Black,
+        Reason::Blank,
+        Reason::CameraClock,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +88,10 @@ impl Reason {
             Reason::TooLarge => "too_large",
             Reason::HttpStatus => "http_status",
             Reason::BoxOffline => "box_offline",
+            Reason::Frozen => "frozen",
+            Reason::Black => "black",
+            Reason::Blank => "blank",
+            Reason::CameraClock => "camera_clock",
         }
     }
 
@@ -157,6 +174,9 @@ pub struct MediaFacts {
     pub keyframe_interval_over: bool,
     /// Video bitrate over that key-frame interval, kbit/s.
     pub bitrate_kbps: Option<u32>,
+    /// RTSP: the camera's wall clock (its last RTCP sender report) minus
+    /// the box's, read by the probes that measure the key-frame interval.
+    pub camera_clock_offset_ms: Option<i64>,
 }
 
 impl MediaFacts {
@@ -177,6 +197,9 @@ impl MediaFacts {
             self.keyframe_interval_ms = prev.keyframe_interval_ms;
             self.keyframe_interval_over = prev.keyframe_interval_over;
             self.bitrate_kbps = prev.bitrate_kbps;
+        }
+        if self.camera_clock_offset_ms.is_none() {
+            self.camera_clock_offset_ms = prev.camera_clock_offset_ms;
         }
     }
 

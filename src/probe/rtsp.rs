@@ -22,6 +22,7 @@ use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use super::rtsp_session::Handshake;
 use super::rtsp_session::{
     self, classify, codec_name, first_line, is_packet_error, learn, pick_video_stream,
+    sender_report_offset_ms,
 };
 use super::{Failure, Progress, Reason, Stage, Target};
 
@@ -69,7 +70,10 @@ const MEASURE_MARGIN: Duration = Duration::from_millis(300);
 /// reads on to the next key frame within the probe's deadline: the
 /// key-frame interval and the bitrate over it go into `progress.media`. A
 /// deadline first gives the time waited as a lower bound; a broken stream
-/// just ends the measurement (the probe is already ok).
+/// just ends the measurement (the probe is already ok). Until the camera's
+/// first RTCP sender report (its clock: `camera_clock_offset_ms`) has come,
+/// it reads on for that too, within the same deadline (cameras send one
+/// every few seconds; one that sends none costs this probe its deadline).
 async fn measure_keyframe_interval(
     target: &Target,
     progress: &mut Progress,
@@ -82,33 +86,49 @@ async fn measure_keyframe_interval(
     };
     let started = Instant::now();
     let mut bytes = first.1;
-    let measured = tokio::time::timeout_at(until.into(), async {
+    let mut interval: Option<f64> = None;
+    let media = &mut progress.media;
+    let ended = tokio::time::timeout_at(until.into(), async {
         while let Some(item) = demuxed.next().await {
             let frame = match item {
                 Ok(CodecItem::VideoFrame(f)) if f.stream_id() == video_i => f,
+                Ok(CodecItem::Rtcp(r)) => {
+                    if let Some(off) = sender_report_offset_ms(&r) {
+                        media.camera_clock_offset_ms = Some(off);
+                    }
+                    if interval.is_some() && media.camera_clock_offset_ms.is_some() {
+                        return;
+                    }
+                    continue;
+                }
                 Ok(_) => continue,
                 Err(e) if is_packet_error(&e) => continue,
-                Err(_) => return None,
+                Err(_) => return,
             };
-            if frame.is_random_access_point() {
-                return Some(frame.timestamp().elapsed_secs() - first.0);
+            if interval.is_none() {
+                if frame.is_random_access_point() {
+                    interval = Some(frame.timestamp().elapsed_secs() - first.0);
+                    if media.camera_clock_offset_ms.is_some() {
+                        return;
+                    }
+                } else {
+                    bytes += frame.data().len();
+                }
             }
-            bytes += frame.data().len();
         }
-        None
     })
     .await;
-    let media = &mut progress.media;
-    match measured {
-        Ok(Some(secs)) if secs > 0.0 => {
+    match interval {
+        Some(secs) if secs > 0.0 => {
             media.keyframe_interval_ms = Some((secs * 1000.0).round() as u32);
             media.bitrate_kbps = Some((bytes as f64 * 8.0 / secs / 1000.0).round() as u32);
         }
-        Ok(_) => {}
-        Err(_) => {
+        Some(_) => {}
+        None if ended.is_err() => {
             media.keyframe_interval_ms = Some(Progress::ms(started));
             media.keyframe_interval_over = true;
         }
+        None => {}
     }
 }
 
@@ -214,8 +234,15 @@ async fn play_to_keyframe(
             }
             Some(Ok(item)) => item,
         };
-        let CodecItem::VideoFrame(frame) = item else {
-            continue;
+        let frame = match item {
+            CodecItem::VideoFrame(f) => f,
+            CodecItem::Rtcp(r) => {
+                if let Some(off) = sender_report_offset_ms(&r) {
+                    progress.media.camera_clock_offset_ms = Some(off);
+                }
+                continue;
+            }
+            _ => continue,
         };
         frames_seen += 1;
         bytes_seen += frame.data().len();

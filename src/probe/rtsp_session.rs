@@ -241,3 +241,26 @@ pub(crate) fn first_line(s: &str) -> String {
 pub(crate) fn is_packet_error(e: &retina::Error) -> bool {
     e.to_string().lines().any(|l| l.starts_with("pkt: "))
 }
+
+/// Seconds from the NTP era (1900) to the Unix epoch.
+const NTP_UNIX_OFFSET_SECS: i64 = 2_208_988_800;
+
+/// The camera's wall clock minus the box's, in ms, from the sender report
+/// in `pkt` (RTCP SR: the camera's NTP time when it sent it). None when
+/// `pkt` has no sender report, or one with a zero NTP time (no clock).
+pub(crate) fn sender_report_offset_ms(pkt: &retina::rtcp::ReceivedCompoundPacket) -> Option<i64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let ntp = pkt
+        .pkts()
+        .find_map(|p| p.as_sender_report().ok().flatten())?
+        .ntp_timestamp()
+        .0;
+    if ntp == 0 {
+        return None;
+    }
+    let secs = (ntp >> 32) as i64 - NTP_UNIX_OFFSET_SECS;
+    let frac_ms = (((ntp & 0xffff_ffff) * 1000) >> 32) as i64;
+    Some(secs * 1000 + frac_ms - now.as_millis() as i64)
+}

@@ -58,10 +58,20 @@ pub fn board() -> std::collections::BTreeMap<String, crate::state::StreamState> 
                 keyframe_interval_ms: Some(2002),
                 keyframe_interval_over: false,
                 bitrate_kbps: Some(4096),
+                camera_clock_offset_ms: Some(-7_261_500),
             },
         },
         false,
     );
+    up.picture = crate::picture::PictureState {
+        verdict: crate::picture::PictureVerdict::Black,
+        detail: "the picture is black (mean luma 16, contrast 0.4)".into(),
+        checked_ms: Some(T0 + 5_000),
+        mean_luma: Some(16.2),
+        contrast: Some(0.4),
+        camera_clock: crate::picture::ClockVerdict::Off,
+        camera_clock_offset_ms: Some(-7_261_500),
+    };
     b.insert(up.name.clone(), up);
 
     let mut down = StreamState::new(

@@ -8,7 +8,8 @@
 //! keys. Home Assistant templates and scripts read these payloads, so every
 //! struct here lists its fields in that same (alphabetical) order, and the
 //! tests pin the exact bytes (`testdata/`, captured from the old code; since
-//! then only `transport`, `bitrate_kbps` and `keyframe_interval_ms` were added).
+//! then only `transport`, `bitrate_kbps`, `keyframe_interval_ms`, `picture`,
+//! `picture_detail`, `camera_clock` and `camera_clock_offset_ms` were added).
 //! The seed's fields (`status` "ok"/"fail", `latency`, `message`, `ts`) are
 //! kept for old consumers; the rest are the richer additions.
 
@@ -49,6 +50,10 @@ impl Serialize for StatusReport<'_> {
 pub struct StreamReport<'a> {
     /// RTSP H.26x: video bitrate over a key-frame interval, kbit/s.
     bitrate_kbps: Option<u32>,
+    /// RTSP: the camera's clock against the box's (`ok`, `off`, `unknown`).
+    camera_clock: &'static str,
+    /// The camera's clock minus the box's, from its last RTCP sender report.
+    camera_clock_offset_ms: Option<i64>,
     /// Whether the box's clock was synced when the last probe ran.
     clock_synced: Option<bool>,
     codec: Option<&'a str>,
@@ -71,6 +76,10 @@ pub struct StreamReport<'a> {
     latency: Option<u32>,
     /// Seed field: the last probe's message, or why there is none.
     message: &'a str,
+    /// The picture checks' verdict: `ok`, `frozen`, `black`, `blank`, `unknown`.
+    picture: &'static str,
+    /// Why the picture is not `ok`, in words.
+    picture_detail: Option<&'a str>,
     probes_total: u64,
     reason: Option<Reason>,
     /// `WxH`, when both are known.
@@ -98,6 +107,8 @@ impl<'a> StreamReport<'a> {
         let m = &s.media;
         StreamReport {
             bitrate_kbps: m.bitrate_kbps,
+            camera_clock: s.picture.camera_clock.as_str(),
+            camera_clock_offset_ms: s.picture.camera_clock_offset_ms,
             clock_synced: last.map(|l| !l.clock_unsynced),
             codec: m.codec.as_deref(),
             consecutive_failures: s.consecutive_fail,
@@ -116,6 +127,8 @@ impl<'a> StreamReport<'a> {
                 None if s.enabled => "no data yet",
                 None => "disabled",
             },
+            picture: s.picture.verdict.as_str(),
+            picture_detail: Some(s.picture.detail.as_str()).filter(|d| !d.is_empty()),
             probes_total: s.probes_total,
             reason: last.and_then(|l| l.reason),
             resolution: match (m.width, m.height) {

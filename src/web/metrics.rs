@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 
 use super::WebCtx;
 use crate::monitor::stats::LATENCY_BUCKETS_S;
+use crate::picture::PictureVerdict;
 use crate::probe::Reason;
 use crate::state::Health;
 
@@ -98,13 +99,21 @@ pub fn render(ctx: &WebCtx) -> String {
     );
 
     // Copy what we need and let go of the board at once.
-    let states: Vec<(String, Health, bool)> = ctx
+    type Row = (String, Health, bool);
+    type Picture = (PictureVerdict, Option<i64>);
+    let (states, pictures): (Vec<Row>, Vec<Picture>) = ctx
         .board
         .lock()
         .expect("board lock")
         .values()
-        .map(|s| (s.name.clone(), s.health, s.enabled))
-        .collect();
+        .map(|s| {
+            let p = &s.picture;
+            (
+                (s.name.clone(), s.health, s.enabled),
+                (p.verdict, p.camera_clock_offset_ms),
+            )
+        })
+        .unzip();
 
     per_stream(
         &mut out,
@@ -141,6 +150,40 @@ pub fn render(ctx: &WebCtx) -> String {
             .iter()
             .map(|(name, _, enabled)| (name.as_str(), u8::from(*enabled))),
     );
+
+    family(
+        &mut out,
+        "streampulse_stream_picture",
+        "gauge",
+        "1 for the picture checks' current verdict (unknown, ok, frozen, black, blank).",
+    );
+    for ((name, _, _), (verdict, _)) in states.iter().zip(&pictures) {
+        for v in PictureVerdict::ALL {
+            let _ = writeln!(
+                out,
+                "streampulse_stream_picture{{stream=\"{}\",picture=\"{}\"}} {}",
+                label(name),
+                v.as_str(),
+                u8::from(*verdict == v)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "streampulse_camera_clock_offset_seconds",
+        "gauge",
+        "The camera's clock minus the box's (RTCP sender reports); streams that sent none are absent.",
+    );
+    for ((name, _, _), (_, offset)) in states.iter().zip(&pictures) {
+        if let Some(ms) = offset {
+            let _ = writeln!(
+                out,
+                "streampulse_camera_clock_offset_seconds{{stream=\"{}\"}} {}",
+                label(name),
+                *ms as f64 / 1000.0
+            );
+        }
+    }
 
     if let Some(m) = &ctx.monitor {
         let names: std::collections::HashSet<&str> =

@@ -20,6 +20,7 @@ mod mqtt; // MQTT over TCP/password/WS/TLS/WSS, broker restart, HA discovery, ho
 mod netns; // faults needing a private network namespace (a DNS server that never answers)
 mod network; // `network apply` into temp dirs (networkd/wpa_supplicant files, stand-in systemctl), real networkd in a netns, network: in check-config
 mod outages; // clock jumps (libfaketime), peers down for long (bounded memory, recovery), broken config edits
+mod picture; // picture verdicts: frozen, black and camera clock against GStreamer (switched scenes, libfaketime)
 mod probes; // `streampulse probe` against real servers and named fakes
 mod qemu; // the appliance image booted under qemu-system-aarch64 (`make qemu-test`; ignored otherwise)
 mod rtsp_media; // RTSP transport (auto fallback on 461) and key-frame interval, against GStreamer

@@ -10,7 +10,10 @@ its parent closes stdin, so a killed test run leaves no orphan behind).
 
 Mounts (all live 320x240 @ 15 fps unless noted; media is NOT shared, so every
 client gets its own pipeline: no 503 on concurrent DESCRIBEs, and every client
-starts on a key frame):
+starts on a key frame). The picture is a moving ball placed by the wall clock
+(`animation-mode=wall-time`), so two sessions a few seconds apart see two
+different pictures, as with a live camera (a frame-counted picture starts the
+same in every session and would read as frozen):
   /h264      H.264 (x264enc), anonymous
   /h265      H.265 (x265enc), anonymous
   /mjpeg     JPEG over RTP (RFC 2435), anonymous
@@ -20,7 +23,11 @@ starts on a key frame):
   /udponly   H.264, RTP over UDP only (TCP SETUP -> 461)
   /ends      H.264 that sends 8 frames (~0.5 s), then EOS
   /longgop   H.264 with key frames 10 s apart (longer than a probe's timeout)
-  /solid     H.264 of a solid grey picture (a frozen camera)
+  /solid     H.264 of a solid grey picture (a blank camera)
+  /still     H.264 of a still test card (SMPTE bars: a frozen camera)
+  /scene     H.264 whose picture a line on stdin switches for the sessions
+             that start after it: `scene moving` (the ball, at first),
+             `scene still` (frozen), `scene black` (lens covered)
   /audioonly PCMA (G.711 A-law) audio, no video track at all
   /h264opus  H.264 video plus an Opus audio track (a track retina cannot depacketize)
 """
@@ -40,12 +47,19 @@ USER, PASSWORD = "admin", "s3cret-Pa55"
 RAW = "video/x-raw,format=I420,width=320,height=240,framerate=15/1"
 
 
-def src(opts=""):
+def src(opts="pattern=ball animation-mode=wall-time"):
     """A live test picture; `opts` are extra videotestsrc properties."""
     return f"videotestsrc is-live=true {opts} ! {RAW}"
 
 
 SRC = src()
+# `scene <name>` on stdin: the videotestsrc properties of /scene's next sessions.
+SCENES = {
+    "moving": {"pattern": "ball", "animation-mode": "wall-time"},
+    "still": {"pattern": "smpte"},
+    "black": {"pattern": "black"},
+}
+scene = {"now": "moving"}
 H264 = ("x264enc key-int-max=15 tune=zerolatency speed-preset=ultrafast"
         " ! rtph264pay name=pay0 pt=96 config-interval=-1")
 H265 = ("x265enc key-int-max=15 tune=zerolatency speed-preset=ultrafast"
@@ -71,6 +85,8 @@ MOUNTS = {
     # Key frames 10 s apart (150 frames at 15 fps): longer than a probe's timeout.
     "/longgop": (f"{SRC} ! {H264.replace('key-int-max=15', 'key-int-max=150')}", {}),
     "/solid": (f"{src('pattern=solid-color foreground-color=0xff808080')} ! {H264}", {}),
+    "/still": (f"{src('pattern=smpte')} ! {H264}", {}),
+    "/scene": (f"videotestsrc name=scene is-live=true ! {RAW} ! {H264}", {"scene": True}),
     "/audioonly": (PCMA, {}),
     "/h264opus": (f"{SRC} ! {H264}  {OPUS}", {}),  # two branches: pay0 + pay1
 }
@@ -106,6 +122,21 @@ def permissions(allowed_role):
     return perms
 
 
+def configure_scene(_factory, media):
+    """Gives a new /scene session the picture `scene` names now."""
+    el = media.get_element().get_by_name("scene")
+    for k, v in SCENES[scene["now"]].items():
+        Gst.util_set_object_arg(el, k, v)
+
+
+def on_stdin_line(line):
+    """`scene <name>` switches /scene; other lines are ignored."""
+    words = line.split()
+    if len(words) == 2 and words[0] == "scene" and words[1] in SCENES:
+        scene["now"] = words[1]
+        print(f"SCENE {words[1]}", flush=True)
+
+
 def main():
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -132,6 +163,8 @@ def main():
             factory.set_protocols(opts["protocols"])
         want = {"basic": "basic-user", "digest": "digest-user"}.get(opts.get("auth"))
         factory.set_permissions(permissions(want))
+        if opts.get("scene"):
+            factory.connect("media-configure", configure_scene)
         mounts.add_factory(path, factory)
 
     serve(server, "rtsp_server", "--exit-on-stdin-eof" in sys.argv[1:])
@@ -146,9 +179,15 @@ def serve(server, name, exit_on_stdin_eof):
     for sig in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_HIGH, sig, lambda: loop.quit() or GLib.SOURCE_REMOVE)
     if exit_on_stdin_eof:
+        def on_stdin(ch, _cond):
+            line = ch.readline()
+            if not line:
+                loop.quit()
+                return False
+            on_stdin_line(line)
+            return True
         GLib.io_add_watch(GLib.IOChannel.unix_new(0), GLib.PRIORITY_DEFAULT,
-                          GLib.IOCondition.IN | GLib.IOCondition.HUP,
-                          lambda ch, cond: bool(ch.read(4096)) or loop.quit())
+                          GLib.IOCondition.IN | GLib.IOCondition.HUP, on_stdin)
     print(f"PORT {server.get_bound_port()}", flush=True)
     loop.run()
 

@@ -265,6 +265,7 @@ pub fn upsert_stream(
         username: creds.as_ref().map(|c| c.username.clone()),
         password: creds.as_ref().map(|c| c.password.clone()),
         transport,
+        picture: None,
     };
     validate_stream(raw, heartbeat, &mut errs);
     if !errs.is_empty() {

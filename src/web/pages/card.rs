@@ -22,6 +22,8 @@ pub struct Card {
     pub last_ok: String,
     pub last_fail: String,
     pub message: String,
+    /// "⚠ frozen: …" when the picture checks found a problem, else empty.
+    pub picture: String,
 }
 
 fn state_label(state: &str) -> &'static str {
@@ -98,6 +100,21 @@ pub(super) fn card(s: &StreamState, now: i64, tz: &jiff::tz::TimeZone) -> Card {
         media: media_text(&s.media),
         last_ok,
         last_fail,
+        picture: picture_text(&s.picture),
         message,
     }
+}
+
+/// The card's picture line: empty while the picture is fine or not known,
+/// else the verdict and why (and the camera clock when it is off).
+pub(super) fn picture_text(p: &crate::picture::PictureState) -> String {
+    use crate::picture::{ClockVerdict, PictureVerdict};
+    let mut parts = Vec::new();
+    if !matches!(p.verdict, PictureVerdict::Ok | PictureVerdict::Unknown) {
+        parts.push(format!("⚠ {}: {}", p.verdict.as_str(), p.detail));
+    }
+    if p.camera_clock == ClockVerdict::Off {
+        parts.push(format!("⚠ {}", crate::picture::clock_detail(p)));
+    }
+    parts.join("; ")
 }

@@ -39,6 +39,12 @@ struct StreamPage {
     keyframes: String,
     /// Set when key frames come less often than the probe's timeout allows.
     keyframes_warning: Option<String>,
+    /// The picture checks: "ok (checked 12:03, mean luma 92)", "frozen: …".
+    picture_check: String,
+    /// Set when the picture checks found a problem (frozen, black, clock).
+    picture_warning: Option<String>,
+    /// "2 h 0 min ahead of the box's (off)", empty without sender reports.
+    camera_clock: String,
     interval: u64,
     timeout: u64,
     last_probe: String,
@@ -154,6 +160,9 @@ pub(super) fn stream_page(
         },
         keyframes: keyframes_text(&st.media),
         keyframes_warning: keyframes_warning(&st.media, sc.target.timeout),
+        picture_check: picture_check_text(&st.picture, &tz),
+        picture_warning: Some(super::card::picture_text(&st.picture)).filter(|t| !t.is_empty()),
+        camera_clock: camera_clock_text(&st.picture),
         interval: sc.interval.as_secs(),
         timeout: sc.target.timeout.as_secs(),
         last_probe,
@@ -167,6 +176,34 @@ pub(super) fn stream_page(
         events,
     };
     render(200, &page)
+}
+
+/// The picture checks' line: the verdict, when it was checked and what was seen.
+fn picture_check_text(p: &crate::picture::PictureState, tz: &jiff::tz::TimeZone) -> String {
+    use crate::picture::PictureVerdict;
+    let Some(checked) = p.checked_ms else {
+        return "not checked yet".into();
+    };
+    let when = fmt_time(checked, tz);
+    match p.verdict {
+        PictureVerdict::Ok => match p.mean_luma {
+            Some(l) => format!("ok (checked {when}, mean luma {l:.0})"),
+            None => format!("ok (checked {when})"),
+        },
+        v if p.detail.is_empty() => format!("{} (checked {when})", v.as_str()),
+        v => format!("{}: {} (checked {when})", v.as_str(), p.detail),
+    }
+}
+
+/// "2 h 0 min ahead of the box's (off)"; empty when the camera sent no
+/// sender report.
+fn camera_clock_text(p: &crate::picture::PictureState) -> String {
+    if p.camera_clock_offset_ms.is_none() {
+        return String::new();
+    }
+    let d = crate::picture::clock_detail(p);
+    let d = d.strip_prefix("the camera's clock is ").unwrap_or(&d);
+    format!("{d} ({})", p.camera_clock.as_str())
 }
 
 /// "UDP (auto)": the transport the last session got, and the setting when

@@ -64,6 +64,17 @@
     var f = s.last_failure;
     text(card.querySelector('[data-f="last_fail"]'),
       f ? (f.reason || "failed") + ": " + f.message + " (" + localTime(f.ts) + ")" : "none");
+    var pic = [];
+    if (s.picture && s.picture !== "ok" && s.picture !== "unknown") {
+      pic.push("\u26a0 " + s.picture + ": " + (s.picture_detail || ""));
+    }
+    if (s.camera_clock === "off") pic.push("\u26a0 the camera's clock is off by " +
+      Math.round(Math.abs(s.camera_clock_offset_ms || 0) / 1000) + " s");
+    var picEl = card.querySelector('[data-f="picture"]');
+    if (picEl) {
+      text(picEl, pic.join("; "));
+      picEl.hidden = pic.length === 0;
+    }
     var msg = "";
     if (!s.status) msg = s.enabled ? "waiting for the first probe" : "disabled: not probed";
     text(card.querySelector('[data-f="message"]'), msg);
