@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! config.yaml ─► config ─► monitor ──asks──► Prober (live hub or probe::{rtsp,http})
-//!                            │                      ─► Outcome
+//!                            │                      ─► Outcome (+ frame, now and then)
+//!                            ├──► picture (frozen / black / camera clock verdicts)
 //!                  ┌─────────┴──────────┐
 //!                  ▼                    ▼
 //!            state (board,         store::recorder (one thread,
@@ -36,6 +37,8 @@
 //! * [`webhooks`]: POSTs on state changes.
 //! * [`network`]: the box's hostname, Wi-Fi and addresses, applied as networkd
 //!   and wpa_supplicant files by `streampulse network apply` (root, not the daemon).
+//! * [`picture`]: picture verdicts from the probe's frame (frozen, black/blank)
+//!   and the camera's clock (RTCP sender reports), judged per stream in the monitor.
 //! * [`preview`]: the web's "Check now" picture (JPEG pass-through, on-box H.264 decode).
 //! * [`live`]: the live grid: MJPEG relay and RTSP → fragmented MP4, one camera
 //!   session per stream shared by its viewers, thumbnails.

@@ -206,6 +206,22 @@ mod tests {
             "colour bars have contrast: {}",
             s.contrast
         );
+        let mut jpeg = Vec::new();
+        let img = image::GrayImage::from_fn(320, 240, |x, _| image::Luma([(x * 255 / 320) as u8]));
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .encode_image(&img)
+            .unwrap();
+        let jpeg = Frame {
+            codec: "jpeg".into(),
+            data: jpeg,
+        };
+        let j = Signature::of_frame(&jpeg, None, &mut dec).unwrap().unwrap();
+        assert_eq!((j.width, j.height), (320, 240));
+        assert!(
+            (j.mean - 127.0).abs() < 3.0,
+            "a left-to-right ramp: {}",
+            j.mean
+        );
         let h265 = Frame {
             codec: "h265".into(),
             data: vec![0, 0, 0, 1],
