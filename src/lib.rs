@@ -35,6 +35,8 @@
 //!   webhooks read it, none of them reads another.
 //! * [`mqtt`]: publishing to an MQTT broker (status, per-stream state, HA discovery).
 //! * [`webhooks`]: POSTs on state changes.
+//! * [`evidence`]: a down stream's last good picture and failure record, on the
+//!   data partition (written only when a stream goes down).
 //! * [`network`]: the box's hostname, Wi-Fi and addresses, applied as networkd
 //!   and wpa_supplicant files by `streampulse network apply` (root, not the daemon).
 //! * [`picture`]: picture verdicts from the probe's frame (frozen, black/blank)
@@ -60,6 +62,7 @@ pub mod clock;
 pub mod cmds;
 pub mod config;
 pub mod credentials;
+pub mod evidence;
 pub mod live;
 pub mod log_once;
 pub mod monitor;

@@ -58,6 +58,9 @@ pub struct Transition {
     pub message: String,
     /// The picture verdict at the time (`crate::picture`).
     pub picture: PictureVerdict,
+    /// For a failure: the stage the probe stopped in
+    /// ([`Stages::failed_stage`]).
+    pub failed_stage: Option<&'static str>,
 }
 
 /// Current state of one stream.
@@ -218,6 +221,7 @@ impl StreamState {
             reason: outcome.reason(),
             message: outcome.message(),
             picture: self.picture.verdict,
+            failed_stage: (!ok).then(|| outcome.stages.failed_stage(self.kind != Kind::Rtsp)),
         })
     }
 }

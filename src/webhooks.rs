@@ -50,6 +50,8 @@ pub fn body(t: &Transition, cfg: &Config) -> Vec<u8> {
         "reason": t.reason.map(|r| r.as_str()),
         "message": t.message,
         "picture": t.picture.as_str(),
+        // Down: the stream page's evidence (last good picture, the failure).
+        "evidence": (t.to == crate::state::Health::Down).then(|| crate::report::evidence_link(&t.stream)),
         "ts": crate::report::iso(t.ts_ms, &cfg.tz()),
         "ts_ms": t.ts_ms,
         "device": cfg.device_name,
@@ -289,6 +291,7 @@ mod tests {
             reason: Some(crate::probe::Reason::Timeout),
             message: "no frame within 10 s".into(),
             picture: crate::picture::PictureVerdict::Frozen,
+            failed_stage: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&body(&t, &cfg)).unwrap();
         assert_eq!(v["stream"], "cam");
@@ -298,5 +301,6 @@ mod tests {
         assert_eq!(v["ts_ms"], 1_700_000_000_000i64);
         assert_eq!(v["device"], "box1");
         assert_eq!(v["picture"], "frozen");
+        assert_eq!(v["evidence"], "/streams/cam#evidence");
     }
 }

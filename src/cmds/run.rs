@@ -159,6 +159,11 @@ pub fn run(mut args: Args) -> Result<u8> {
         let transitions = monitor.ctx().transitions.clone();
         let report = crate::report::Source::new(board.clone(), shared_cfg.clone());
         let mut mqtt = crate::mqtt::MqttHandle::start(&cfg, report, transitions.clone());
+        let evidence = crate::evidence::start(
+            crate::evidence::dir(&args.data_dir),
+            &transitions,
+            monitor.ctx().last_good.clone(),
+        );
         let mut notifier = crate::webhooks::NotifyHandle::start(&cfg, transitions);
         monitor.apply(&cfg);
 
@@ -229,6 +234,7 @@ pub fn run(mut args: Args) -> Result<u8> {
         // Retained `offline` on the availability topic, then DISCONNECT.
         mqtt.stop().await;
         notifier.stop();
+        evidence.abort();
         // Both threads return at their next wait once shutdown is signalled.
         if let Some(w) = watchdog {
             w.join();

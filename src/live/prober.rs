@@ -30,7 +30,7 @@ impl Hub {
         let (ch, rx) = {
             let st = self.lock();
             let e = st.entries.get(name)?;
-            if e.ch.target != *target || e.ch.state() != UpState::Playing {
+            if !e.ch.target.same_stream(target) || e.ch.state() != UpState::Playing {
                 return None;
             }
             let (tx, rx) = tokio::sync::oneshot::channel();

@@ -78,6 +78,9 @@ pub struct Ctx {
     /// The box's own network: a camera failing while it is down is not
     /// the camera's failure ([`link`]).
     pub link: link::Link,
+    /// Each stream's last good picture, from the picture checks; read by
+    /// the evidence writer when a stream goes down.
+    pub last_good: Arc<crate::picture::LastGood>,
 }
 
 impl Ctx {
@@ -102,6 +105,7 @@ impl Ctx {
             probe_stats: ProbeStats::default(),
             prober,
             link: link::Link::system(),
+            last_good: Arc::default(),
         }
     }
 }

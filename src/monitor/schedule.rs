@@ -88,8 +88,17 @@ pub(super) async fn stream_loop(sc: StreamConfig, ctx: Arc<Ctx>, shutdown_rx: sh
         };
         drop(permit);
         let outcome = attribute(&ctx, &sc.target, outcome);
-        let outcome =
-            judge_picture(&mut watch, outcome, frame, started, ts_ms, sync.trusted()).await;
+        let outcome = judge_picture(
+            &ctx,
+            &sc.name,
+            &mut watch,
+            outcome,
+            frame,
+            started,
+            ts_ms,
+            sync.trusted(),
+        )
+        .await;
         record(
             &ctx,
             &name,
@@ -136,9 +145,13 @@ fn attribute(ctx: &Ctx, target: &probe::Target, outcome: probe::Outcome) -> prob
 
 /// Runs the picture checks on an ok heartbeat (`crate::picture`): decodes
 /// `frame` when the probe kept one (off the runtime, one decode at a time),
-/// reads the camera's clock offset, and turns the outcome into a failure
-/// when a finding counts as down under the stream's `picture:` settings.
+/// keeps it as the stream's last good picture when it is one, reads the
+/// camera's clock offset, and turns the outcome into a failure when a
+/// finding counts as down under the stream's `picture:` settings.
+#[allow(clippy::too_many_arguments)]
 async fn judge_picture(
+    ctx: &Ctx,
+    name: &str,
     watch: &mut PictureWatch,
     outcome: probe::Outcome,
     frame: Option<probe::Frame>,
@@ -151,10 +164,19 @@ async fn judge_picture(
     }
     if let Some(frame) = frame {
         let dims = outcome.media.width.zip(outcome.media.height);
-        let sig = tokio::task::spawn_blocking(move || picture::decode(&frame, dims))
-            .await
-            .unwrap_or_else(|e| Err(format!("the decoder failed: {e}")));
+        let joined =
+            tokio::task::spawn_blocking(move || (picture::decode(&frame, dims), frame)).await;
+        let (sig, frame) = match joined {
+            Ok((sig, frame)) => (sig, Some(frame)),
+            Err(e) => (Err(format!("the decoder failed: {e}")), None),
+        };
+        let decoded = matches!(sig, Ok(Some(_)));
         watch.observe(now, ts_ms, sig);
+        let good = decoded && watch.state().verdict == picture::PictureVerdict::Ok;
+        if let (true, Some(frame)) = (good, frame) {
+            ctx.last_good
+                .offer(name, picture::Kept { frame, dims, ts_ms });
+        }
     }
     watch.observe_clock(outcome.media.camera_clock_offset_ms, box_synced);
     match watch.failure() {

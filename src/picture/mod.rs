@@ -18,9 +18,11 @@
 //! Each finding counts as down, warns or is off per stream
 //! ([`crate::config::picture`]).
 
+mod last_good;
 mod signature;
 mod watch;
 
+pub use last_good::{Kept, LastGood, LAST_GOOD_CAP};
 pub use signature::Signature;
 pub use watch::{clock_detail, ClockVerdict, PictureState, PictureVerdict, PictureWatch};
 
@@ -37,4 +39,11 @@ static DECODING: Mutex<()> = Mutex::new(());
 pub fn decode(frame: &Frame, dims: Option<(u32, u32)>) -> Result<Option<Signature>, String> {
     let _one = DECODING.lock().unwrap_or_else(|e| e.into_inner());
     Signature::of_frame(frame, dims, &mut crate::preview::h264::OpenH264)
+}
+
+/// A small JPEG of `frame` (the preview's rendering), blocking, under the
+/// same one-decode-at-a-time lock as [`decode`].
+pub fn render_jpeg(frame: &Frame, dims: Option<(u32, u32)>) -> Result<Vec<u8>, String> {
+    let _one = DECODING.lock().unwrap_or_else(|e| e.into_inner());
+    crate::preview::render(frame, dims, &mut crate::preview::h264::OpenH264).map(|p| p.jpeg)
 }

@@ -112,6 +112,31 @@ pub struct Target {
     pub measure_keyframe_interval: bool,
 }
 
+impl Target {
+    /// The same camera stream, asked the same way: everything but what one
+    /// probe is asked to measure besides the verdict. A live session of the
+    /// stream answers the monitor's probe when this holds, the measuring
+    /// ones included (the live session measures key frames all the time), so
+    /// a camera that allows one session is never opened twice.
+    pub fn same_stream(&self, other: &Target) -> bool {
+        let Target {
+            url,
+            kind,
+            creds,
+            timeout,
+            transport,
+            max_frame_bytes,
+            measure_keyframe_interval: _,
+        } = self;
+        *url == other.url
+            && *kind == other.kind
+            && *creds == other.creds
+            && *timeout == other.timeout
+            && *transport == other.transport
+            && *max_frame_bytes == other.max_frame_bytes
+    }
+}
+
 /// Default byte cap: a 4K JPEG or H.264 key frame is well under this.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 8 << 20;
 

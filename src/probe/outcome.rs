@@ -148,6 +148,35 @@ pub struct Stages {
     pub first_frame_ms: Option<u32>,
 }
 
+impl Stages {
+    /// The stage a failed probe stopped in: the first that did not complete
+    /// (`http`: a camera over HTTP has no SETUP or PLAY), or `picture` when
+    /// every stage did and the picture checks failed the heartbeat.
+    pub fn failed_stage(&self, http: bool) -> &'static str {
+        let steps: &[(Option<u32>, &'static str)] = if http {
+            &[
+                (self.dns_ms, "dns"),
+                (self.connect_ms, "connect"),
+                (self.describe_ms, "response headers"),
+                (self.first_frame_ms, "first frame"),
+            ]
+        } else {
+            &[
+                (self.dns_ms, "dns"),
+                (self.connect_ms, "connect"),
+                (self.describe_ms, "DESCRIBE"),
+                (self.setup_ms, "SETUP"),
+                (self.play_ms, "PLAY"),
+                (self.first_frame_ms, "first frame"),
+            ]
+        };
+        steps
+            .iter()
+            .find(|(ms, _)| ms.is_none())
+            .map_or("picture", |(_, name)| name)
+    }
+}
+
 /// What a probe learnt about the media.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct MediaFacts {

@@ -27,6 +27,25 @@ pub use time::{iso, Iso};
 use crate::config::Config;
 use crate::state::{Board, StreamState};
 
+/// Characters escaped in a path segment: everything but unreserved ones.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `name` as one percent-encoded URL path segment (the web's routes decode
+/// it): the stream links the report, webhooks and pages carry.
+pub fn path_segment(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, SEGMENT).to_string()
+}
+
+/// The link a down stream's webhook and MQTT state carry: the stream page's
+/// evidence section (`crate::evidence`), a path on the box.
+pub fn evidence_link(name: &str) -> String {
+    format!("/streams/{}#evidence", path_segment(name))
+}
+
 /// How a report is laid out in its buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {

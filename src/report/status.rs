@@ -9,7 +9,7 @@
 //! struct here lists its fields in that same (alphabetical) order, and the
 //! tests pin the exact bytes (`testdata/`, captured from the old code; since
 //! then only `transport`, `bitrate_kbps`, `keyframe_interval_ms`, `picture`,
-//! `picture_detail`, `camera_clock` and `camera_clock_offset_ms` were added).
+//! `picture_detail`, `camera_clock`, `camera_clock_offset_ms` and `evidence` were added).
 //! The seed's fields (`status` "ok"/"fail", `latency`, `message`, `ts`) are
 //! kept for old consumers; the rest are the richer additions.
 
@@ -59,6 +59,9 @@ pub struct StreamReport<'a> {
     codec: Option<&'a str>,
     consecutive_failures: u32,
     enabled: bool,
+    /// While down: the stream page's evidence section (the last good
+    /// picture before it went down, and the failure), a path on the box.
+    evidence: Option<String>,
     failures_total: u64,
     /// The probe's f32 widened to f64, as the `Value` tree did (29.97 is
     /// sent as 29.969999313354492); kept for byte compatibility.
@@ -113,6 +116,7 @@ impl<'a> StreamReport<'a> {
             codec: m.codec.as_deref(),
             consecutive_failures: s.consecutive_fail,
             enabled: s.enabled,
+            evidence: (s.health == Health::Down).then(|| super::evidence_link(&s.name)),
             failures_total: s.failures_total,
             fps: m.fps.map(f64::from),
             height: m.height,

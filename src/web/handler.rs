@@ -498,6 +498,19 @@ fn gate(
             let conn = open_db(ctx, db)?;
             Ok(Resp::json(&api::history(ctx, conn, name, &req.query)?))
         }
+        Route::Evidence(name) => {
+            get_only(req)?;
+            let known = cfg.streams.iter().any(|s| s.name == *name);
+            let jpeg = known
+                .then(|| {
+                    std::fs::read(crate::evidence::jpeg_path(&ctx.gui.evidence_dir, name)).ok()
+                })
+                .flatten()
+                .ok_or_else(|| {
+                    HttpError::new(404, "no picture kept from before this stream went down")
+                })?;
+            Ok(Resp::new(200, "image/jpeg", jpeg))
+        }
         Route::Live | Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => {
             live_page::handle(ctx, cfg, route, req, session.map(|(_, s)| s))
         }

@@ -75,6 +75,8 @@ pub struct Gui {
     pub live: Arc<crate::live::Hub>,
     /// The names requests may carry in `Host` (besides `web.allowed_hosts`).
     pub names: host::BoxNames,
+    /// Where the evidence of outages is kept (`crate::evidence`).
+    pub evidence_dir: std::path::PathBuf,
 }
 
 impl Gui {
@@ -97,6 +99,7 @@ impl Gui {
             checks: check::Checks::new(runtime),
             reload_now: Arc::new(tokio::sync::Notify::new()),
             names: host::BoxNames::read(),
+            evidence_dir: crate::evidence::dir(data_dir),
         }
     }
 }

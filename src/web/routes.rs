@@ -15,22 +15,23 @@ pub enum Route {
     EnableStream(String),     // /streams/{name}/enable (POST enabled=0|1)
     Preview(String),          // /streams/{name}/preview (GET shows, POST checks now)
     Frame(String),            // /streams/{name}/frame.jpg (the last preview picture)
-    Settings,                 // /settings
-    SettingsMqtt,             // /settings/mqtt
-    SettingsNetwork,          // /settings/network
-    SettingsAccess,           // /settings/access (password, API tokens)
-    Static(&'static str),     // /static/{app.css,app.js,icon.svg}, /favicon.ico
-    ApiStatus,                // /api/status
-    ApiStreams,               // /api/streams
+    Evidence(String), // /streams/{name}/evidence.jpg (the last good picture before it went down)
+    Settings,         // /settings
+    SettingsMqtt,     // /settings/mqtt
+    SettingsNetwork,  // /settings/network
+    SettingsAccess,   // /settings/access (password, API tokens)
+    Static(&'static str), // /static/{app.css,app.js,icon.svg}, /favicon.ico
+    ApiStatus,        // /api/status
+    ApiStreams,       // /api/streams
     ApiStreamHistory(String), // /api/streams/{name}/history
-    Healthz,                  // /healthz
-    Metrics,                  // /metrics (Prometheus text)
-    Live,                     // /live (the live grid)
-    ApiLive,                  // /api/live (live sessions, caps, thumbnails)
-    LiveStream(String),       // /live/{name}/stream (MJPEG or fragmented MP4, streamed)
-    LiveThumb(String),        // /live/{name}/thumb.jpg
-    System,                   // /system (version, health, recent log)
-    SystemDiagnostics,        // /system/diagnostics.txt (a download)
+    Healthz,          // /healthz
+    Metrics,          // /metrics (Prometheus text)
+    Live,             // /live (the live grid)
+    ApiLive,          // /api/live (live sessions, caps, thumbnails)
+    LiveStream(String), // /live/{name}/stream (MJPEG or fragmented MP4, streamed)
+    LiveThumb(String), // /live/{name}/thumb.jpg
+    System,           // /system (version, health, recent log)
+    SystemDiagnostics, // /system/diagnostics.txt (a download)
     NotFound,
 }
 
@@ -131,6 +132,7 @@ impl Route {
                 "enable" => Route::EnableStream(name),
                 "preview" => Route::Preview(name),
                 "frame.jpg" => Route::Frame(name),
+                "evidence.jpg" => Route::Evidence(name),
                 _ => Route::NotFound,
             };
         }
@@ -144,7 +146,7 @@ impl Route {
                 Access::Public
             }
             Route::ApiStatus | Route::Metrics => Access::PublicStatus,
-            Route::ApiStreams | Route::ApiStreamHistory(_) => Access::Api,
+            Route::ApiStreams | Route::ApiStreamHistory(_) | Route::Evidence(_) => Access::Api,
             Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => Access::Live,
             Route::SystemDiagnostics => Access::Admin,
             _ => Access::Page,
@@ -158,6 +160,7 @@ impl Route {
             Route::ApiStatus
                 | Route::ApiStreams
                 | Route::ApiStreamHistory(_)
+                | Route::Evidence(_)
                 | Route::Healthz
                 | Route::Metrics
                 | Route::ApiLive
@@ -180,27 +183,14 @@ fn name_segment(enc: &str) -> Option<String> {
         .filter(|n| !n.is_empty())
 }
 
-/// Characters escaped in a path segment: everything but unreserved ones.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
 /// `/streams/{name}{suffix}` with the name percent-encoded.
 pub fn stream_path(name: &str, suffix: &str) -> String {
-    format!(
-        "/streams/{}{suffix}",
-        percent_encoding::utf8_percent_encode(name, SEGMENT)
-    )
+    format!("/streams/{}{suffix}", crate::report::path_segment(name))
 }
 
 /// `/live/{name}{suffix}` with the name percent-encoded.
 pub fn live_path(name: &str, suffix: &str) -> String {
-    format!(
-        "/live/{}{suffix}",
-        percent_encoding::utf8_percent_encode(name, SEGMENT)
-    )
+    format!("/live/{}{suffix}", crate::report::path_segment(name))
 }
 
 /// Splits `url` (as tiny_http gives it) into path and query.
@@ -246,6 +236,7 @@ mod tests {
             ("/streams/x/enable", Route::EnableStream(s("x"))),
             ("/streams/x/preview", Route::Preview(s("x"))),
             ("/streams/x/frame.jpg", Route::Frame(s("x"))),
+            ("/streams/x/evidence.jpg", Route::Evidence(s("x"))),
             ("/streams/%3Cscript%3E", Route::Stream(s("<script>"))),
             ("/streams/x/other", Route::NotFound),
             ("/streams/", Route::NotFound),

@@ -173,3 +173,56 @@ fn a_camera_clock_two_hours_ahead_is_reported() {
         "{metrics}"
     );
 }
+
+/// Evidence: a GStreamer camera with an ok picture goes away (the server is
+/// stopped); the stream goes down and its page shows the last good picture
+/// from before (a real JPEG of the camera's 320x240 picture) beside the
+/// failure and the stage it stopped at; `/api/status` links to it, and the
+/// JPEG is served to a session (and to `read` tokens) for that stream only.
+#[test]
+fn a_down_stream_shows_its_last_good_picture_and_the_failure() {
+    let rtsp = RtspServer::start();
+    let config = format!(
+        "heartbeat_seconds: 5\nstreams:\n- name: door/1\n  url: {}\n  fail_threshold: 1\n  picture: {{every: 5}}\n",
+        rtsp.url("/h264")
+    );
+    let (bx, mut browser) = logged_in("evidence", &config);
+    let app = &bx.app;
+    app.wait_status(Duration::from_secs(40), "a checked, ok picture", |v| {
+        v["door/1"]["picture"] == "ok"
+    });
+    assert_eq!(browser.get("/streams/door%2F1/evidence.jpg").status, 404);
+    drop(rtsp);
+    let v = app.wait_status(Duration::from_secs(40), "down", |v| {
+        v["door/1"]["state"] == "down"
+    });
+    assert_eq!(
+        v["door/1"]["evidence"], "/streams/door%2F1#evidence",
+        "{v:#}"
+    );
+    // The writer runs beside the monitor: give it a moment.
+    let mut jpeg = browser.get("/streams/door%2F1/evidence.jpg");
+    for _ in 0..40 {
+        if jpeg.status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        jpeg = browser.get("/streams/door%2F1/evidence.jpg");
+    }
+    assert_eq!(jpeg.status, 200, "{}", jpeg.text());
+    assert_eq!(jpeg.header("content-type"), Some("image/jpeg"));
+    let img = image::load_from_memory(&jpeg.body).expect("a real JPEG");
+    assert_eq!((img.width(), img.height()), (320, 240));
+    let page = browser.get("/streams/door%2F1").text();
+    let failure = page
+        .split("id=\"evidence-failure\">")
+        .nth(1)
+        .and_then(|t| t.split("</p>").next())
+        .unwrap_or_else(|| panic!("no evidence section: {page}"));
+    assert!(
+        failure.contains("connect (the probe stopped at: connect)"),
+        "{failure}"
+    );
+    assert!(page.contains("The last good picture, taken"), "{page}");
+    assert_eq!(browser.get("/streams/nobody/evidence.jpg").status, 404);
+}

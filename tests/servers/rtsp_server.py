@@ -10,7 +10,8 @@ its parent closes stdin, so a killed test run leaves no orphan behind).
 
 Mounts (all live 320x240 @ 15 fps unless noted; media is NOT shared, so every
 client gets its own pipeline: no 503 on concurrent DESCRIBEs, and every client
-starts on a key frame). The picture is a moving ball placed by the wall clock
+starts on a key frame). The picture is a moving ball (on slate blue, so a
+thumbnail is not black) placed by the wall clock
 (`animation-mode=wall-time`), so two sessions a few seconds apart see two
 different pictures, as with a live camera (a frame-counted picture starts the
 same in every session and would read as frozen):
@@ -25,6 +26,8 @@ same in every session and would read as frozen):
   /longgop   H.264 with key frames 10 s apart (longer than a probe's timeout)
   /solid     H.264 of a solid grey picture (a blank camera)
   /still     H.264 of a still test card (SMPTE bars: a frozen camera)
+  /mjpegbars JPEG over RTP of the still test card at quality 95 (about 5 times
+             the bytes of /mjpeg's frames: fills a stalled viewer's socket soon)
   /scene     H.264 whose picture a line on stdin switches for the sessions
              that start after it: `scene moving` (the ball, at first),
              `scene still` (frozen), `scene black` (lens covered)
@@ -47,7 +50,7 @@ USER, PASSWORD = "admin", "s3cret-Pa55"
 RAW = "video/x-raw,format=I420,width=320,height=240,framerate=15/1"
 
 
-def src(opts="pattern=ball animation-mode=wall-time"):
+def src(opts="pattern=ball animation-mode=wall-time background-color=0xff305070"):
     """A live test picture; `opts` are extra videotestsrc properties."""
     return f"videotestsrc is-live=true {opts} ! {RAW}"
 
@@ -55,7 +58,7 @@ def src(opts="pattern=ball animation-mode=wall-time"):
 SRC = src()
 # `scene <name>` on stdin: the videotestsrc properties of /scene's next sessions.
 SCENES = {
-    "moving": {"pattern": "ball", "animation-mode": "wall-time"},
+    "moving": {"pattern": "ball", "animation-mode": "wall-time", "background-color": "0xff305070"},
     "still": {"pattern": "smpte"},
     "black": {"pattern": "black"},
 }
@@ -86,6 +89,7 @@ MOUNTS = {
     "/longgop": (f"{SRC} ! {H264.replace('key-int-max=15', 'key-int-max=150')}", {}),
     "/solid": (f"{src('pattern=solid-color foreground-color=0xff808080')} ! {H264}", {}),
     "/still": (f"{src('pattern=smpte')} ! {H264}", {}),
+    "/mjpegbars": (f"{src('pattern=smpte')} ! {JPEG.replace('quality=70', 'quality=95')}", {}),
     "/scene": (f"videotestsrc name=scene is-live=true ! {RAW} ! {H264}", {"scene": True}),
     "/audioonly": (PCMA, {}),
     "/h264opus": (f"{SRC} ! {H264}  {OPUS}", {}),  # two branches: pay0 + pay1

@@ -153,6 +153,7 @@ fn heartbeats_wait_for_their_window_and_events_do_not() {
         reason: None,
         message: "first frame".into(),
         picture: crate::picture::PictureVerdict::Unknown,
+        failed_stage: None,
     }));
     let tail = rec.tail.clone();
     wait_until("the tail to hold them", || tail.len() == 45);

@@ -55,7 +55,18 @@ struct StreamPage {
     uptime_7d: String,
     chart: chart::Chart,
     picture: Option<PictureView>,
+    /// The last outage: when, why, where the probe stopped, and the last good
+    /// picture before it (`crate::evidence`).
+    evidence: Option<EvidenceView>,
     events: Vec<EventView>,
+}
+
+/// The stream page's evidence section.
+pub struct EvidenceView {
+    /// "went down at 12:03:05: connect (at the connect stage): cannot connect …"
+    pub failure: String,
+    /// The picture's URL and "taken 12:02:10, 55 s before", if one was kept.
+    pub picture: Option<(String, String)>,
 }
 
 fn pct(probes: u64, ok: u64) -> String {
@@ -173,9 +184,36 @@ pub(super) fn stream_page(
         uptime_7d: pct(up7.0, up7.1),
         chart,
         picture,
+        evidence: evidence_view(&ctx.gui.evidence_dir, name, &tz),
         events,
     };
     render(200, &page)
+}
+
+fn evidence_view(
+    dir: &std::path::Path,
+    name: &str,
+    tz: &jiff::tz::TimeZone,
+) -> Option<EvidenceView> {
+    let r = crate::evidence::read(dir, name)?;
+    let failure = format!(
+        "went down at {}: {} (the probe stopped at: {}): {}",
+        fmt_time(r.down_ms, tz),
+        r.reason.as_deref().unwrap_or("failed"),
+        r.failed_stage.as_deref().unwrap_or("?"),
+        r.message
+    );
+    let picture = r.picture_ms.map(|t| {
+        (
+            stream_path(name, &format!("/evidence.jpg?v={}", r.down_ms)),
+            format!(
+                "The last good picture, taken {} ({} s before it went down)",
+                fmt_time(t, tz),
+                (r.down_ms - t).max(0) / 1000
+            ),
+        )
+    });
+    Some(EvidenceView { failure, picture })
 }
 
 /// The picture checks' line: the verdict, when it was checked and what was seen.

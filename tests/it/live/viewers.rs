@@ -77,7 +77,8 @@ fn viewer_caps_and_login() {
 #[test]
 fn a_stalled_viewer_never_slows_others_or_piles_up_frames() {
     let rtsp = RtspServer::start();
-    let bx = start("live_slow", &rtsp_config(&rtsp, &[("j", "/mjpeg")], ""));
+    // Large frames, so the stalled viewer's socket buffers fill within seconds.
+    let bx = start("live_slow", &rtsp_config(&rtsp, &[("j", "/mjpegbars")], ""));
     let app = &bx.app;
     wait_up(app, &["j"]);
     let fast = Viewer::open(app, "j");

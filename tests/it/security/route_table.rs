@@ -48,6 +48,7 @@ pub(super) const ROUTES: &[(&str, &str, Class)] = &[
     ("EnableStream", "/streams/cam%20x/enable", Class::Page),
     ("Preview", "/streams/cam%20x/preview", Class::Page),
     ("Frame", "/streams/cam%20x/frame.jpg", Class::Page),
+    ("Evidence", "/streams/cam%20x/evidence.jpg", Class::Api),
     ("Settings", "/settings", Class::Page),
     ("SettingsMqtt", "/settings/mqtt", Class::Page),
     ("SettingsNetwork", "/settings/network", Class::Page),

@@ -14,7 +14,7 @@ use super::{manifest_dir, temp_dir, PYTHON, START_TIMEOUT};
 /// The GStreamer RTSP test server (`tests/servers/rtsp_server.py`) on its own port.
 ///
 /// Mounts: `/h264 /h265 /mjpeg /basic /digest /tcponly /udponly /ends /longgop /solid /still
-/// /scene /audioonly /h264opus`, see the script's docstring ([`RtspServer::set_scene`] switches
+/// /mjpegbars /scene /audioonly /h264opus`, see the script's docstring ([`RtspServer::set_scene`] switches
 /// `/scene`). `/basic` and `/digest` want [`super::USER`] and
 /// [`super::PASSWORD`]. Media are not shared: each client gets its own pipeline.
 /// Stopped on drop; it also exits by itself if this process dies (its stdin closes).
