@@ -455,10 +455,15 @@ def build_label(binary):
 class Ours:
     name = "streampulse"
 
-    def __init__(self, binary, env=None, build=None):
+    def __init__(self, binary, env=None, build=None, picture_checks=True):
         self.binary = binary
         self.env = env or {}
         self.build = build or build_label(binary)
+        # Off: the probes of before the picture checks (issue 17), for the
+        # side-by-side cost of the checks.
+        self.picture_checks = picture_checks
+        if not picture_checks:
+            self.build += ", picture checks off"
         self.proc = None
 
     def size(self):
@@ -475,6 +480,8 @@ class Ours:
             lines.append(f"- name: {name}\n  url: {yaml_str(url)}\n  kind: {kind}")
             for k, v in extra.items():
                 lines.append(f"  {k}: {yaml_str(v)}")
+            if not self.picture_checks:
+                lines.append("  picture: {frozen: off, black: off, camera_clock: off}")
         cfg = os.path.join(run_dir, "config.yaml")
         with open(cfg, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -1043,7 +1050,7 @@ def inside(args):
         cams = Cameras(procs, work)
         cams.start()
         sides = [] if args.only == "peer" else [Ours(args.bin, dict(e.split("=", 1) for e in args.env),
-                                                      args.label)]
+                                                      args.label, args.picture_checks)]
         if args.peer and args.only != "ours":
             src, venv = setup_peer(args.peer, args.cache)
             sides.append(Peer(src, venv))
@@ -1144,6 +1151,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(BENCH, "results"))
     ap.add_argument("--env", action="append", default=[], help="K=V for streampulse's environment")
     ap.add_argument("--only", choices=["ours", "peer"], help="run one side only")
+    ap.add_argument("--no-picture-checks", dest="picture_checks", action="store_false",
+                    help="ours with every stream's picture checks off (the probes of before them)")
     ap.add_argument("--keep", action="store_true", help="keep the run directories")
     ap.add_argument("--smoke", action="store_true", help="print the table only, write no results")
     ap.add_argument("--inside", help=argparse.SUPPRESS)
