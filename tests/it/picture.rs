@@ -21,9 +21,12 @@ fn a_frozen_picture_goes_down_and_a_black_one_warns() {
     let mut rtsp = RtspServer::start();
     let picture = "  fail_threshold: 1\n  picture: {every: 5, frozen_after: 2}\n";
     let config = format!(
-        "heartbeat_seconds: 5\nstreams:\n- name: scene\n  url: {}\n{picture}- name: ball\n  url: {}\n{picture}",
+        "heartbeat_seconds: 5\nstreams:\n- name: scene\n  url: {}\n{picture}- name: ball\n  url: {}\n{picture}\
+         - name: jpeg\n  url: {}\n{picture}- name: hevc\n  url: {}\n{picture}",
         rtsp.url("/scene"),
-        rtsp.url("/h264")
+        rtsp.url("/h264"),
+        rtsp.url("/mjpeg"),
+        rtsp.url("/h265")
     );
     let (bx, mut browser) = logged_in("picture", &config);
     let app = &bx.app;
@@ -32,12 +35,27 @@ fn a_frozen_picture_goes_down_and_a_black_one_warns() {
             .iter()
             .all(|n| v[*n]["picture"] == "ok" && v[*n]["state"] == "up")
     };
-    // Two checks of a moving picture: never frozen.
-    app.wait_status(
+    // Two checks of a moving picture: never frozen. JPEG (over RTP) is
+    // judged too; H.265 is honestly not.
+    let v = app.wait_status(
         Duration::from_secs(40),
         "two moving pictures checked",
-        |v| both_ok(v) && v["scene"]["probes_total"].as_u64().unwrap_or(0) >= 2,
+        |v| {
+            both_ok(v)
+                && v["scene"]["probes_total"].as_u64().unwrap_or(0) >= 2
+                && v["jpeg"]["picture"] == "ok"
+                && v["hevc"]["picture"] == "unknown"
+                && v["hevc"]["picture_detail"].is_string()
+        },
     );
+    assert!(
+        v["hevc"]["picture_detail"]
+            .as_str()
+            .unwrap()
+            .contains("H.265"),
+        "{v:#}"
+    );
+    assert_eq!(v["hevc"]["state"], "up", "{v:#}");
 
     rtsp.set_scene("still");
     let v = app.wait_status(
