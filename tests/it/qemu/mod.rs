@@ -35,9 +35,13 @@
 //! port forward; resolved and timesyncd run; the boot `config.yaml` is
 //! imported (and renamed, password-free); `/api/status` reports a real
 //! heartbeat from an RTSP camera served on the host (reached through QEMU's
-//! gateway 10.0.2.2); a `SIGSTOP`ped daemon is killed by systemd's watchdog
-//! and restarted; no unit failed. Finding the box: the hostname is the unique
-//! default (`streampulse-` + the MAC's last 4 hex digits), the address is on
+//! gateway 10.0.2.2), and a second camera that refuses (nothing listens on
+//! the host's port 9) fails as the camera's failure, not `box_offline`, with
+//! `/healthz` saying the box is online (the daemon reads its links over
+//! netlink in its sandbox); a `SIGSTOP`ped daemon is killed by systemd's
+//! watchdog and restarted; no unit failed. Finding the box: the hostname is
+//! the unique default (`streampulse-` + the MAC's last 4 hex digits), the
+//! address is on
 //! the serial console, the GUI answers on port 80 too, the static address
 //! from the boot `config.yaml` (`network.ethernet`) is what networkd applied
 //! (no DHCP lease), and the journal is on `/data`. After a clean power-off, a
@@ -104,9 +108,11 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     let hash = streampulse::credentials::hash_password(admin_pw).unwrap();
     // A static address on QEMU's user network (what a camera LAN without
     // DHCP needs), applied before networkd starts; and the test's Wi-Fi
-    // network (wifi.rs).
+    // network (wifi.rs). "Gone": a camera that refuses (nothing listens on
+    // the host's port 9).
     let config = format!(
         "admin_password_hash: '{hash}'\nheartbeat_seconds: 5\nstreams:\n- name: Porch\n  url: {url}\n  username: {USER}\n  password: {PASSWORD}\n  timeout: 5\n\
+         - name: Gone\n  url: rtsp://10.0.2.2:9/nothing\n  timeout: 5\n\
          network:\n  ethernet:\n    address: 10.0.2.15/24\n    gateway: 10.0.2.2\n    dns: [10.0.2.3]\n{}",
         wifi::wifi_config()
     );
@@ -160,6 +166,17 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         "the daemon's STATUS= did not reach systemd: {text:?}"
     );
     assert_eq!(status["Porch"]["codec"], "h264", "{status}");
+    // A camera that refuses is the camera's failure, not the box's: the
+    // daemon sees its own addressed link (getifaddrs, over netlink, which
+    // the unit's RestrictAddressFamilies= must allow).
+    let gone = guest.wait_json("/api/status", "a probe of the refusing camera", |v| {
+        v["Gone"]["probes_total"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(
+        gone["Gone"]["status"] == "fail" && gone["Gone"]["reason"] != "box_offline",
+        "a refusing camera, while the box is online: {}",
+        gone["Gone"]
+    );
     assert!(!status.to_string().contains(PASSWORD));
 
     assert_sandboxed(&mut guest, &svc["MainPID"]);
@@ -173,6 +190,7 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
             .is_some_and(|s| s.starts_with("imported")),
         "{health}"
     );
+    assert_eq!(health["network"]["online"], true, "{health}");
     assert_wifi_connected(&mut guest);
     let t_wifi = guest.journal_at("wpa_supplicant@wlan0.service", "CTRL-EVENT-CONNECTED");
     assert!(
