@@ -3,12 +3,13 @@
 //!
 //! Run by `make qemu-test` (scripts/qemu-boot-test.sh), which builds the
 //! static aarch64 binary and a kit from Debian's arm64 packages (the kernel;
-//! an initramfs that loads the virtio/ext4/vfat modules and switches to the
+//! an initramfs that loads the virtio/ext4/vfat and Wi-Fi modules, with the
+//! regulatory database cfg80211 reads as it loads, and switches to the
 //! card's root; a minimal Debian userland with systemd, networkd, resolved,
-//! timesyncd, udev, e2fsprogs and dosfstools, given what Buildroot does at
-//! build time by `scripts/qemu/rootfs-customize`: the `streampulse` user
-//! (990), an empty machine-id, systemd's presets, `/var` as a tmpfs filled
-//! from a factory copy) and sets `STREAMPULSE_QEMU_KIT` and
+//! timesyncd, udev, e2fsprogs, dosfstools and wireless-regdb, given what
+//! Buildroot does at build time by `scripts/qemu/rootfs-customize`: the
+//! `streampulse` user (990), an empty machine-id, systemd's presets, `/var`
+//! as a tmpfs filled from a factory copy) and sets `STREAMPULSE_QEMU_KIT` and
 //! `STREAMPULSE_AARCH64_BIN`. Ignored in a plain `cargo test`: it needs that
 //! kit and takes a few minutes.
 //!
@@ -23,7 +24,9 @@
 //! agent (`scripts/qemu/sp-test-agent`, started by `sp-test-agent.service`)
 //! on a virtio-serial port, through which the test runs `systemctl show`,
 //! reads `/proc/<pid>/status`, `findmnt`, `journalctl`, sends `kill -STOP`
-//! and powers off with `systemctl poweroff`. Everything else is the card's.
+//! and powers off with `systemctl poweroff`; the Wi-Fi access point's side
+//! (wifi.rs: hostapd, and `scripts/qemu/sp-mdns-query`, a python3 mDNS
+//! querier). Everything else is the card's.
 //!
 //! Asserted, under systemd: `streampulse.service` reaches active/running
 //! (`Type=notify`: READY arrived) with the daemon's status text; its main
@@ -56,7 +59,14 @@
 //! bring the box's wlan0 onto that network through the image's own path:
 //! the supplicant reaches COMPLETED, wlan0 has the address, the box pings the
 //! access point and the access point's side gets the GUI over the radio
-//! link; the key is only in 0600 files and not in the journal, nor in the
+//! link; the card's `country` (GB) is the kernel's regulatory domain (`iw
+//! reg get`: the supplicant's `country=` took effect, which needs
+//! `regulatory.db`); from the access point's namespace, mDNS questions over
+//! the radio link (multicast to 224.0.0.251:5353) get `<hostname>.local` →
+//! the box's Wi-Fi address and the `_http._tcp` service of
+//! `streampulse.dnssd` (PTR, SRV port 80 on `<hostname>.local`, TXT
+//! `path=/`), every answer sent from the box's wlan0 address; the key is
+//! only in 0600 files and not in the journal, nor in the
 //! boot partition's `config.yaml.applied`. The second boot joins again from
 //! `/data/config.yaml`.
 
@@ -76,7 +86,10 @@ use checks::{
 };
 use guest::Guest;
 use rootfs::rootfs;
-use wifi::{assert_psk_kept_secret, assert_wifi_connected, assert_wifi_link, start_ap};
+use wifi::{
+    assert_mdns, assert_psk_kept_secret, assert_regdomain, assert_wifi_connected, assert_wifi_link,
+    start_ap,
+};
 
 /// Bounds for one boot: TCG on a busy 2-core CI machine is slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -203,6 +216,8 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         wifi::BOX_ADDR
     );
     assert_wifi_link(&mut guest);
+    assert_regdomain(&mut guest);
+    assert_mdns(&mut guest);
     // After the import: the key is in /data/config.yaml by now.
     assert_psk_kept_secret(&mut guest);
     assert!(
