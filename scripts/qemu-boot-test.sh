@@ -21,9 +21,10 @@
 # 3. `cargo test --test it qemu -- --ignored`: the test copies rootfs/, adds
 #    overlay/ unmodified, the binary and a test-only command agent, assembles
 #    sdcard.img with genimage from buildroot/board/common/genimage-mbr.cfg.in
-#    (boot FAT with config.yaml, read-only root, ext4 data), boots it three
+#    (boot FAT with config.yaml, read-only root, ext4 data), boots it four
 #    times under qemu-system-aarch64 -M virt (TCG) and checks the box through
-#    the agent, a forwarded port and a Wi-Fi access point in the guest.
+#    the agent, a forwarded port and a Wi-Fi access point in the guest (the
+#    fourth boot with the data partition damaged: degraded mode).
 #
 # Needs (installed by scripts/install-deps.sh): qemu-system-arm,
 # qemu-user-static, mmdebstrap, genimage, mtools, dosfstools, e2fsprogs, cpio,

@@ -53,6 +53,16 @@
 //! logs in, nothing is re-grown, and the previous boot's journal is readable.
 //! A `factory-reset` file on the card makes the third boot open `/setup`.
 //!
+//! The card goes bad (`degraded.rs`): the data partition's metadata after
+//! its superblock is overwritten on the host, and the fourth boot must not
+//! stop in emergency mode. Asserted: systemd-fsck gives up (exit 4, preen
+//! mode), `/data` is not mounted, the boot finishes (`is-system-running`
+//! `degraded`, emergency and rescue inactive, the fsck the only failed unit),
+//! `streampulse.service` runs with `STATUS=` `DEGRADED (data in RAM)`,
+//! `/healthz` reports `data.degraded` with the reason, `/setup` answers on
+//! ports 8000 and 80 with the degraded banner, and the journal (in RAM) has
+//! the daemon's `DEGRADED:` line.
+//!
 //! Wi-Fi (`wifi.rs`): the initramfs loads `mac80211_hwsim` (two simulated
 //! radios); the test moves the second into a network namespace and runs
 //! hostapd there (WPA2-PSK). The card's `network.wifi` (static address) must
@@ -71,6 +81,7 @@
 //! `/data/config.yaml`.
 
 mod checks; // what is asserted inside a running guest: sandbox, network, growth, watchdog, findability
+mod degraded; // the fourth boot: a damaged data partition, degraded mode under systemd
 mod guest; // one QEMU guest: boot, agent commands, GUI through the port forwards, power-off
 mod rootfs; // the guest's root filesystem as Buildroot would assemble it
 mod wifi; // the box's Wi-Fi against hostapd on a second mac80211_hwsim radio
@@ -360,10 +371,23 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
             && !names.iter().any(|n| n == "factory-reset"),
         "{names:?}"
     );
+
+    // The card goes bad: its data partition damaged (degraded.rs). The box
+    // boots without /data and the daemon runs from RAM, saying so.
+    let (_, parts) = partitions(&img);
+    degraded::damage_data_partition(&img, &parts[2]);
+    let booted = Instant::now();
+    let mut guest = Guest::boot(&kit, &img, dir.path());
+    let running_after = degraded::assert_degraded_boot(&mut guest, booted);
+    let degraded_boot = booted.elapsed();
+    guest.poweroff();
     eprintln!(
-        "qemu: first boot (with checks) {:.0} s, second boot (with the watchdog) {:.0} s, test total {:.0} s",
+        "qemu: first boot (with checks) {:.0} s, second boot (with the watchdog) {:.0} s, \
+         degraded boot {:.0} s (daemon running after {:.0} s), test total {:.0} s",
         first_boot.as_secs_f64(),
         second_boot.as_secs_f64(),
+        degraded_boot.as_secs_f64(),
+        running_after.as_secs_f64(),
         test_started.elapsed().as_secs_f64()
     );
 }
