@@ -7,8 +7,9 @@
 //! network. The two ends are in different namespaces, so their traffic can
 //! only cross the simulated radio link.
 //!
-//! Test side only (through the agent): the namespace, hostapd and the access
-//! point's static address. Nothing of the box's is touched.
+//! Test side only (through the agent): the namespace, hostapd, the access
+//! point's static address and its mDNS questions (`sp-mdns-query`). Nothing
+//! of the box's is touched.
 
 use std::time::{Duration, Instant};
 
