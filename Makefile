@@ -94,7 +94,7 @@ cross: deps
 
 # Boots the appliance's SD-card layout under qemu-system-aarch64 (TCG) with
 # real systemd: Debian's arm64 kernel and userland (mmdebstrap, cached in
-# target/qemu-kit) + our binary + overlay/, twice. SKIP_CROSS=1 reuses the
+# target/qemu-kit) + our binary + overlay/, four boots. SKIP_CROSS=1 reuses the
 # aarch64 binary from the last `make cross`.
 qemu-test: deps
 	./scripts/qemu-boot-test.sh

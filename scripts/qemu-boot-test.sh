@@ -8,20 +8,23 @@
 # 2. a kit in target/qemu-kit, cached:
 #    - from Debian's arm64 packages, the kernel (virtio and the filesystems
 #      are modules there) and an initramfs with busybox-static that loads
-#      those modules and mac80211_hwsim's simulated Wi-Fi radios, and
-#      switches to the image's root (scripts/qemu/initramfs-init);
+#      those modules and mac80211_hwsim's simulated Wi-Fi radios (with the
+#      regulatory database from wireless-regdb), and switches to the
+#      image's root (scripts/qemu/initramfs-init);
 #    - rootfs/: a Debian arm64 userland with systemd (networkd, resolved,
-#      timesyncd, udev, e2fsprogs, dosfstools, fdisk, wpasupplicant; hostapd
-#      for the test's access point) made with mmdebstrap
+#      timesyncd, udev, e2fsprogs, dosfstools, fdisk, wpasupplicant,
+#      wireless-regdb; hostapd and python3-minimal for the test's access
+#      point and its mDNS query) made with mmdebstrap
 #      under qemu-user, then given what Buildroot does to the appliance's
 #      target directory (scripts/qemu/rootfs-customize). Rebuilt when the
 #      package list or that script changes;
 # 3. `cargo test --test it qemu -- --ignored`: the test copies rootfs/, adds
 #    overlay/ unmodified, the binary and a test-only command agent, assembles
 #    sdcard.img with genimage from buildroot/board/common/genimage-mbr.cfg.in
-#    (boot FAT with config.yaml, read-only root, ext4 data), boots it three
+#    (boot FAT with config.yaml, read-only root, ext4 data), boots it four
 #    times under qemu-system-aarch64 -M virt (TCG) and checks the box through
-#    the agent, a forwarded port and a Wi-Fi access point in the guest.
+#    the agent, a forwarded port and a Wi-Fi access point in the guest (the
+#    fourth boot with the data partition damaged: degraded mode).
 #
 # Needs (installed by scripts/install-deps.sh): qemu-system-arm,
 # qemu-user-static, mmdebstrap, genimage, mtools, dosfstools, e2fsprogs, cpio,
@@ -45,14 +48,23 @@ SUDO=""
 # access point; ccm and ctr: WPA2's CCMP (ccm(aes)), which the crypto API
 # would otherwise ask modprobe for (hostapd: "key addition failed").
 MODULES="virtio_pci virtio_blk virtio_net virtio-rng virtio_console crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8 mac80211_hwsim ctr ccm"
+# cfg80211 (loaded here, before the card's root is mounted) reads the
+# regulatory database when it loads, from the initramfs's /lib/firmware, and
+# after a failure not again (short of `iw reg reload`): without it every
+# country= is refused and the radios stay in the built-in world domain. So the initramfs carries Debian's signed
+# regulatory.db (wireless-regdb, the package the rootfs and the Pi images
+# have too); on a Pi cfg80211 is a module loaded from the root, which has it.
+REGDB=wireless-regdb
 
 # The userland: Debian's suite of the build machine (the kernel comes from it
 # too), minimal, without documentation. wpasupplicant is the image's (its
 # wpa_supplicant@.service runs the box's Wi-Fi); hostapd, iw (to move the
 # access point's radio into its own network namespace) and ping are for the
-# test's side of the Wi-Fi link only.
+# test's side of the Wi-Fi link only. wireless-regdb: the image's regulatory
+# database (BR2_PACKAGE_WIRELESS_REGDB). python3-minimal: the test's mDNS
+# query from the access point's side (tests/it/qemu/mdns.py), not the image's.
 SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps,wpasupplicant,hostapd,iw,iputils-ping"
+PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps,wpasupplicant,hostapd,iw,iputils-ping,wireless-regdb,python3-minimal"
 
 build_kernel_kit() {
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
@@ -68,7 +80,7 @@ build_kernel_kit() {
             awk '/Depends: linux-image-[0-9]/ { sub(":arm64", "", $2); print $2; exit }')
     fi
     [ -n "$kpkg" ] || { echo "qemu-test: cannot find Debian's arm64 kernel package" >&2; exit 1; }
-    stamp="$kpkg $MODULES"
+    stamp="$kpkg $MODULES $REGDB"
     if [ -f "$KIT/initramfs.cpio.gz" ] && [ "$(cat "$KIT/kernel-stamp" 2>/dev/null)" = "$stamp" ] &&
         [ "$KIT/initramfs.cpio.gz" -nt scripts/qemu/initramfs-init ]; then
         echo "qemu-test: kernel and initramfs up to date ($kpkg)"
@@ -77,7 +89,7 @@ build_kernel_kit() {
     echo "qemu-test: building the kernel kit from $kpkg and busybox-static:arm64"
     rm -rf "$KIT/debs" "$KIT/x" "$KIT/initramfs" "$KIT/vmlinuz" "$KIT/initramfs.cpio.gz"
     mkdir -p "$KIT/debs" "$KIT/x" "$KIT/initramfs"
-    (cd "$KIT/debs" && apt-get download -q "$kpkg:arm64" busybox-static:arm64)
+    (cd "$KIT/debs" && apt-get download -q "$kpkg:arm64" busybox-static:arm64 "$REGDB")
     for d in "$KIT"/debs/*.deb; do dpkg-deb -x "$d" "$KIT/x"; done
     kver=$(ls "$KIT/x/lib/modules")
     depmod -b "$KIT/x" "$kver"
@@ -92,6 +104,11 @@ build_kernel_kit() {
         ln -s busybox "$ir/bin/$a"
     done
     cp scripts/qemu/initramfs-init "$ir/init"
+    # Debian's own signature (its kernels trust Debian's key), the file the
+    # package's alternatives select as regulatory.db.
+    mkdir -p "$ir/lib/firmware"
+    cp "$KIT/x/lib/firmware/regulatory.db-debian" "$ir/lib/firmware/regulatory.db"
+    cp "$KIT/x/lib/firmware/regulatory.db.p7s-debian" "$ir/lib/firmware/regulatory.db.p7s"
     : >"$KIT/order.tmp"
     add() { # $1: path relative to moddir
         grep -qx "$1" "$KIT/order.tmp" && return 0

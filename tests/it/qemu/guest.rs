@@ -274,6 +274,21 @@ impl Guest {
         Some(r.status().as_u16())
     }
 
+    /// The status and body of an anonymous `GET base + path` (redirects not
+    /// followed).
+    pub(super) fn page(&self, base: &str, path: &str) -> Option<(u16, String)> {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(10)))
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .build(),
+        );
+        let mut r = agent.get(&format!("{base}{path}")).call().ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.body_mut().read_to_string().ok()?))
+    }
+
     /// Logs in through the real login form (pre-session cookie + hidden
     /// field, then the session cookie from the redirect).
     pub(super) fn login(&mut self, password: &str) {

@@ -3,12 +3,13 @@
 //!
 //! Run by `make qemu-test` (scripts/qemu-boot-test.sh), which builds the
 //! static aarch64 binary and a kit from Debian's arm64 packages (the kernel;
-//! an initramfs that loads the virtio/ext4/vfat modules and switches to the
+//! an initramfs that loads the virtio/ext4/vfat and Wi-Fi modules, with the
+//! regulatory database cfg80211 reads as it loads, and switches to the
 //! card's root; a minimal Debian userland with systemd, networkd, resolved,
-//! timesyncd, udev, e2fsprogs and dosfstools, given what Buildroot does at
-//! build time by `scripts/qemu/rootfs-customize`: the `streampulse` user
-//! (990), an empty machine-id, systemd's presets, `/var` as a tmpfs filled
-//! from a factory copy) and sets `STREAMPULSE_QEMU_KIT` and
+//! timesyncd, udev, e2fsprogs, dosfstools and wireless-regdb, given what
+//! Buildroot does at build time by `scripts/qemu/rootfs-customize`: the
+//! `streampulse` user (990), an empty machine-id, systemd's presets, `/var`
+//! as a tmpfs filled from a factory copy) and sets `STREAMPULSE_QEMU_KIT` and
 //! `STREAMPULSE_AARCH64_BIN`. Ignored in a plain `cargo test`: it needs that
 //! kit and takes a few minutes.
 //!
@@ -23,7 +24,9 @@
 //! agent (`scripts/qemu/sp-test-agent`, started by `sp-test-agent.service`)
 //! on a virtio-serial port, through which the test runs `systemctl show`,
 //! reads `/proc/<pid>/status`, `findmnt`, `journalctl`, sends `kill -STOP`
-//! and powers off with `systemctl poweroff`. Everything else is the card's.
+//! and powers off with `systemctl poweroff`; the Wi-Fi access point's side
+//! (wifi.rs: hostapd, and `scripts/qemu/sp-mdns-query`, a python3 mDNS
+//! querier). Everything else is the card's.
 //!
 //! Asserted, under systemd: `streampulse.service` reaches active/running
 //! (`Type=notify`: READY arrived) with the daemon's status text; its main
@@ -35,9 +38,13 @@
 //! port forward; resolved and timesyncd run; the boot `config.yaml` is
 //! imported (and renamed, password-free); `/api/status` reports a real
 //! heartbeat from an RTSP camera served on the host (reached through QEMU's
-//! gateway 10.0.2.2); a `SIGSTOP`ped daemon is killed by systemd's watchdog
-//! and restarted; no unit failed. Finding the box: the hostname is the unique
-//! default (`streampulse-` + the MAC's last 4 hex digits), the address is on
+//! gateway 10.0.2.2), and a second camera that refuses (nothing listens on
+//! the host's port 9) fails as the camera's failure, not `box_offline`, with
+//! `/healthz` saying the box is online (the daemon reads its links over
+//! netlink in its sandbox); a `SIGSTOP`ped daemon is killed by systemd's
+//! watchdog and restarted; no unit failed. Finding the box: the hostname is
+//! the unique default (`streampulse-` + the MAC's last 4 hex digits), the
+//! address is on
 //! the serial console, the GUI answers on port 80 too, the static address
 //! from the boot `config.yaml` (`network.ethernet`) is what networkd applied
 //! (no DHCP lease), and the journal is on `/data`. After a clean power-off, a
@@ -46,17 +53,35 @@
 //! logs in, nothing is re-grown, and the previous boot's journal is readable.
 //! A `factory-reset` file on the card makes the third boot open `/setup`.
 //!
+//! The card goes bad (`degraded.rs`): the data partition's metadata after
+//! its superblock is overwritten on the host, and the fourth boot must not
+//! stop in emergency mode. Asserted: systemd-fsck gives up (exit 4, preen
+//! mode), `/data` is not mounted, the boot finishes (`is-system-running`
+//! `degraded`, emergency and rescue inactive, the fsck the only failed unit),
+//! `streampulse.service` runs with `STATUS=` `DEGRADED (data in RAM)`,
+//! `/healthz` reports `data.degraded` with the reason, `/setup` answers on
+//! ports 8000 and 80 with the degraded banner, and the journal (in RAM) has
+//! the daemon's `DEGRADED:` line.
+//!
 //! Wi-Fi (`wifi.rs`): the initramfs loads `mac80211_hwsim` (two simulated
 //! radios); the test moves the second into a network namespace and runs
 //! hostapd there (WPA2-PSK). The card's `network.wifi` (static address) must
 //! bring the box's wlan0 onto that network through the image's own path:
 //! the supplicant reaches COMPLETED, wlan0 has the address, the box pings the
 //! access point and the access point's side gets the GUI over the radio
-//! link; the key is only in 0600 files and not in the journal, nor in the
+//! link; the card's `country` (GB) is the kernel's regulatory domain (`iw
+//! reg get`: the supplicant's `country=` took effect, which needs
+//! `regulatory.db`); from the access point's namespace, mDNS questions over
+//! the radio link (multicast to 224.0.0.251:5353) get `<hostname>.local` →
+//! the box's Wi-Fi address and the `_http._tcp` service of
+//! `streampulse.dnssd` (PTR, SRV port 80 on `<hostname>.local`, TXT
+//! `path=/`), every answer sent from the box's wlan0 address; the key is
+//! only in 0600 files and not in the journal, nor in the
 //! boot partition's `config.yaml.applied`. The second boot joins again from
 //! `/data/config.yaml`.
 
 mod checks; // what is asserted inside a running guest: sandbox, network, growth, watchdog, findability
+mod degraded; // the fourth boot: a damaged data partition, degraded mode under systemd
 mod guest; // one QEMU guest: boot, agent commands, GUI through the port forwards, power-off
 mod rootfs; // the guest's root filesystem as Buildroot would assemble it
 mod wifi; // the box's Wi-Fi against hostapd on a second mac80211_hwsim radio
@@ -72,7 +97,10 @@ use checks::{
 };
 use guest::Guest;
 use rootfs::rootfs;
-use wifi::{assert_psk_kept_secret, assert_wifi_connected, assert_wifi_link, start_ap};
+use wifi::{
+    assert_mdns, assert_psk_kept_secret, assert_regdomain, assert_wifi_connected, assert_wifi_link,
+    start_ap,
+};
 
 /// Bounds for one boot: TCG on a busy 2-core CI machine is slow.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -104,9 +132,11 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     let hash = streampulse::credentials::hash_password(admin_pw).unwrap();
     // A static address on QEMU's user network (what a camera LAN without
     // DHCP needs), applied before networkd starts; and the test's Wi-Fi
-    // network (wifi.rs).
+    // network (wifi.rs). "Gone": a camera that refuses (nothing listens on
+    // the host's port 9).
     let config = format!(
         "admin_password_hash: '{hash}'\nheartbeat_seconds: 5\nstreams:\n- name: Porch\n  url: {url}\n  username: {USER}\n  password: {PASSWORD}\n  timeout: 5\n\
+         - name: Gone\n  url: rtsp://10.0.2.2:9/nothing\n  timeout: 5\n\
          network:\n  ethernet:\n    address: 10.0.2.15/24\n    gateway: 10.0.2.2\n    dns: [10.0.2.3]\n{}",
         wifi::wifi_config()
     );
@@ -160,6 +190,17 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         "the daemon's STATUS= did not reach systemd: {text:?}"
     );
     assert_eq!(status["Porch"]["codec"], "h264", "{status}");
+    // A camera that refuses is the camera's failure, not the box's: the
+    // daemon sees its own addressed link (getifaddrs, over netlink, which
+    // the unit's RestrictAddressFamilies= must allow).
+    let gone = guest.wait_json("/api/status", "a probe of the refusing camera", |v| {
+        v["Gone"]["probes_total"].as_u64().unwrap_or(0) >= 1
+    });
+    assert!(
+        gone["Gone"]["status"] == "fail" && gone["Gone"]["reason"] != "box_offline",
+        "a refusing camera, while the box is online: {}",
+        gone["Gone"]
+    );
     assert!(!status.to_string().contains(PASSWORD));
 
     assert_sandboxed(&mut guest, &svc["MainPID"]);
@@ -173,6 +214,7 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
             .is_some_and(|s| s.starts_with("imported")),
         "{health}"
     );
+    assert_eq!(health["network"]["online"], true, "{health}");
     assert_wifi_connected(&mut guest);
     let t_wifi = guest.journal_at("wpa_supplicant@wlan0.service", "CTRL-EVENT-CONNECTED");
     assert!(
@@ -185,6 +227,8 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         wifi::BOX_ADDR
     );
     assert_wifi_link(&mut guest);
+    assert_regdomain(&mut guest);
+    assert_mdns(&mut guest);
     // After the import: the key is in /data/config.yaml by now.
     assert_psk_kept_secret(&mut guest);
     assert!(
@@ -327,10 +371,23 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
             && !names.iter().any(|n| n == "factory-reset"),
         "{names:?}"
     );
+
+    // The card goes bad: its data partition damaged (degraded.rs). The box
+    // boots without /data and the daemon runs from RAM, saying so.
+    let (_, parts) = partitions(&img);
+    degraded::damage_data_partition(&img, &parts[2]);
+    let booted = Instant::now();
+    let mut guest = Guest::boot(&kit, &img, dir.path());
+    let running_after = degraded::assert_degraded_boot(&mut guest, booted);
+    let degraded_boot = booted.elapsed();
+    guest.poweroff();
     eprintln!(
-        "qemu: first boot (with checks) {:.0} s, second boot (with the watchdog) {:.0} s, test total {:.0} s",
+        "qemu: first boot (with checks) {:.0} s, second boot (with the watchdog) {:.0} s, \
+         degraded boot {:.0} s (daemon running after {:.0} s), test total {:.0} s",
         first_boot.as_secs_f64(),
         second_boot.as_secs_f64(),
+        degraded_boot.as_secs_f64(),
+        running_after.as_secs_f64(),
         test_started.elapsed().as_secs_f64()
     );
 }

@@ -1,6 +1,6 @@
 //! The guest's root filesystem, assembled as Buildroot would: the kit's
 //! Debian userland, `overlay/` unmodified, the static binary, and the test
-//! agent (scaffolding the product image does not have).
+//! agent and mDNS query (scaffolding the product image does not have).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,12 +33,16 @@ pub(super) fn rootfs(dir: &Path, kit: &Path, bin: &Path) -> PathBuf {
             .arg(root.join("usr/bin/streampulse")),
     );
     let scaffold = manifest_dir().join("scripts/qemu");
-    image::run(
-        Command::new("install")
-            .args(["-D", "-m", "0755"])
-            .arg(scaffold.join("sp-test-agent"))
-            .arg(root.join("usr/libexec/sp-test-agent")),
-    );
+    // The agent, and the mDNS query the Wi-Fi test runs on the access
+    // point's side (wifi.rs).
+    for tool in ["sp-test-agent", "sp-mdns-query"] {
+        image::run(
+            Command::new("install")
+                .args(["-D", "-m", "0755"])
+                .arg(scaffold.join(tool))
+                .arg(root.join("usr/libexec").join(tool)),
+        );
+    }
     let units = root.join("etc/systemd/system");
     std::fs::copy(
         scaffold.join("sp-test-agent.service"),

@@ -7,8 +7,9 @@
 //! network. The two ends are in different namespaces, so their traffic can
 //! only cross the simulated radio link.
 //!
-//! Test side only (through the agent): the namespace, hostapd and the access
-//! point's static address. Nothing of the box's is touched.
+//! Test side only (through the agent): the namespace, hostapd, the access
+//! point's static address and its mDNS questions (`sp-mdns-query`). Nothing
+//! of the box's is touched.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,9 @@ use super::BOOT_TIMEOUT;
 pub(super) const SSID: &str = "StreamPulse QEMU";
 /// Unique enough to grep for in every file and the journal.
 pub(super) const PSK: &str = "qemu-wifi-psk-5f3a9c1e";
+/// `network.wifi.country`: not the world domain's "00", so that `iw reg get`
+/// shows whether the supplicant's `country=` took effect.
+const COUNTRY: &str = "GB";
 /// The box's static Wi-Fi address (`network.wifi.address`, /24).
 pub(super) const BOX_ADDR: &str = "192.168.77.2";
 /// The access point's, set by the test in its namespace.
@@ -31,7 +35,7 @@ const AP_DIR: &str = "/run/sp-test-ap";
 /// The `network:` lines of the card's config.yaml for the test's network.
 pub(super) fn wifi_config() -> String {
     format!(
-        "  wifi:\n    ssid: \"{SSID}\"\n    psk: \"{PSK}\"\n    country: GB\n    address: {BOX_ADDR}/24\n"
+        "  wifi:\n    ssid: \"{SSID}\"\n    psk: \"{PSK}\"\n    country: {COUNTRY}\n    address: {BOX_ADDR}/24\n"
     )
 }
 
@@ -54,8 +58,8 @@ pub(super) fn start_ap(guest: &mut Guest) {
     guest.sh(&format!(
         "ip netns add ap && iw phy {ap_phy} set netns name ap"
     ));
-    // hw_mode=g channel 1: usable in the world regulatory domain, which is
-    // what cfg80211 falls back to (no regulatory.db in the initramfs).
+    // hw_mode=g channel 1: usable in the world regulatory domain (before the
+    // box's supplicant sets network.wifi.country) and in GB.
     let conf = [
         "interface=wlan1",
         "driver=nl80211",
@@ -184,4 +188,85 @@ pub(super) fn assert_psk_kept_secret(guest: &mut Guest) {
         "journalctl --no-pager -o export | grep -caF -- '{PSK}' || true"
     ));
     assert_eq!(in_journal.trim(), "0", "the Wi-Fi key is in the journal");
+}
+
+/// The card's `network.wifi.country` is the kernel's regulatory domain once
+/// the box joined: the supplicant's `country=` (written by `network apply`)
+/// was accepted, which needs the image's `regulatory.db` (wireless-regdb;
+/// here cfg80211 read the copy in the kit's initramfs, see
+/// scripts/qemu-boot-test.sh). Without it cfg80211 refuses every country and
+/// stays in the world domain ("country 00").
+pub(super) fn assert_regdomain(guest: &mut Guest) {
+    let files = guest.sh("ls -L /lib/firmware/regulatory.db /lib/firmware/regulatory.db.p7s");
+    assert_eq!(
+        files.lines().count(),
+        2,
+        "the image's regulatory.db:\n{files}"
+    );
+    let reg = wait_for(
+        guest,
+        "iw reg get",
+        &format!("country {COUNTRY}:"),
+        Duration::from_secs(30),
+        "the card's network.wifi.country is not the regulatory domain",
+    );
+    // The first block is the global domain (per-phy blocks may follow).
+    let global = reg.split("\n\n").next().unwrap_or_default();
+    assert!(
+        global.starts_with("global") && global.contains(&format!("country {COUNTRY}:")),
+        "the global regulatory domain is not {COUNTRY}:\n{reg}"
+    );
+    let dmesg = guest.sh("dmesg | grep -i regulatory || true");
+    assert!(
+        !dmesg.contains("failed to load") && !dmesg.contains("invalid"),
+        "cfg80211 and regulatory.db:\n{dmesg}"
+    );
+    eprintln!(
+        "qemu: Wi-Fi: iw reg get: {}",
+        global.lines().take(2).collect::<Vec<_>>().join(" / ")
+    );
+}
+
+/// mDNS and DNS-SD over the radio link, asked from the access point's side
+/// (its namespace's only link is the simulated radio) as a phone would:
+/// `<hostname>.local` resolves to the box's Wi-Fi address, and the
+/// `_http._tcp` service of `/etc/systemd/dnssd/streampulse.dnssd` is browsed
+/// (PTR) and resolved (SRV: port 80 on `<hostname>.local`; TXT `path=/`).
+/// Every answer must come from the box's wlan0 address: systemd-resolved on
+/// wlan0 (MulticastDNS=yes in resolved.conf.d and in the
+/// `10-streampulse-wifi.network` that `network apply` wrote).
+pub(super) fn assert_mdns(guest: &mut Guest) {
+    let host = guest.sh("hostname").trim().to_owned();
+    let instance = format!("{host}._http._tcp.local");
+    let asked = Instant::now();
+    let (rc, out) = guest.sh_timeout(
+        &format!(
+            "ip netns exec ap /usr/libexec/sp-mdns-query {AP_ADDR} 30 A:{host}.local PTR:_http._tcp.local SRV:{instance} TXT:{instance}"
+        ),
+        Duration::from_secs(60),
+    );
+    if rc != 0 {
+        let link = guest.sh("resolvectl mdns; resolvectl status wlan0 --no-pager || true");
+        guest.fail(&format!(
+            "mDNS over Wi-Fi from the access point's side: not answered (exit {rc}):\n{out}\n--- resolved:\n{link}"
+        ));
+    }
+    let has = |line: &str| out.lines().any(|l| l == line);
+    for want in [
+        format!("{BOX_ADDR} A {host}.local {BOX_ADDR}"),
+        format!("{BOX_ADDR} PTR _http._tcp.local {instance}"),
+        format!("{BOX_ADDR} SRV {instance} 80 {host}.local"),
+        format!("{BOX_ADDR} TXT {instance} path=/"),
+    ] {
+        assert!(has(&want), "mDNS over Wi-Fi: no {want:?} in:\n{out}");
+    }
+    assert!(
+        out.lines().all(|l| l.starts_with(&format!("{BOX_ADDR} "))),
+        "an mDNS answer over Wi-Fi that is not from the box's wlan0 address:\n{out}"
+    );
+    eprintln!(
+        "qemu: Wi-Fi: mDNS from the access point's side answered in {:.1} s by {BOX_ADDR}:\n  {}",
+        asked.elapsed().as_secs_f64(),
+        out.replace('\n', "\n  ")
+    );
 }
