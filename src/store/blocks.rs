@@ -426,6 +426,36 @@ impl Tail {
     }
 }
 
+impl Tail {
+    /// Every unwritten block with heartbeats in `[since_ms, until_ms)`:
+    /// its stream, its first heartbeat (with the stream and window, a
+    /// block's key: a block being flushed may also be stored already) and
+    /// those heartbeats. For the availability figures of all streams.
+    pub fn blocks_in(&self, since_ms: i64, until_ms: i64) -> Vec<(Arc<str>, i64, Vec<Heartbeat>)> {
+        let t = self.lock();
+        let all = t.flushing.iter().map(|(n, b)| (n, b)).chain(
+            t.open
+                .iter()
+                .flat_map(|(n, v)| v.iter().map(move |b| (n, b))),
+        );
+        let mut out = Vec::new();
+        for (name, b) in all {
+            if b.last_ms < since_ms || b.first_ms >= until_ms {
+                continue;
+            }
+            // Blocks built in memory always decode.
+            if let Ok(hbs) = b.heartbeats() {
+                let hbs: Vec<Heartbeat> = hbs
+                    .into_iter()
+                    .filter(|h| h.ts_ms >= since_ms && h.ts_ms < until_ms)
+                    .collect();
+                out.push((name.clone(), b.first_ms, hbs));
+            }
+        }
+        out
+    }
+}
+
 /// Stored heartbeats plus unwritten ones, oldest first, each once (a block
 /// being flushed can be in both; one stream never has two heartbeats at the
 /// same millisecond, the old schema's key).
