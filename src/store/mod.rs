@@ -10,6 +10,7 @@
 pub mod availability;
 pub mod blocks;
 pub mod disk;
+pub mod export;
 pub mod query;
 pub mod recorder;
 pub mod retention;

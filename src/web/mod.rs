@@ -14,8 +14,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod availability;
 pub mod chart;
 pub mod check;
+pub mod export;
 pub mod handler;
 pub mod host;
 pub mod live_page;

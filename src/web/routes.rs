@@ -4,33 +4,36 @@
 /// Every URL the server answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    Dashboard,                // /
-    Setup,                    // /setup (first boot only)
-    Login,                    // /login
-    Logout,                   // /logout (POST)
-    AddStream,                // /add
-    Stream(String),           // /streams/{name}
-    EditStream(String),       // /streams/{name}/edit
-    DeleteStream(String),     // /streams/{name}/delete (GET asks, POST deletes)
-    EnableStream(String),     // /streams/{name}/enable (POST enabled=0|1)
-    Preview(String),          // /streams/{name}/preview (GET shows, POST checks now)
-    Frame(String),            // /streams/{name}/frame.jpg (the last preview picture)
-    Settings,                 // /settings
-    SettingsMqtt,             // /settings/mqtt
-    SettingsNetwork,          // /settings/network
-    SettingsAccess,           // /settings/access (password, API tokens)
-    Static(&'static str),     // /static/{app.css,app.js,icon.svg}, /favicon.ico
-    ApiStatus,                // /api/status
-    ApiStreams,               // /api/streams
-    ApiStreamHistory(String), // /api/streams/{name}/history
-    Healthz,                  // /healthz
-    Metrics,                  // /metrics (Prometheus text)
-    Live,                     // /live (the live grid)
-    ApiLive,                  // /api/live (live sessions, caps, thumbnails)
-    LiveStream(String),       // /live/{name}/stream (MJPEG or fragmented MP4, streamed)
-    LiveThumb(String),        // /live/{name}/thumb.jpg
-    System,                   // /system (version, health, recent log)
-    SystemDiagnostics,        // /system/diagnostics.txt (a download)
+    Dashboard,                     // /
+    Setup,                         // /setup (first boot only)
+    Login,                         // /login
+    Logout,                        // /logout (POST)
+    AddStream,                     // /add
+    Stream(String),                // /streams/{name}
+    EditStream(String),            // /streams/{name}/edit
+    DeleteStream(String),          // /streams/{name}/delete (GET asks, POST deletes)
+    EnableStream(String),          // /streams/{name}/enable (POST enabled=0|1)
+    Preview(String),               // /streams/{name}/preview (GET shows, POST checks now)
+    Frame(String),                 // /streams/{name}/frame.jpg (the last preview picture)
+    Settings,                      // /settings
+    SettingsMqtt,                  // /settings/mqtt
+    SettingsNetwork,               // /settings/network
+    SettingsAccess,                // /settings/access (password, API tokens)
+    Static(&'static str),          // /static/{app.css,app.js,icon.svg}, /favicon.ico
+    ApiStatus,                     // /api/status
+    ApiStreams,                    // /api/streams
+    ApiStreamHistory(String),      // /api/streams/{name}/history
+    ApiStreamAvailability(String), // /api/streams/{name}/availability
+    ApiStreamHistoryCsv(String),   // /api/streams/{name}/history.csv (streamed download)
+    ApiHistoryCsv,                 // /api/history.csv (every stream, streamed download)
+    Healthz,                       // /healthz
+    Metrics,                       // /metrics (Prometheus text)
+    Live,                          // /live (the live grid)
+    ApiLive,                       // /api/live (live sessions, caps, thumbnails)
+    LiveStream(String),            // /live/{name}/stream (MJPEG or fragmented MP4, streamed)
+    LiveThumb(String),             // /live/{name}/thumb.jpg
+    System,                        // /system (version, health, recent log)
+    SystemDiagnostics,             // /system/diagnostics.txt (a download)
     NotFound,
 }
 
@@ -87,6 +90,7 @@ impl Route {
             "/settings/access" => return Route::SettingsAccess,
             "/api/status" | "/api/status/" => return Route::ApiStatus,
             "/api/streams" | "/api/streams/" => return Route::ApiStreams,
+            "/api/history.csv" => return Route::ApiHistoryCsv,
             "/healthz" => return Route::Healthz,
             "/metrics" => return Route::Metrics,
             "/live" => return Route::Live,
@@ -105,6 +109,12 @@ impl Route {
         if let Some(rest) = path.strip_prefix("/api/streams/") {
             if let Some(name) = rest.strip_suffix("/history").and_then(name_segment) {
                 return Route::ApiStreamHistory(name);
+            }
+            if let Some(name) = rest.strip_suffix("/availability").and_then(name_segment) {
+                return Route::ApiStreamAvailability(name);
+            }
+            if let Some(name) = rest.strip_suffix("/history.csv").and_then(name_segment) {
+                return Route::ApiStreamHistoryCsv(name);
             }
             return Route::NotFound;
         }
@@ -144,7 +154,11 @@ impl Route {
                 Access::Public
             }
             Route::ApiStatus | Route::Metrics => Access::PublicStatus,
-            Route::ApiStreams | Route::ApiStreamHistory(_) => Access::Api,
+            Route::ApiStreams
+            | Route::ApiStreamHistory(_)
+            | Route::ApiStreamAvailability(_)
+            | Route::ApiStreamHistoryCsv(_)
+            | Route::ApiHistoryCsv => Access::Api,
             Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => Access::Live,
             Route::SystemDiagnostics => Access::Admin,
             _ => Access::Page,
@@ -158,6 +172,9 @@ impl Route {
             Route::ApiStatus
                 | Route::ApiStreams
                 | Route::ApiStreamHistory(_)
+                | Route::ApiStreamAvailability(_)
+                | Route::ApiStreamHistoryCsv(_)
+                | Route::ApiHistoryCsv
                 | Route::Healthz
                 | Route::Metrics
                 | Route::ApiLive
@@ -264,6 +281,17 @@ mod tests {
                 Route::ApiStreamHistory(s("a/b")),
             ),
             ("/api/streams//history", Route::NotFound),
+            (
+                "/api/streams/a%2C%22b/availability",
+                Route::ApiStreamAvailability(s("a,\"b")),
+            ),
+            (
+                "/api/streams/cam1/history.csv",
+                Route::ApiStreamHistoryCsv(s("cam1")),
+            ),
+            ("/api/history.csv", Route::ApiHistoryCsv),
+            ("/api/streams//availability", Route::NotFound),
+            ("/api/streams/a/b/history.csv", Route::NotFound),
             ("/api/streams/a/b/history", Route::NotFound),
             ("/api/streams/%ff/history", Route::NotFound),
             ("/api/statusx", Route::NotFound),
@@ -320,6 +348,12 @@ mod tests {
         assert_eq!(Route::Metrics.access(), Access::PublicStatus);
         assert_eq!(Route::ApiStatus.access(), Access::PublicStatus);
         assert_eq!(Route::ApiStreams.access(), Access::Api);
+        assert_eq!(Route::ApiHistoryCsv.access(), Access::Api);
+        assert_eq!(
+            Route::ApiStreamAvailability("x".into()).access(),
+            Access::Api
+        );
+        assert_eq!(Route::ApiStreamHistoryCsv("x".into()).access(), Access::Api);
         assert_eq!(Route::Dashboard.access(), Access::Page);
         assert_eq!(Route::Frame("x".into()).access(), Access::Page);
         assert_eq!(Route::Logout.access(), Access::Page);
