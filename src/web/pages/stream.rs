@@ -50,6 +50,8 @@ struct StreamPage {
     chart: chart::Chart,
     picture: Option<PictureView>,
     events: Vec<EventView>,
+    /// Uptime over 24 h / 7 d / 30 d, streak, last OK, CSV links.
+    avail: super::availability::AvailView,
 }
 
 fn pct(probes: u64, ok: u64) -> String {
@@ -103,6 +105,14 @@ pub(super) fn stream_page(
         Err(_) => (Vec::new(), (0, 0), (0, 0), Vec::new()),
     };
     let chart = chart::build(&rows, since, until, bucket, &tz);
+    let avail = super::availability::view(
+        open_db(ctx, db).ok(),
+        tail,
+        name,
+        (st.health.as_str(), st.health_since_ms, st.last_ok_ms),
+        now,
+        &tz,
+    );
     let events = events
         .into_iter()
         .map(|e| EventView {
@@ -165,6 +175,7 @@ pub(super) fn stream_page(
         chart,
         picture,
         events,
+        avail,
     };
     render(200, &page)
 }

@@ -60,6 +60,17 @@ pub(super) const ROUTES: &[(&str, &str, Class)] = &[
         "/api/streams/cam%20x/history",
         Class::Api,
     ),
+    (
+        "ApiStreamAvailability",
+        "/api/streams/cam%20x/availability",
+        Class::Api,
+    ),
+    (
+        "ApiStreamHistoryCsv",
+        "/api/streams/cam%20x/history.csv",
+        Class::Api,
+    ),
+    ("ApiHistoryCsv", "/api/history.csv", Class::Api),
     ("Healthz", "/healthz", Class::Healthz),
     ("Metrics", "/metrics", Class::PublicStatus),
     ("Live", "/live", Class::Page),
