@@ -32,6 +32,7 @@
 //! lookups, so a single stream never scans the other streams' rows.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -72,6 +73,24 @@ pub const WINDOWS: [(&str, i64); 3] = [("24h", DAY_MS), ("7d", 7 * DAY_MS), ("30
 pub struct Figures {
     pub windows: Vec<Counts>,
     pub last_ok_ms: Option<i64>,
+}
+
+/// The rollup sums of [`all`]'s last call, per stream id and window, and
+/// the last hour with an OK per stream. Rollups before the watermark are
+/// final, so the sums only change when a window's whole final hours do
+/// (the clock passes an hour, retention moves the watermark): the scan of
+/// 30 days of rollups then runs once an hour, not at every request.
+#[derive(Debug, Default)]
+pub struct RollupCache {
+    inner: Mutex<Option<CachedSums>>,
+}
+
+#[derive(Clone, Debug)]
+struct CachedSums {
+    /// The windows' rolled-up ranges the sums are for.
+    key: Vec<(i64, i64)>,
+    sums: HashMap<i64, Vec<Counts>>,
+    last_ok_hour: HashMap<i64, i64>,
 }
 
 /// Hours before this are rolled up for good (retention redoes the hour at
@@ -208,6 +227,7 @@ pub fn all(
     tail: &Tail,
     sinces: &[i64],
     until_ms: i64,
+    cache: Option<&RollupCache>,
 ) -> rusqlite::Result<HashMap<String, Figures>> {
     let rolled = rolled_until(conn)?;
     let mut names: HashMap<i64, String> = HashMap::new();
@@ -221,47 +241,35 @@ pub fn all(
     }
     let splits: Vec<Split> = sinces.iter().map(|s| split(*s, until_ms, rolled)).collect();
     let mut out: HashMap<String, Figures> = HashMap::new();
-    let mut last_ok_hour: HashMap<i64, i64> = HashMap::new();
     let n = sinces.len();
-    // Rollups: one scan over the union of the windows' final hours.
-    let lo = splits
-        .iter()
-        .filter(|s| s.rolled.0 < s.rolled.1)
-        .map(|s| s.rolled.0)
-        .min();
-    let hi = splits.iter().map(|s| s.rolled.1).max().unwrap_or(0);
-    if let Some(lo) = lo {
-        let mut stmt = conn.prepare_cached(
-            "SELECT hour_ms, stream_id, probes, ok FROM rollups
-             WHERE hour_ms >= ?1 AND hour_ms < ?2",
-        )?;
-        let mut rows = stmt.query(params![lo, hi])?;
-        // Rows come in key order, (hour, stream): remember the last name.
-        let mut cur: Option<(i64, &str)> = None;
-        while let Some(r) = rows.next()? {
-            let (hour, id, p, ok): (i64, i64, i64, i64) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-            let name = match cur {
-                Some((cid, n)) if cid == id => n,
-                _ => match names.get(&id) {
-                    Some(n) => {
-                        cur = Some((id, n.as_str()));
-                        n.as_str()
-                    }
-                    None => continue,
-                },
-            };
-            let f = entry(&mut out, name, n);
-            for (i, s) in splits.iter().enumerate() {
-                if hour >= s.rolled.0 && hour < s.rolled.1 {
-                    f.windows[i].add(p.max(0) as u64, ok.max(0) as u64);
-                }
+    // Rollups: one scan over the union of the windows' final hours (or
+    // the cached sums of the same hours).
+    let key: Vec<(i64, i64)> = splits.iter().map(|s| s.rolled).collect();
+    let cached = cache.and_then(|c| {
+        c.inner
+            .lock()
+            .expect("rollup cache lock")
+            .clone()
+            .filter(|c| c.key == key)
+    });
+    let cached = match cached {
+        Some(c) => c,
+        None => {
+            let c = rollup_sums(conn, &splits, key)?;
+            if let Some(cache) = cache {
+                *cache.inner.lock().expect("rollup cache lock") = Some(c.clone());
             }
-            if ok > 0 {
-                last_ok_hour.insert(id, hour);
-            }
+            c
+        }
+    };
+    for (id, sums) in &cached.sums {
+        let Some(name) = names.get(id) else { continue };
+        let f = entry(&mut out, name, n);
+        for (w, c) in f.windows.iter_mut().zip(sums) {
+            w.add(c.probes, c.ok);
         }
     }
+    let last_ok_hour = cached.last_ok_hour;
     // Raw ranges: each distinct one counted once, added to every window
     // that has it (the ranges after the rolled hours are usually the same).
     let mut ranges: Vec<(i64, i64)> = splits
@@ -292,6 +300,50 @@ pub fn all(
         }
     }
     Ok(out)
+}
+
+/// Sums of the rolled-up hours of each split, per stream id, in one range
+/// scan over their union.
+fn rollup_sums(
+    conn: &Connection,
+    splits: &[Split],
+    key: Vec<(i64, i64)>,
+) -> rusqlite::Result<CachedSums> {
+    let mut sums: HashMap<i64, Vec<Counts>> = HashMap::new();
+    let mut last_ok_hour = HashMap::new();
+    let lo = splits
+        .iter()
+        .filter(|s| s.rolled.0 < s.rolled.1)
+        .map(|s| s.rolled.0)
+        .min();
+    let hi = splits.iter().map(|s| s.rolled.1).max().unwrap_or(0);
+    if let Some(lo) = lo {
+        let mut stmt = conn.prepare_cached(
+            "SELECT hour_ms, stream_id, probes, ok FROM rollups
+             WHERE hour_ms >= ?1 AND hour_ms < ?2",
+        )?;
+        let mut rows = stmt.query(params![lo, hi])?;
+        while let Some(r) = rows.next()? {
+            let (hour, id, p, ok): (i64, i64, i64, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            let s = sums
+                .entry(id)
+                .or_insert_with(|| vec![Counts::default(); splits.len()]);
+            for (i, sp) in splits.iter().enumerate() {
+                if hour >= sp.rolled.0 && hour < sp.rolled.1 {
+                    s[i].add(p.max(0) as u64, ok.max(0) as u64);
+                }
+            }
+            if ok > 0 {
+                last_ok_hour.insert(id, hour);
+            }
+        }
+    }
+    Ok(CachedSums {
+        key,
+        sums,
+        last_ok_hour,
+    })
 }
 
 /// `out[name]`, made with `n` empty windows if missing.

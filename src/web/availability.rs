@@ -48,7 +48,13 @@ pub fn all_streams(
 ) -> rusqlite::Result<Vec<StreamFigures>> {
     let cfg = ctx.config.read().expect("config lock").clone();
     let sinces: Vec<i64> = WINDOWS.iter().map(|(_, len)| now_ms - len).collect();
-    let mut figures = availability::all(conn, &ctx.heartbeat_tail, &sinces, now_ms + 1)?;
+    let mut figures = availability::all(
+        conn,
+        &ctx.heartbeat_tail,
+        &sinces,
+        now_ms + 1,
+        Some(&ctx.rollup_cache),
+    )?;
     let mut out = Vec::with_capacity(cfg.streams.len());
     for sc in &cfg.streams {
         let f = figures.remove(&sc.name).unwrap_or_default();
