@@ -222,7 +222,7 @@ pub fn download(ctx: &WebCtx, only: Option<&str>, query: &str) -> Result<Resp, H
         pos: 0,
     };
     let mut r = Resp::new(200, "text/csv; charset=utf-8", Vec::new());
-    r.stream = Some(StreamBody(Box::new(body)));
+    r.stream = Some(Box::new(StreamBody(Box::new(body))));
     Ok(r.with_header(
         "Content-Disposition",
         format!("attachment; filename=\"{}\"", file_name(only, res)),

@@ -141,7 +141,7 @@ pub struct Resp {
     pub handoff: Option<crate::live::Ticket>,
     /// A body read while it is sent (chunked; `body` is then unused): the
     /// CSV exports, written as they are read from the database.
-    pub stream: Option<StreamBody>,
+    pub stream: Option<Box<StreamBody>>,
 }
 
 /// A response body produced while it is sent ([`Resp::stream`]).
@@ -272,7 +272,7 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
         {
             Err(r) => {
                 tracing::debug!("refused Host {:?} from {}", req.host, req.remote);
-                r
+                *r
             }
             Ok(()) => answer(ctx, db, &cfg, &route, &req),
         },
@@ -295,9 +295,9 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
         headers.push(header("Content-Security-Policy", CSP));
     }
     headers.extend(resp.headers.iter().map(|(k, v)| header(k, v)));
-    let sent = match resp.stream {
+    let sent = match resp.stream.map(|b| b.0) {
         // No length: chunked (HTTP/1.1), or until the connection closes.
-        Some(StreamBody(body)) => rq.respond(Response::new(
+        Some(body) => rq.respond(Response::new(
             StatusCode(resp.status),
             headers,
             body,
