@@ -277,11 +277,14 @@ pub fn all(
         .flat_map(|s| s.raw)
         .filter(|(a, b)| a < b)
         .collect();
-    ranges.sort_unstable();
+    // Latest first: once a stream's last OK is found, older ranges need
+    // not unpack a block for it.
+    ranges.sort_unstable_by(|x, y| y.cmp(x));
     ranges.dedup();
     let ids: HashMap<&str, i64> = names.iter().map(|(id, n)| (n.as_str(), *id)).collect();
     for (a, b) in ranges {
-        for (name, c, last_ok) in raw_counts(conn, tail, &names, &ids, a, b)? {
+        let found = |name: &str| out.get(name).is_some_and(|f| f.last_ok_ms.is_some());
+        for (name, c, last_ok) in raw_counts(conn, tail, &names, &ids, a, b, &found)? {
             let f = entry(&mut out, &name, n);
             for (i, s) in splits.iter().enumerate() {
                 if s.raw.contains(&(a, b)) {
@@ -363,7 +366,8 @@ fn entry<'a>(out: &'a mut HashMap<String, Figures>, name: &str, n: usize) -> &'a
 /// Per stream: heartbeats in `[a, b)` from stored blocks and the tail, and
 /// the last OK one. A block wholly inside is counted by its sums; one
 /// crossing an edge is unpacked; for the time of the last OK only the
-/// stream's latest block with one is unpacked (read again by its key).
+/// stream's latest block with one is unpacked (read again by its key), and
+/// not for a stream whose last OK was `found` in a later range.
 fn raw_counts(
     conn: &Connection,
     tail: &Tail,
@@ -371,6 +375,7 @@ fn raw_counts(
     ids: &HashMap<&str, i64>,
     a: i64,
     b: i64,
+    found: &dyn Fn(&str) -> bool,
 ) -> rusqlite::Result<Vec<(String, Counts, Option<i64>)>> {
     #[derive(Default)]
     struct Acc {
@@ -417,11 +422,11 @@ fn raw_counts(
     let mut data_of = conn.prepare_cached(
         "SELECT data FROM heartbeat_blocks WHERE window_ms = ?1 AND stream_id = ?2 AND first_ms = ?3",
     )?;
-    for e in acc.values_mut() {
+    for (name, e) in acc.iter_mut() {
         let Some((first_ms, window, id)) = e.ok_block else {
             continue;
         };
-        if e.last_ok.is_some_and(|t| t >= first_ms) {
+        if e.last_ok.is_some_and(|t| t >= first_ms) || found(name) {
             continue;
         }
         let data: Vec<u8> = data_of.query_row(params![window, id, first_ms], |r| r.get(0))?;
