@@ -7,7 +7,8 @@
 //! and the hours since the rollup watermark), then times
 //! [`crate::store::availability::all`] (what `/api/streams` and `/metrics`
 //! call) and [`crate::store::availability::one`] over 30 days (the stream
-//! page, the per-stream endpoint). Prints the figures and one JSON line.
+//! page, the per-stream endpoint), and the streaks of every stream (three
+//! state changes each). Prints the figures and one JSON line.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -87,6 +88,18 @@ fn bench(path: &std::path::Path, streams: i64, days: i64, runs: usize) -> Result
             "INSERT INTO meta (key, value) VALUES ('rollup_watermark', ?1)",
             [watermark],
         )?;
+        // A few state changes per stream (the streak reads them).
+        for id in 1..=streams {
+            for (k, (from, to)) in [("unknown", "up"), ("up", "down"), ("down", "up")]
+                .iter()
+                .enumerate()
+            {
+                tx.execute(
+                    "INSERT INTO events (stream_id, ts_ms, from_state, to_state) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, now - (10 - k as i64 * 3) * DAY_MS - id * 1000, from, to],
+                )?;
+            }
+        }
         // Raw heartbeats every 15 s over the last 25 hours.
         let from = blocks::window_of(now - 25 * HOUR_MS);
         let mut w = from;
@@ -124,7 +137,7 @@ fn bench(path: &std::path::Path, streams: i64, days: i64, runs: usize) -> Result
     let tail = Tail::default();
     let sinces: Vec<i64> = WINDOWS.iter().map(|(_, len)| now - len).collect();
     // Without the cache: every call scans the rollups (what the first
-    // request after an hour boundary costs); with it: what the others cost.
+    // request after a start costs); with it: what the others cost.
     let mut cold_times = Vec::new();
     let mut n = 0;
     for _ in 0..runs {
@@ -141,6 +154,24 @@ fn bench(path: &std::path::Path, streams: i64, days: i64, runs: usize) -> Result
         availability::all(&conn, &tail, &sinces, now + 1, Some(&cache))?;
         warm_times.push(t.elapsed());
     }
+    // An hour later (retention rolled up one more hour): the cached sums
+    // move by the hours that left and entered each window.
+    {
+        let db = crate::store::open(path)?;
+        db.execute(
+            "INSERT INTO rollups (stream_id, hour_ms, probes, ok, latency_sum_ms, latency_max_ms)
+             SELECT id, ?1, 240, 240, 28800, 900 FROM streams",
+            [watermark],
+        )?;
+        db.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'rollup_watermark'",
+            [watermark + HOUR_MS],
+        )?;
+    }
+    let later: Vec<i64> = sinces.iter().map(|s| s + HOUR_MS).collect();
+    let t = Instant::now();
+    availability::all(&conn, &tail, &later, now + HOUR_MS + 1, Some(&cache))?;
+    let moved = t.elapsed();
     let mut one_times = Vec::new();
     for i in 0..runs {
         let name = format!("camera {}", 1 + (i as i64 * 7919) % streams);
@@ -148,7 +179,20 @@ fn bench(path: &std::path::Path, streams: i64, days: i64, runs: usize) -> Result
         availability::one(&conn, &tail, &name, now - 30 * DAY_MS, now + 1)?;
         one_times.push(t.elapsed());
     }
-    let (cold, warm, one_median) = (median(cold_times), median(warm_times), median(one_times));
+    let mut streak_times = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        for id in 1..=streams {
+            availability::streak(&conn, &format!("camera {id}"), "up", Some(now))?;
+        }
+        streak_times.push(t.elapsed());
+    }
+    let (cold, warm, one_median, streaks) = (
+        median(cold_times),
+        median(warm_times),
+        median(one_times),
+        median(streak_times),
+    );
     println!(
         "availability of {n} streams over 24 h, 7 d and {days} d of rollups \
          ({} rows; database {:.1} MB, filled in {:.1} s):",
@@ -157,13 +201,21 @@ fn bench(path: &std::path::Path, streams: i64, days: i64, runs: usize) -> Result
         filled.as_secs_f64()
     );
     println!(
-        "  all streams, median of {runs}: {:.1} ms scanning the rollups (once an hour), {:.1} ms with them cached",
+        "  all streams, median of {runs}: {:.1} ms scanning the rollups (the first request), {:.1} ms with them cached",
         cold.as_secs_f64() * 1e3,
         warm.as_secs_f64() * 1e3
     );
     println!(
+        "  all streams an hour later (the cached sums moved): {:.1} ms",
+        moved.as_secs_f64() * 1e3
+    );
+    println!(
         "  one stream over 30 d: median {:.2} ms",
         one_median.as_secs_f64() * 1e3
+    );
+    println!(
+        "  the streaks of all streams (from state changes): median {:.1} ms",
+        streaks.as_secs_f64() * 1e3
     );
     println!(
         "{}",
@@ -173,7 +225,9 @@ fn bench(path: &std::path::Path, streams: i64, days: i64, runs: usize) -> Result
             "days": days,
             "all_scan_ms": cold.as_secs_f64() * 1e3,
             "all_cached_ms": warm.as_secs_f64() * 1e3,
+            "all_hour_later_ms": moved.as_secs_f64() * 1e3,
             "one_30d_median_ms": one_median.as_secs_f64() * 1e3,
+            "streaks_ms": streaks.as_secs_f64() * 1e3,
         })
     );
     Ok(0)

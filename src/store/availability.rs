@@ -249,13 +249,23 @@ pub fn all(
         c.inner
             .lock()
             .expect("rollup cache lock")
-            .clone()
+            .as_ref()
             .filter(|c| c.key == key)
+            .cloned()
     });
     let cached = match cached {
         Some(c) => c,
         None => {
-            let c = rollup_sums(conn, &splits, key)?;
+            // The hours moved on: move the cached sums with them, or scan.
+            let before = cache.and_then(|c| c.inner.lock().expect("rollup cache lock").take());
+            let moved = match before {
+                Some(b) => moved_sums(conn, b, &key)?,
+                None => None,
+            };
+            let c = match moved {
+                Some(c) => c,
+                None => rollup_sums(conn, &splits, key)?,
+            };
             if let Some(cache) = cache {
                 *cache.inner.lock().expect("rollup cache lock") = Some(c.clone());
             }
@@ -347,6 +357,78 @@ fn rollup_sums(
         sums,
         last_ok_hour,
     })
+}
+
+/// The cached sums moved to the windows' new rolled-up ranges `key`, by
+/// reading only the hours that left or entered each window (the clock
+/// passed an hour, retention moved the watermark: a few hours, not 30
+/// days). `None` when that does not apply and a full scan is needed: a
+/// range moved back or jumped, more than two days changed, or retention
+/// may have deleted rollups inside the cached ranges (the oldest rollup is
+/// newer than the oldest cached hour: also the case while the history is
+/// younger than the longest window, when a scan is cheap anyway).
+fn moved_sums(
+    conn: &Connection,
+    mut c: CachedSums,
+    key: &[(i64, i64)],
+) -> rusqlite::Result<Option<CachedSums>> {
+    if c.key.len() != key.len() {
+        return Ok(None);
+    }
+    // (window, start, end, add) of every changed range.
+    let mut changes = Vec::new();
+    for (i, (&(ol, oh), &(nl, nh))) in c.key.iter().zip(key).enumerate() {
+        if ol >= oh || nl >= nh || nl < ol || nh < oh || nl >= oh {
+            return Ok(None);
+        }
+        if nl > ol {
+            changes.push((i, ol, nl, false));
+        }
+        if nh > oh {
+            changes.push((i, oh, nh, true));
+        }
+    }
+    let hours: i64 = changes.iter().map(|(_, a, b, _)| (b - a) / HOUR_MS).sum();
+    if hours > 48 {
+        return Ok(None);
+    }
+    let oldest: Option<i64> =
+        conn.query_row("SELECT min(hour_ms) FROM rollups", [], |r| r.get(0))?;
+    let cached_from = c.key.iter().map(|k| k.0).min().unwrap_or(i64::MAX);
+    if oldest.is_none_or(|o| o > cached_from) {
+        return Ok(None);
+    }
+    let n = key.len();
+    let mut stmt = conn.prepare_cached(
+        "SELECT hour_ms, stream_id, probes, ok FROM rollups WHERE hour_ms >= ?1 AND hour_ms < ?2",
+    )?;
+    for (i, a, b, add) in changes {
+        let mut rows = stmt.query(params![a, b])?;
+        while let Some(r) = rows.next()? {
+            let (hour, id, p, ok): (i64, i64, i64, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            let (p, ok) = (p.max(0) as u64, ok.max(0) as u64);
+            let s = c
+                .sums
+                .entry(id)
+                .or_insert_with(|| vec![Counts::default(); n]);
+            if add {
+                s[i].add(p, ok);
+                if ok > 0 {
+                    let h = c.last_ok_hour.entry(id).or_insert(hour);
+                    *h = (*h).max(hour);
+                }
+            } else {
+                s[i].probes = s[i].probes.saturating_sub(p);
+                s[i].ok = s[i].ok.saturating_sub(ok);
+            }
+        }
+    }
+    let from = key.iter().map(|k| k.0).min().unwrap_or(i64::MAX);
+    c.last_ok_hour.retain(|_, h| *h >= from);
+    c.sums.retain(|_, s| s.iter().any(|w| w.probes > 0));
+    c.key = key.to_vec();
+    Ok(Some(c))
 }
 
 /// `out[name]`, made with `n` empty windows if missing.

@@ -229,7 +229,11 @@ pub fn load(
     until_ms: i64,
 ) -> rusqlite::Result<Vec<Heartbeat>> {
     let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT min(window_ms), max(window_ms) FROM heartbeat_blocks",
+        // Two subqueries: SQLite answers a lone min() or max() of the key
+        // from the tree's edge, but both in one SELECT scan every row
+        // (~30 ms per 300,000 blocks, on every history read).
+        "SELECT (SELECT min(window_ms) FROM heartbeat_blocks),
+                (SELECT max(window_ms) FROM heartbeat_blocks)",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;

@@ -311,3 +311,66 @@ fn cached_rollup_sums_hold_until_the_hours_change() {
         "the changed hour is read"
     );
 }
+
+/// An hour later (the watermark moved too), the cached sums are moved by
+/// the hours that left and entered each window, not rescanned: the same
+/// figures as a scan; a rollup changed in the middle of the range behind
+/// the cache's back stays unseen, which proves no rescan happened.
+#[test]
+fn cached_sums_move_with_the_hours() {
+    let (c, tail) = history();
+    // History older than the longest window (else every move rescans).
+    c.execute(
+        "INSERT INTO rollups VALUES (2, ?1, 60, 60, 0, 0)",
+        [T0 - 40 * DAY_MS],
+    )
+    .unwrap();
+    let cache = RollupCache::default();
+    let at = |now: i64| [now - DAY_MS, now - 7 * DAY_MS, now - 30 * DAY_MS];
+    all(&c, &tail, &at(NOW), NOW, Some(&cache)).unwrap();
+    // An hour later: hour 46 rolled up (as its raw heartbeats say).
+    c.execute(
+        "INSERT INTO rollups VALUES (1, ?1, 60, 54, 0, 0)",
+        [T0 + 46 * H],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'rollup_watermark'",
+        [T0 + 47 * H],
+    )
+    .unwrap();
+    let later = NOW + H;
+    let moved = all(&c, &tail, &at(later), later, Some(&cache)).unwrap();
+    assert_eq!(moved, all(&c, &tail, &at(later), later, None).unwrap());
+    // 24 h now starts at 25:30: 30 raw minutes, rollups of hours 26-46,
+    // raw hour 47 and 48:00-48:29.
+    assert_eq!(moved["cam"].windows[0].probes, 30 + 21 * 60 + 90);
+    // Behind the cache's back, then another hour: still the moved sums.
+    c.execute(
+        "UPDATE rollups SET ok = 0 WHERE stream_id = 1 AND hour_ms = ?1",
+        [T0 + 30 * H],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'rollup_watermark'",
+        [T0 + 48 * H],
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO rollups VALUES (1, ?1, 60, 54, 0, 0)",
+        [T0 + 47 * H],
+    )
+    .unwrap();
+    let later = NOW + 2 * H;
+    let moved = all(&c, &tail, &at(later), later, Some(&cache)).unwrap();
+    let scanned = all(&c, &tail, &at(later), later, None).unwrap();
+    assert_eq!(
+        moved["cam"].windows[2].ok,
+        scanned["cam"].windows[2].ok + 60,
+        "hour 30 was not read again"
+    );
+    assert_eq!(
+        moved["cam"].windows[2].probes,
+        scanned["cam"].windows[2].probes
+    );
+}
