@@ -8,11 +8,17 @@
 //! whatever the range. A database error mid-way ends the body without its
 //! last chunk, so the client sees a broken transfer, not a short file.
 //!
+//! A download may take long on a slow client, so it is sent from a thread
+//! of its own (`handler::serve`), not by the web worker; at most
+//! [`MAX_EXPORTS`] at once (each holds a thread and a database connection),
+//! more get `503`.
+//!
 //! Times are written twice: UTC (RFC 3339, `Z`) and in the configured zone
 //! (RFC 3339 with its offset), both to the millisecond.
 
 use std::borrow::Cow;
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::handler::{Resp, StreamBody};
 use super::{HttpError, WebCtx};
@@ -23,6 +29,33 @@ pub const RAW_HEADER: &str = "time_utc,time_local,stream,status,latency_ms,reaso
 /// The header row of an hourly export.
 pub const HOUR_HEADER: &str =
     "hour_utc,hour_local,stream,probes,ok,failed,availability,latency_avg_ms,latency_max_ms\r\n";
+
+/// CSV downloads sent at once; more get `503`.
+pub const MAX_EXPORTS: usize = 2;
+
+/// Downloads being sent now (process-wide, like the threads they hold).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// One of the [`MAX_EXPORTS`], given back when the body is dropped (sent,
+/// or the client went away).
+struct Slot;
+
+impl Slot {
+    fn take() -> Option<Slot> {
+        RUNNING
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_EXPORTS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// A CSV field: quoted (quotes doubled) when it holds a comma, a quote, a
 /// line break or leading/trailing space (RFC 4180).
@@ -97,6 +130,7 @@ fn write_row(out: &mut Vec<u8>, row: &Row, tz: &jiff::tz::TimeZone) {
 
 /// The body: the header row, then the pager's rows a page at a time.
 struct CsvBody {
+    _slot: Slot,
     pager: Option<Pager>,
     tz: jiff::tz::TimeZone,
     /// The page being sent, and where the next row to format is.
@@ -196,6 +230,12 @@ pub fn download(ctx: &WebCtx, only: Option<&str>, query: &str) -> Result<Resp, H
         return Err(HttpError::new(400, "since must be before until"));
     }
     let cfg = ctx.config.read().expect("config lock").clone();
+    let slot = Slot::take().ok_or_else(|| {
+        HttpError::new(
+            503,
+            format!("{MAX_EXPORTS} downloads are running; try again when one is done"),
+        )
+    })?;
     let conn = crate::store::open_read_only(&ctx.db_path).map_err(|e| {
         tracing::error!("CSV export: {e:#}");
         HttpError::new(503, "database not available")
@@ -214,6 +254,7 @@ pub fn download(ctx: &WebCtx, only: Option<&str>, query: &str) -> Result<Resp, H
         Resolution::Hour => HOUR_HEADER,
     };
     let body = CsvBody {
+        _slot: slot,
         pager,
         tz: cfg.tz(),
         rows: Vec::new(),

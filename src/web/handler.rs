@@ -297,13 +297,22 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     headers.extend(resp.headers.iter().map(|(k, v)| header(k, v)));
     let sent = match resp.stream.map(|b| b.0) {
         // No length: chunked (HTTP/1.1), or until the connection closes.
-        Some(body) => rq.respond(Response::new(
-            StatusCode(resp.status),
-            headers,
-            body,
-            None,
-            None,
-        )),
+        // Sent from a thread of its own: a slow client must not hold a
+        // worker (`export` caps how many run).
+        Some(body) => {
+            let out = Response::new(StatusCode(resp.status), headers, body, None, None);
+            let sent = std::thread::Builder::new()
+                .name("web-download".into())
+                .spawn(move || {
+                    if let Err(e) = rq.respond(out) {
+                        tracing::debug!("download not delivered: {e}");
+                    }
+                });
+            if let Err(e) = sent {
+                tracing::error!("starting a download thread: {e}");
+            }
+            return;
+        }
         None => {
             let mut out = Response::from_data(resp.body).with_status_code(StatusCode(resp.status));
             for h in headers {
@@ -530,18 +539,18 @@ fn gate(
             }
             Resp::new(200, metrics::CONTENT_TYPE, text.into_bytes())
         }),
-        Route::ApiStreamAvailability(name) => {
+        Route::ApiAvailability(name) => {
             get_only(req)?;
             let conn = open_db(ctx, db)?;
             Ok(Resp::json(&availability::endpoint(
                 ctx, conn, name, &req.query,
             )?))
         }
-        Route::ApiStreamHistoryCsv(name) => {
+        Route::ApiHistoryCsv(name) => {
             get_only(req)?;
             export::download(ctx, Some(name), &req.query)
         }
-        Route::ApiHistoryCsv => {
+        Route::ApiAllHistoryCsv => {
             get_only(req)?;
             export::download(ctx, None, &req.query)
         }

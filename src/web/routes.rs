@@ -4,36 +4,36 @@
 /// Every URL the server answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
-    Dashboard,                     // /
-    Setup,                         // /setup (first boot only)
-    Login,                         // /login
-    Logout,                        // /logout (POST)
-    AddStream,                     // /add
-    Stream(String),                // /streams/{name}
-    EditStream(String),            // /streams/{name}/edit
-    DeleteStream(String),          // /streams/{name}/delete (GET asks, POST deletes)
-    EnableStream(String),          // /streams/{name}/enable (POST enabled=0|1)
-    Preview(String),               // /streams/{name}/preview (GET shows, POST checks now)
-    Frame(String),                 // /streams/{name}/frame.jpg (the last preview picture)
-    Settings,                      // /settings
-    SettingsMqtt,                  // /settings/mqtt
-    SettingsNetwork,               // /settings/network
-    SettingsAccess,                // /settings/access (password, API tokens)
-    Static(&'static str),          // /static/{app.css,app.js,icon.svg}, /favicon.ico
-    ApiStatus,                     // /api/status
-    ApiStreams,                    // /api/streams
-    ApiStreamHistory(String),      // /api/streams/{name}/history
-    ApiStreamAvailability(String), // /api/streams/{name}/availability
-    ApiStreamHistoryCsv(String),   // /api/streams/{name}/history.csv (streamed download)
-    ApiHistoryCsv,                 // /api/history.csv (every stream, streamed download)
-    Healthz,                       // /healthz
-    Metrics,                       // /metrics (Prometheus text)
-    Live,                          // /live (the live grid)
-    ApiLive,                       // /api/live (live sessions, caps, thumbnails)
-    LiveStream(String),            // /live/{name}/stream (MJPEG or fragmented MP4, streamed)
-    LiveThumb(String),             // /live/{name}/thumb.jpg
-    System,                        // /system (version, health, recent log)
-    SystemDiagnostics,             // /system/diagnostics.txt (a download)
+    Dashboard,                // /
+    Setup,                    // /setup (first boot only)
+    Login,                    // /login
+    Logout,                   // /logout (POST)
+    AddStream,                // /add
+    Stream(String),           // /streams/{name}
+    EditStream(String),       // /streams/{name}/edit
+    DeleteStream(String),     // /streams/{name}/delete (GET asks, POST deletes)
+    EnableStream(String),     // /streams/{name}/enable (POST enabled=0|1)
+    Preview(String),          // /streams/{name}/preview (GET shows, POST checks now)
+    Frame(String),            // /streams/{name}/frame.jpg (the last preview picture)
+    Settings,                 // /settings
+    SettingsMqtt,             // /settings/mqtt
+    SettingsNetwork,          // /settings/network
+    SettingsAccess,           // /settings/access (password, API tokens)
+    Static(&'static str),     // /static/{app.css,app.js,icon.svg}, /favicon.ico
+    ApiStatus,                // /api/status
+    ApiStreams,               // /api/streams
+    ApiStreamHistory(String), // /api/streams/{name}/history
+    ApiAvailability(String),  // /api/streams/{name}/availability
+    ApiHistoryCsv(String),    // /api/streams/{name}/history.csv (streamed download)
+    ApiAllHistoryCsv,         // /api/history.csv (every stream, streamed download)
+    Healthz,                  // /healthz
+    Metrics,                  // /metrics (Prometheus text)
+    Live,                     // /live (the live grid)
+    ApiLive,                  // /api/live (live sessions, caps, thumbnails)
+    LiveStream(String),       // /live/{name}/stream (MJPEG or fragmented MP4, streamed)
+    LiveThumb(String),        // /live/{name}/thumb.jpg
+    System,                   // /system (version, health, recent log)
+    SystemDiagnostics,        // /system/diagnostics.txt (a download)
     NotFound,
 }
 
@@ -90,7 +90,7 @@ impl Route {
             "/settings/access" => return Route::SettingsAccess,
             "/api/status" | "/api/status/" => return Route::ApiStatus,
             "/api/streams" | "/api/streams/" => return Route::ApiStreams,
-            "/api/history.csv" => return Route::ApiHistoryCsv,
+            "/api/history.csv" => return Route::ApiAllHistoryCsv,
             "/healthz" => return Route::Healthz,
             "/metrics" => return Route::Metrics,
             "/live" => return Route::Live,
@@ -111,10 +111,10 @@ impl Route {
                 return Route::ApiStreamHistory(name);
             }
             if let Some(name) = rest.strip_suffix("/availability").and_then(name_segment) {
-                return Route::ApiStreamAvailability(name);
+                return Route::ApiAvailability(name);
             }
             if let Some(name) = rest.strip_suffix("/history.csv").and_then(name_segment) {
-                return Route::ApiStreamHistoryCsv(name);
+                return Route::ApiHistoryCsv(name);
             }
             return Route::NotFound;
         }
@@ -156,9 +156,9 @@ impl Route {
             Route::ApiStatus | Route::Metrics => Access::PublicStatus,
             Route::ApiStreams
             | Route::ApiStreamHistory(_)
-            | Route::ApiStreamAvailability(_)
-            | Route::ApiStreamHistoryCsv(_)
-            | Route::ApiHistoryCsv => Access::Api,
+            | Route::ApiAvailability(_)
+            | Route::ApiHistoryCsv(_)
+            | Route::ApiAllHistoryCsv => Access::Api,
             Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => Access::Live,
             Route::SystemDiagnostics => Access::Admin,
             _ => Access::Page,
@@ -172,9 +172,9 @@ impl Route {
             Route::ApiStatus
                 | Route::ApiStreams
                 | Route::ApiStreamHistory(_)
-                | Route::ApiStreamAvailability(_)
-                | Route::ApiStreamHistoryCsv(_)
-                | Route::ApiHistoryCsv
+                | Route::ApiAvailability(_)
+                | Route::ApiHistoryCsv(_)
+                | Route::ApiAllHistoryCsv
                 | Route::Healthz
                 | Route::Metrics
                 | Route::ApiLive
@@ -283,13 +283,13 @@ mod tests {
             ("/api/streams//history", Route::NotFound),
             (
                 "/api/streams/a%2C%22b/availability",
-                Route::ApiStreamAvailability(s("a,\"b")),
+                Route::ApiAvailability(s("a,\"b")),
             ),
             (
                 "/api/streams/cam1/history.csv",
-                Route::ApiStreamHistoryCsv(s("cam1")),
+                Route::ApiHistoryCsv(s("cam1")),
             ),
-            ("/api/history.csv", Route::ApiHistoryCsv),
+            ("/api/history.csv", Route::ApiAllHistoryCsv),
             ("/api/streams//availability", Route::NotFound),
             ("/api/streams/a/b/history.csv", Route::NotFound),
             ("/api/streams/a/b/history", Route::NotFound),
@@ -348,12 +348,9 @@ mod tests {
         assert_eq!(Route::Metrics.access(), Access::PublicStatus);
         assert_eq!(Route::ApiStatus.access(), Access::PublicStatus);
         assert_eq!(Route::ApiStreams.access(), Access::Api);
-        assert_eq!(Route::ApiHistoryCsv.access(), Access::Api);
-        assert_eq!(
-            Route::ApiStreamAvailability("x".into()).access(),
-            Access::Api
-        );
-        assert_eq!(Route::ApiStreamHistoryCsv("x".into()).access(), Access::Api);
+        assert_eq!(Route::ApiAllHistoryCsv.access(), Access::Api);
+        assert_eq!(Route::ApiAvailability("x".into()).access(), Access::Api);
+        assert_eq!(Route::ApiHistoryCsv("x".into()).access(), Access::Api);
         assert_eq!(Route::Dashboard.access(), Access::Page);
         assert_eq!(Route::Frame("x".into()).access(), Access::Page);
         assert_eq!(Route::Logout.access(), Access::Page);

@@ -653,4 +653,51 @@ fn a_large_history_is_streamed_not_built_in_memory() {
         "peak RSS grew by {grew} kB for a {} byte answer",
         r.body.len()
     );
+
+    // Two clients that stop reading hold both download slots, not web
+    // workers: a third download waits its turn (503), the API answers.
+    let path = format!("/api/streams/{CAM_PATH}/history.csv?since={start}");
+    let stalled: Vec<TcpStream> = (0..2).map(|_| stalled_download(&app, &path)).collect();
+    let r = api(&app, &path);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("downloads are running"), "{}", r.text());
+    assert_eq!(api(&app, "/api/streams").status, 200, "workers are free");
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = api(&app, &format!("/api/history.csv?since={}", now - H));
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "slots not given back: {}",
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Starts a download of `path` and reads only the answer's head; the
+/// socket is kept open and never read again.
+fn stalled_download(app: &App, path: &str) -> TcpStream {
+    let mut s = TcpStream::connect(&app.addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TEST_TOKEN}\r\n\r\n",
+        app.addr
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
 }
