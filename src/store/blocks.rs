@@ -431,6 +431,31 @@ impl Tail {
 }
 
 impl Tail {
+    /// The windows (starts) of the unwritten blocks with heartbeats in
+    /// `[since_ms, until_ms)`, of `only` one stream or all; nothing is
+    /// unpacked.
+    pub fn windows_in(
+        &self,
+        only: Option<&str>,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> std::collections::BTreeSet<i64> {
+        let t = self.lock();
+        t.flushing
+            .iter()
+            .map(|(n, b)| (n, b))
+            .chain(
+                t.open
+                    .iter()
+                    .flat_map(|(n, v)| v.iter().map(move |b| (n, b))),
+            )
+            .filter(|(n, b)| {
+                only.is_none_or(|o| o == &***n) && b.last_ms >= since_ms && b.first_ms < until_ms
+            })
+            .map(|(_, b)| b.window_ms)
+            .collect()
+    }
+
     /// Every unwritten block with heartbeats in `[since_ms, until_ms)`:
     /// its stream, its first heartbeat (with the stream and window, a
     /// block's key: a block being flushed may also be stored already) and

@@ -5,11 +5,12 @@
 //!
 //! The pager owns its connection (it outlives the web worker's request
 //! handling: the body is read while it is sent). The recorder's unwritten
-//! [`Tail`] is copied once, before the first database read, as
-//! [`super::query::raw`] does, and merged window by window (a heartbeat both
-//! stored and in the tail is written once).
+//! [`Tail`] is read window by window, before that window's stored blocks,
+//! as [`super::query::raw`] does (a heartbeat both stored and in the tail is
+//! written once), so a tail the size of a failing card's backlog is never
+//! unpacked at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -58,8 +59,10 @@ pub struct Pager {
     /// Raw: the next window to read. Hour: the next hour (and for all
     /// streams, the last stream id written in the hour before it).
     cursor: (i64, i64),
-    /// Raw: the unwritten heartbeats by window.
-    tail: BTreeMap<i64, Vec<(Arc<str>, Heartbeat)>>,
+    /// Raw: the recorder's unwritten heartbeats, and the windows they were
+    /// in when the export began (later ones are for a later export).
+    tail: Arc<Tail>,
+    tail_windows: BTreeSet<i64>,
     done: bool,
 }
 
@@ -71,26 +74,16 @@ impl Pager {
     /// A database error.
     pub fn new(
         conn: Connection,
-        tail: &Tail,
+        tail: Arc<Tail>,
         res: Resolution,
         only: Option<&str>,
         since_ms: i64,
         until_ms: i64,
     ) -> rusqlite::Result<Option<Pager>> {
-        let mut by_window: BTreeMap<i64, Vec<(Arc<str>, Heartbeat)>> = BTreeMap::new();
-        if res == Resolution::Raw {
-            for (name, _, hbs) in tail.blocks_in(since_ms, until_ms) {
-                if only.is_some_and(|o| o != &*name) {
-                    continue;
-                }
-                for h in hbs {
-                    by_window
-                        .entry(blocks::window_of(h.ts_ms))
-                        .or_default()
-                        .push((name.clone(), h));
-                }
-            }
-        }
+        let tail_windows = match res {
+            Resolution::Raw => tail.windows_in(only, since_ms, until_ms),
+            Resolution::Hour => BTreeSet::new(),
+        };
         let mut names = HashMap::new();
         {
             let mut stmt = conn.prepare("SELECT id, name FROM streams")?;
@@ -104,10 +97,7 @@ impl Pager {
             None => None,
             Some(o) => {
                 let id = names.iter().find(|(_, n)| &***n == o).map(|(id, _)| *id);
-                let in_tail = tail
-                    .blocks_in(i64::MIN, i64::MAX)
-                    .iter()
-                    .any(|(n, ..)| &**n == o);
+                let in_tail = !tail.windows_in(Some(o), i64::MIN, i64::MAX).is_empty();
                 if id.is_none() && !in_tail {
                     return Ok(None);
                 }
@@ -133,7 +123,8 @@ impl Pager {
             since: since_ms,
             until: until_ms,
             cursor: (start, -1),
-            tail: by_window,
+            tail,
+            tail_windows,
             done: false,
         }))
     }
@@ -167,7 +158,14 @@ impl Pager {
             self.done = true;
             return Ok(Vec::new());
         }
+        // The tail first, then the database (see the module docs).
         let mut rows: Vec<(Arc<str>, Heartbeat)> = Vec::new();
+        let end = (w + blocks::WINDOW_MS).min(self.until);
+        for (name, _, hbs) in self.tail.blocks_in(w.max(self.since), end) {
+            if self.only.as_ref().is_none_or(|(o, _)| *o == name) {
+                rows.extend(hbs.into_iter().map(|h| (name.clone(), h)));
+            }
+        }
         let only_id = self.only_id();
         if self.only.is_none() || only_id.is_some() {
             let mut stmt = self.conn.prepare_cached(
@@ -190,9 +188,6 @@ impl Pager {
                 }
             }
         }
-        if let Some(t) = self.tail.remove(&w) {
-            rows.extend(t);
-        }
         rows.sort_by(|a, b| (a.1.ts_ms, &a.0).cmp(&(b.1.ts_ms, &b.0)));
         rows.dedup_by(|a, b| a.1.ts_ms == b.1.ts_ms && a.0 == b.0);
         // Next window with anything in it.
@@ -206,7 +201,7 @@ impl Pager {
                 )?
                 .query_row(params![w, only_id], |r| r.get(0))?
         };
-        let in_tail = self.tail.keys().find(|k| **k > w).copied();
+        let in_tail = self.tail_windows.range(w + 1..).next().copied();
         self.cursor.0 = match (stored, in_tail) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
@@ -329,7 +324,7 @@ mod tests {
     fn pages_cover_the_range_once_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let c = db(&dir.path().join("x.db"));
-        let tail = Tail::default();
+        let tail = Arc::new(Tail::default());
         // Stream 1 ("b") every 5 min for 2 h, stored; stream 2 ("a") at the
         // same times, the last hour only in the tail (one window flushed and
         // stored too).
@@ -352,7 +347,7 @@ mod tests {
         let open = || Connection::open(dir.path().join("x.db")).unwrap();
         let p = Pager::new(
             open(),
-            &tail,
+            tail.clone(),
             Resolution::Raw,
             None,
             T0 - 86_400_000,
@@ -376,7 +371,7 @@ mod tests {
         // Half open: [T0 + 5 min, T0 + 15 min) of "b" only.
         let p = Pager::new(
             open(),
-            &tail,
+            tail.clone(),
             Resolution::Raw,
             Some("b"),
             T0 + 300_000,
@@ -386,11 +381,16 @@ mod tests {
         .unwrap();
         let rows = all(p);
         assert_eq!(rows.len(), 2, "{rows:?}");
-        assert!(
-            Pager::new(open(), &tail, Resolution::Raw, Some("nope"), T0, T0 + 1)
-                .unwrap()
-                .is_none()
-        );
+        assert!(Pager::new(
+            open(),
+            tail.clone(),
+            Resolution::Raw,
+            Some("nope"),
+            T0,
+            T0 + 1
+        )
+        .unwrap()
+        .is_none());
         // Hourly: 3 × 2 streams, paged, in (hour, id) order; one stream by lookups.
         for h in 0..3 {
             for id in [1, 2] {
@@ -403,7 +403,7 @@ mod tests {
         }
         let p = Pager::new(
             open(),
-            &tail,
+            tail.clone(),
             Resolution::Hour,
             None,
             T0 + 1,
@@ -419,7 +419,7 @@ mod tests {
         assert!(matches!(&rows[0], Row::Hour(n, r) if &**n == "b" && r.hour_ms == T0 + HOUR_MS));
         let p = Pager::new(
             open(),
-            &tail,
+            tail.clone(),
             Resolution::Hour,
             Some("a"),
             T0,

@@ -240,10 +240,11 @@ pub fn download(ctx: &WebCtx, only: Option<&str>, query: &str) -> Result<Resp, H
         tracing::error!("CSV export: {e:#}");
         HttpError::new(503, "database not available")
     })?;
-    let pager = Pager::new(conn, &ctx.heartbeat_tail, res, only, since, until).map_err(|e| {
-        tracing::error!("CSV export: {e}");
-        HttpError::new(503, "database busy or unavailable")
-    })?;
+    let pager =
+        Pager::new(conn, ctx.heartbeat_tail.clone(), res, only, since, until).map_err(|e| {
+            tracing::error!("CSV export: {e}");
+            HttpError::new(503, "database busy or unavailable")
+        })?;
     if let (None, Some(name)) = (&pager, only) {
         if !cfg.streams.iter().any(|s| s.name == name) {
             return Err(HttpError::new(404, "no such stream"));
