@@ -103,8 +103,8 @@ pub fn stream_fields(f: &StreamFigures, now_ms: i64, tz: &jiff::tz::TimeZone) ->
     })
 }
 
-/// `/api/streams/{name}/availability?since=…&until=…` (default: the last
-/// 24 hours). `until` after now is taken as now; `since` must be before
+/// `/api/streams/{name}/availability?since=…&until=…` (default: now, and
+/// the 24 hours before `until`). `until` after now is taken as now; `since` must be before
 /// `until` and within `retention.rollup_days`.
 pub fn endpoint(
     ctx: &WebCtx,
@@ -114,15 +114,16 @@ pub fn endpoint(
 ) -> Result<Value, HttpError> {
     let now = ctx.clock.now_ms();
     let cfg = ctx.config.read().expect("config lock").clone();
-    let (mut since, mut until) = (now - DAY_MS, now);
+    let (mut since, mut until) = (None, now);
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         match &*k {
-            "since" => since = super::api::parse_time(&v)?,
+            "since" => since = Some(super::api::parse_time(&v)?),
             "until" => until = super::api::parse_time(&v)?,
             _ => return Err(HttpError::new(400, format!("unknown parameter {k:?}"))),
         }
     }
     let until = until.min(now);
+    let since = since.unwrap_or(until - DAY_MS);
     if since >= until {
         return Err(HttpError::new(
             400,

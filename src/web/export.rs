@@ -202,8 +202,8 @@ fn file_name(only: Option<&str>, res: Resolution) -> String {
 }
 
 /// Answers a CSV download: `only` one stream (404 if neither configured
-/// nor in the history) or all. Defaults: `resolution=raw`, the last 24
-/// hours (raw) or 30 days (hour); `since`/`until` as in the JSON history
+/// nor in the history) or all. Defaults: `resolution=raw`, `until` now
+/// (plus a minute), `since` 24 hours (raw) or 30 days (hour) before `until`; `since`/`until` as in the JSON history
 /// (epoch ms or RFC 3339).
 pub fn download(ctx: &WebCtx, only: Option<&str>, query: &str) -> Result<Resp, HttpError> {
     let now = ctx.clock.now_ms();
@@ -223,8 +223,8 @@ pub fn download(ctx: &WebCtx, only: Option<&str>, query: &str) -> Result<Resp, H
         }
     }
     let since = since.unwrap_or(match res {
-        Resolution::Raw => now - crate::store::retention::DAY_MS,
-        Resolution::Hour => now - 30 * crate::store::retention::DAY_MS,
+        Resolution::Raw => until - crate::store::retention::DAY_MS,
+        Resolution::Hour => until - 30 * crate::store::retention::DAY_MS,
     });
     if since >= until {
         return Err(HttpError::new(400, "since must be before until"));

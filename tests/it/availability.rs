@@ -345,6 +345,18 @@ fn figures_from_a_known_history() {
     .json();
     assert_eq!(v["probes"], 0, "{v:#}");
     assert_eq!(v["availability"], Value::Null, "{v:#}");
+    // Only `until`: the 24 hours before it (the hours that start 5-20 h
+    // ago; the one 4 h ago starts at `until`, outside).
+    let v = api(
+        &app,
+        &format!(
+            "/api/streams/{CAM_PATH}/availability?until={}",
+            hour - 4 * H
+        ),
+    )
+    .json();
+    assert_eq!(v["probes"], 16 * 240, "{v:#}");
+    assert_eq!(v["since_ms"], hour - 28 * H, "{v:#}");
     // RFC 3339 (UTC and an offset) for the last 30 days' window.
     let rfc = |ms: i64| {
         jiff::Timestamp::from_millisecond(ms)
@@ -516,6 +528,7 @@ fn csv_exports_quote_names_and_write_both_times() {
         ),
     );
     let text = r.text();
+    no_secret("hourly CSV", &text);
     let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(
         lines[0],
