@@ -103,6 +103,24 @@ pub fn stream_fields(f: &StreamFigures, now_ms: i64, tz: &jiff::tz::TimeZone) ->
     })
 }
 
+/// Latest time a window may name: the end of year 9999 (RFC 3339's last).
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// A `since`/`until` of the availability and CSV routes: epoch ms or RFC
+/// 3339 ([`super::api::parse_time`]) from 1970 to 9999, so window
+/// arithmetic (hours, windows, defaults) cannot overflow.
+pub(super) fn parse_window_time(v: &str) -> Result<i64, HttpError> {
+    let t = super::api::parse_time(v)?;
+    if (0..=MAX_TIME_MS).contains(&t) {
+        Ok(t)
+    } else {
+        Err(HttpError::new(
+            400,
+            format!("time {v:?} is out of range (1970 to 9999)"),
+        ))
+    }
+}
+
 /// `/api/streams/{name}/availability?since=…&until=…` (default: now, and
 /// the 24 hours before `until`). `until` after now is taken as now; `since` must be before
 /// `until` and within `retention.rollup_days`.
@@ -117,8 +135,8 @@ pub fn endpoint(
     let (mut since, mut until) = (None, now);
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         match &*k {
-            "since" => since = Some(super::api::parse_time(&v)?),
-            "until" => until = super::api::parse_time(&v)?,
+            "since" => since = Some(parse_window_time(&v)?),
+            "until" => until = parse_window_time(&v)?,
             _ => return Err(HttpError::new(400, format!("unknown parameter {k:?}"))),
         }
     }

@@ -210,8 +210,8 @@ pub fn download(ctx: &WebCtx, only: Option<&str>, query: &str) -> Result<Resp, H
     let (mut since, mut until, mut res) = (None, now + 60_000, Resolution::Raw);
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         match &*k {
-            "since" => since = Some(super::api::parse_time(&v)?),
-            "until" => until = super::api::parse_time(&v)?,
+            "since" => since = Some(super::availability::parse_window_time(&v)?),
+            "until" => until = super::availability::parse_window_time(&v)?,
             "resolution" => {
                 res = match &*v {
                     "raw" => Resolution::Raw,

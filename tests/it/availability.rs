@@ -429,6 +429,7 @@ fn bad_requests_unknown_streams_and_scopes() {
         (&format!("since={}", s.now + H) as &str, "before"),
         ("since=0", "retention"),
         ("window=24h", "unknown parameter"),
+        ("until=-9223372036854775808", "out of range"),
     ] {
         let r = api(&app, &format!("{base}?{q}"));
         assert_eq!(r.status, 400, "{q}: {}", r.text());
@@ -440,6 +441,8 @@ fn bad_requests_unknown_streams_and_scopes() {
         "/api/history.csv?since=x",
         "/api/history.csv?since=10&until=5",
         "/api/history.csv?limit=5",
+        "/api/history.csv?since=-9223372036854775808",
+        "/api/history.csv?resolution=hour&until=9223372036854775807",
     ] {
         let r = api(&app, path);
         assert_eq!(r.status, 400, "{path}: {}", r.text());
