@@ -1,6 +1,7 @@
 //! Subcommands of the `streampulse` binary. Each module has an `Args` struct
 //! and a `run(args) -> anyhow::Result<u8>` returning the exit code.
 
+pub mod bench_availability;
 pub mod check_config;
 pub mod network;
 pub mod passwd;
@@ -29,6 +30,9 @@ pub enum Cmd {
     Passwd(passwd::Args),
     /// Apply `network:` of the config to networkd/wpa_supplicant (root, on the box).
     Network(network::Args),
+    /// Time the availability figures on a scratch database (`make bench`).
+    #[command(hide = true)]
+    BenchAvailability(bench_availability::Args),
 }
 
 /// Dispatches to the subcommand.
@@ -39,6 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Cmd::Probe(a) => probe::run(a),
         Cmd::Passwd(a) => passwd::run(a),
         Cmd::Network(a) => network::run(a),
+        Cmd::BenchAvailability(a) => bench_availability::run(a),
     }
 }
 

@@ -133,6 +133,7 @@ pub fn run(mut args: Args) -> Result<u8> {
             sync: sync.clone(),
             recorder_stats: recorder.stats.clone(),
             heartbeat_tail: recorder.tail.clone(),
+            rollup_cache: Default::default(),
             monitor: Some(ctx.clone()),
             started: Instant::now(),
             gui: web::Gui::new(

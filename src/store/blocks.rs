@@ -229,7 +229,11 @@ pub fn load(
     until_ms: i64,
 ) -> rusqlite::Result<Vec<Heartbeat>> {
     let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT min(window_ms), max(window_ms) FROM heartbeat_blocks",
+        // Two subqueries: SQLite answers a lone min() or max() of the key
+        // from the tree's edge, but both in one SELECT scan every row
+        // (~30 ms per 300,000 blocks, on every history read).
+        "SELECT (SELECT min(window_ms) FROM heartbeat_blocks),
+                (SELECT max(window_ms) FROM heartbeat_blocks)",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
@@ -420,6 +424,61 @@ impl Tail {
                     hbs.into_iter()
                         .filter(|h| h.ts_ms >= since_ms && h.ts_ms < until_ms),
                 );
+            }
+        }
+        out
+    }
+}
+
+impl Tail {
+    /// The windows (starts) of the unwritten blocks with heartbeats in
+    /// `[since_ms, until_ms)`, of `only` one stream or all; nothing is
+    /// unpacked.
+    pub fn windows_in(
+        &self,
+        only: Option<&str>,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> std::collections::BTreeSet<i64> {
+        let t = self.lock();
+        t.flushing
+            .iter()
+            .map(|(n, b)| (n, b))
+            .chain(
+                t.open
+                    .iter()
+                    .flat_map(|(n, v)| v.iter().map(move |b| (n, b))),
+            )
+            .filter(|(n, b)| {
+                only.is_none_or(|o| o == &***n) && b.last_ms >= since_ms && b.first_ms < until_ms
+            })
+            .map(|(_, b)| b.window_ms)
+            .collect()
+    }
+
+    /// Every unwritten block with heartbeats in `[since_ms, until_ms)`:
+    /// its stream, its first heartbeat (with the stream and window, a
+    /// block's key: a block being flushed may also be stored already) and
+    /// those heartbeats. For the availability figures of all streams.
+    pub fn blocks_in(&self, since_ms: i64, until_ms: i64) -> Vec<(Arc<str>, i64, Vec<Heartbeat>)> {
+        let t = self.lock();
+        let all = t.flushing.iter().map(|(n, b)| (n, b)).chain(
+            t.open
+                .iter()
+                .flat_map(|(n, v)| v.iter().map(move |b| (n, b))),
+        );
+        let mut out = Vec::new();
+        for (name, b) in all {
+            if b.last_ms < since_ms || b.first_ms >= until_ms {
+                continue;
+            }
+            // Blocks built in memory always decode.
+            if let Ok(hbs) = b.heartbeats() {
+                let hbs: Vec<Heartbeat> = hbs
+                    .into_iter()
+                    .filter(|h| h.ts_ms >= since_ms && h.ts_ms < until_ms)
+                    .collect();
+                out.push((name.clone(), b.first_ms, hbs));
             }
         }
         out

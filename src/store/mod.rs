@@ -7,8 +7,10 @@
 //! [`open`] upgrades at start (after a `VACUUM INTO` backup) and refuses a
 //! database newer than the binary (e.g. after an image rollback).
 
+pub mod availability;
 pub mod blocks;
 pub mod disk;
+pub mod export;
 pub mod query;
 pub mod recorder;
 pub mod retention;

@@ -19,15 +19,29 @@ pub fn status(ctx: &WebCtx) -> Vec<u8> {
     body
 }
 
-/// `/api/streams`: the configured streams, URLs redacted.
-pub fn streams(ctx: &WebCtx) -> Value {
+/// `/api/streams`: the configured streams, URLs redacted, with their
+/// availability figures ([`super::availability::stream_fields`]) when the
+/// database can be read (`db`).
+pub fn streams(ctx: &WebCtx, db: Option<&rusqlite::Connection>) -> Value {
     let cfg = ctx.config.read().expect("config lock").clone();
+    let now = ctx.clock.now_ms();
+    let figures = db.and_then(|c| {
+        super::availability::all_streams(ctx, c, now)
+            .map_err(|e| tracing::error!("availability: {e}"))
+            .ok()
+            .map(|v| {
+                v.into_iter()
+                    .map(|f| (f.name.clone(), f))
+                    .collect::<std::collections::HashMap<_, _>>()
+            })
+    });
+    let tz = cfg.tz();
     let board = ctx.board.lock().expect("board lock");
     let list: Vec<Value> = cfg
         .streams
         .iter()
         .map(|s| {
-            json!({
+            let mut v = json!({
                 "name": s.name,
                 "kind": s.target.kind,
                 "url": s.url_redacted,
@@ -39,7 +53,15 @@ pub fn streams(ctx: &WebCtx) -> Value {
                 "ok_threshold": s.ok_threshold,
                 "has_credentials": s.target.creds.is_some(),
                 "state": board.get(&s.name).map(|b| b.health),
-            })
+            });
+            let fields = figures
+                .as_ref()
+                .and_then(|f| f.get(&s.name))
+                .map(|f| super::availability::stream_fields(f, now, &tz));
+            if let (Some(o), Some(Value::Object(extra))) = (v.as_object_mut(), fields) {
+                o.extend(extra);
+            }
+            v
         })
         .collect();
     Value::Array(list)
@@ -104,7 +126,7 @@ pub fn healthz(ctx: &WebCtx, detail: bool) -> Value {
 }
 
 /// Parses a `since`/`until` value: epoch milliseconds or an RFC 3339 time.
-fn parse_time(v: &str) -> Result<i64, HttpError> {
+pub(super) fn parse_time(v: &str) -> Result<i64, HttpError> {
     if let Ok(ms) = v.parse::<i64>() {
         return Ok(ms);
     }

@@ -30,7 +30,9 @@ use std::time::Instant;
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use super::routes::{self, Access, Route};
-use super::{api, auth, live_page, metrics, pages, system_page, HttpError, WebCtx};
+use super::{
+    api, auth, availability, export, live_page, metrics, pages, system_page, HttpError, WebCtx,
+};
 use crate::config::Config;
 
 /// Largest request body accepted (forms are a few KB).
@@ -137,6 +139,18 @@ pub struct Resp {
     /// A live viewer admitted by [`crate::live`]: it takes over the socket
     /// on its own thread instead of this response being sent.
     pub handoff: Option<crate::live::Ticket>,
+    /// A body read while it is sent (chunked; `body` is then unused): the
+    /// CSV exports, written as they are read from the database.
+    pub stream: Option<Box<StreamBody>>,
+}
+
+/// A response body produced while it is sent ([`Resp::stream`]).
+pub struct StreamBody(pub Box<dyn Read + Send>);
+
+impl std::fmt::Debug for StreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamBody")
+    }
 }
 
 impl Resp {
@@ -148,6 +162,7 @@ impl Resp {
             headers: Vec::new(),
             cache: "no-store",
             handoff: None,
+            stream: None,
         }
     }
     pub fn html(status: u16, body: String) -> Resp {
@@ -257,7 +272,7 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
         {
             Err(r) => {
                 tracing::debug!("refused Host {:?} from {}", req.host, req.remote);
-                r
+                *r
             }
             Ok(()) => answer(ctx, db, &cfg, &route, &req),
         },
@@ -271,20 +286,42 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
         ticket.start(live_page::HttpSink::new(rq));
         return;
     }
-    let mut out = Response::from_data(resp.body)
-        .with_status_code(StatusCode(resp.status))
-        .with_header(header("Content-Type", resp.ctype))
-        .with_header(header("Cache-Control", resp.cache));
-    for (k, v) in SECURITY_HEADERS {
-        out = out.with_header(header(k, v));
-    }
+    let mut headers = vec![
+        header("Content-Type", resp.ctype),
+        header("Cache-Control", resp.cache),
+    ];
+    headers.extend(SECURITY_HEADERS.iter().map(|(k, v)| header(k, v)));
     if resp.ctype.starts_with("text/html") {
-        out = out.with_header(header("Content-Security-Policy", CSP));
+        headers.push(header("Content-Security-Policy", CSP));
     }
-    for (k, v) in &resp.headers {
-        out = out.with_header(header(k, v));
-    }
-    if let Err(e) = rq.respond(out) {
+    headers.extend(resp.headers.iter().map(|(k, v)| header(k, v)));
+    let sent = match resp.stream.map(|b| b.0) {
+        // No length: chunked (HTTP/1.1), or until the connection closes.
+        // Sent from a thread of its own: a slow client must not hold a
+        // worker (`export` caps how many run).
+        Some(body) => {
+            let out = Response::new(StatusCode(resp.status), headers, body, None, None);
+            let sent = std::thread::Builder::new()
+                .name("web-download".into())
+                .spawn(move || {
+                    if let Err(e) = rq.respond(out) {
+                        tracing::debug!("download not delivered: {e}");
+                    }
+                });
+            if let Err(e) = sent {
+                tracing::error!("starting a download thread: {e}");
+            }
+            return;
+        }
+        None => {
+            let mut out = Response::from_data(resp.body).with_status_code(StatusCode(resp.status));
+            for h in headers {
+                out = out.with_header(h);
+            }
+            rq.respond(out)
+        }
+    };
+    if let Err(e) = sent {
         tracing::debug!("response not delivered: {e}");
     }
 }
@@ -485,14 +522,38 @@ fn gate(
         Route::ApiStatus => {
             get_only(req).map(|_| Resp::new(200, "application/json", api::status(ctx)))
         }
-        Route::ApiStreams => get_only(req).map(|_| Resp::json(&api::streams(ctx))),
+        Route::ApiStreams => {
+            get_only(req)?;
+            let conn = open_db(ctx, db).ok();
+            Ok(Resp::json(&api::streams(ctx, conn)))
+        }
         Route::Metrics => get_only(req).map(|_| {
-            Resp::new(
-                200,
-                metrics::CONTENT_TYPE,
-                metrics::render(ctx).into_bytes(),
-            )
+            let mut text = metrics::render(ctx);
+            // Availability gauges need the database; without it, the rest.
+            if let Ok(conn) = open_db(ctx, db) {
+                let now = ctx.clock.now_ms();
+                match availability::all_streams(ctx, conn, now) {
+                    Ok(f) => availability::write_metrics(&mut text, &f, now),
+                    Err(e) => tracing::error!("availability: {e}"),
+                }
+            }
+            Resp::new(200, metrics::CONTENT_TYPE, text.into_bytes())
         }),
+        Route::ApiAvailability(name) => {
+            get_only(req)?;
+            let conn = open_db(ctx, db)?;
+            Ok(Resp::json(&availability::endpoint(
+                ctx, conn, name, &req.query,
+            )?))
+        }
+        Route::ApiHistoryCsv(name) => {
+            get_only(req)?;
+            export::download(ctx, Some(name), &req.query)
+        }
+        Route::ApiAllHistoryCsv => {
+            get_only(req)?;
+            export::download(ctx, None, &req.query)
+        }
         Route::ApiStreamHistory(name) => {
             get_only(req)?;
             let conn = open_db(ctx, db)?;

@@ -75,7 +75,7 @@ impl BoxNames {
     ///
     /// # Errors
     /// The answer to send instead of routing the request.
-    pub fn check(&self, host: &str, http11: bool, extra: &[String]) -> Result<(), Resp> {
+    pub fn check(&self, host: &str, http11: bool, extra: &[String]) -> Result<(), Box<Resp>> {
         self.check_renamed(host, http11, extra, BoxNames::read)
     }
 
@@ -87,15 +87,15 @@ impl BoxNames {
         http11: bool,
         extra: &[String],
         now: impl FnOnce() -> BoxNames,
-    ) -> Result<(), Resp> {
+    ) -> Result<(), Box<Resp>> {
         if host.is_empty() {
             if !http11 {
                 return Ok(());
             }
-            return Err(text(
+            return Err(Box::new(text(
                 400,
                 "400 Bad Request\n\nAn HTTP/1.1 request needs a Host header.\n".into(),
-            ));
+            )));
         }
         if self.allows(host, extra) {
             return Ok(());
@@ -115,7 +115,7 @@ impl BoxNames {
             None => String::new(),
         };
         let shown: String = host.chars().take(100).collect();
-        Err(text(
+        Err(Box::new(text(
             421,
             format!(
                 "421 Misdirected Request\n\n\
@@ -125,7 +125,7 @@ impl BoxNames {
                  To reach it under another name, add that name to config.yaml:\n\n\
                  web:\n  allowed_hosts: [camera-monitor.example.lan]\n"
             ),
-        ))
+        )))
     }
 }
 

@@ -23,7 +23,7 @@ use crate::state::Health;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Escapes a label value: backslash, double quote and newline.
-fn label(v: &str) -> String {
+pub(super) fn label(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
         match c {

@@ -14,8 +14,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod availability;
 pub mod chart;
 pub mod check;
+pub mod export;
 pub mod handler;
 pub mod host;
 pub mod live_page;
@@ -53,6 +55,8 @@ pub struct WebCtx {
     pub recorder_stats: Arc<RecorderStats>,
     /// Heartbeats the recorder has not written yet; history reads merge them.
     pub heartbeat_tail: Arc<crate::store::blocks::Tail>,
+    /// The availability figures' rollup sums, kept for the hour.
+    pub rollup_cache: crate::store::availability::RollupCache,
     pub monitor: Option<Arc<monitor::Ctx>>,
     pub started: Instant,
     /// The web GUI's own state: sessions, tokens, the config editor, checks.

@@ -24,6 +24,9 @@ pub enum Route {
     ApiStatus,        // /api/status
     ApiStreams,       // /api/streams
     ApiStreamHistory(String), // /api/streams/{name}/history
+    ApiAvailability(String), // /api/streams/{name}/availability
+    ApiHistoryCsv(String), // /api/streams/{name}/history.csv (streamed download)
+    ApiAllHistoryCsv, // /api/history.csv (every stream, streamed download)
     Healthz,          // /healthz
     Metrics,          // /metrics (Prometheus text)
     Live,             // /live (the live grid)
@@ -88,6 +91,7 @@ impl Route {
             "/settings/access" => return Route::SettingsAccess,
             "/api/status" | "/api/status/" => return Route::ApiStatus,
             "/api/streams" | "/api/streams/" => return Route::ApiStreams,
+            "/api/history.csv" => return Route::ApiAllHistoryCsv,
             "/healthz" => return Route::Healthz,
             "/metrics" => return Route::Metrics,
             "/live" => return Route::Live,
@@ -106,6 +110,12 @@ impl Route {
         if let Some(rest) = path.strip_prefix("/api/streams/") {
             if let Some(name) = rest.strip_suffix("/history").and_then(name_segment) {
                 return Route::ApiStreamHistory(name);
+            }
+            if let Some(name) = rest.strip_suffix("/availability").and_then(name_segment) {
+                return Route::ApiAvailability(name);
+            }
+            if let Some(name) = rest.strip_suffix("/history.csv").and_then(name_segment) {
+                return Route::ApiHistoryCsv(name);
             }
             return Route::NotFound;
         }
@@ -146,7 +156,12 @@ impl Route {
                 Access::Public
             }
             Route::ApiStatus | Route::Metrics => Access::PublicStatus,
-            Route::ApiStreams | Route::ApiStreamHistory(_) | Route::Evidence(_) => Access::Api,
+            Route::ApiStreams
+            | Route::ApiStreamHistory(_)
+            | Route::ApiAvailability(_)
+            | Route::ApiHistoryCsv(_)
+            | Route::ApiAllHistoryCsv
+            | Route::Evidence(_) => Access::Api,
             Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => Access::Live,
             Route::SystemDiagnostics => Access::Admin,
             _ => Access::Page,
@@ -161,6 +176,9 @@ impl Route {
                 | Route::ApiStreams
                 | Route::ApiStreamHistory(_)
                 | Route::Evidence(_)
+                | Route::ApiAvailability(_)
+                | Route::ApiHistoryCsv(_)
+                | Route::ApiAllHistoryCsv
                 | Route::Healthz
                 | Route::Metrics
                 | Route::ApiLive
@@ -255,6 +273,17 @@ mod tests {
                 Route::ApiStreamHistory(s("a/b")),
             ),
             ("/api/streams//history", Route::NotFound),
+            (
+                "/api/streams/a%2C%22b/availability",
+                Route::ApiAvailability(s("a,\"b")),
+            ),
+            (
+                "/api/streams/cam1/history.csv",
+                Route::ApiHistoryCsv(s("cam1")),
+            ),
+            ("/api/history.csv", Route::ApiAllHistoryCsv),
+            ("/api/streams//availability", Route::NotFound),
+            ("/api/streams/a/b/history.csv", Route::NotFound),
             ("/api/streams/a/b/history", Route::NotFound),
             ("/api/streams/%ff/history", Route::NotFound),
             ("/api/statusx", Route::NotFound),
@@ -311,6 +340,9 @@ mod tests {
         assert_eq!(Route::Metrics.access(), Access::PublicStatus);
         assert_eq!(Route::ApiStatus.access(), Access::PublicStatus);
         assert_eq!(Route::ApiStreams.access(), Access::Api);
+        assert_eq!(Route::ApiAllHistoryCsv.access(), Access::Api);
+        assert_eq!(Route::ApiAvailability("x".into()).access(), Access::Api);
+        assert_eq!(Route::ApiHistoryCsv("x".into()).access(), Access::Api);
         assert_eq!(Route::Dashboard.access(), Access::Page);
         assert_eq!(Route::Frame("x".into()).access(), Access::Page);
         assert_eq!(Route::Logout.access(), Access::Page);

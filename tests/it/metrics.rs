@@ -136,6 +136,34 @@ fn metrics_parse_and_reflect_probes() {
     assert_eq!(family_type("streampulse_probe_failures"), "counter");
     assert_eq!(family_type("streampulse_heartbeats"), "counter");
     assert_eq!(family_type("streampulse_stream_up"), "gauge");
+    // Availability (issue 19), from the real probes' heartbeats.
+    assert_eq!(
+        family_type("streampulse_stream_availability_ratio"),
+        "gauge"
+    );
+    let ratio = |stream: &str, window: &str| {
+        value(
+            &all,
+            "streampulse_stream_availability_ratio",
+            &[("stream", stream), ("window", window)],
+        )
+    };
+    assert!(ratio(lobby, "24h") > 0.5, "{text}");
+    assert_eq!(ratio("Dead Cam", "30d"), 0.0, "{text}");
+    let streak = value(
+        &all,
+        "streampulse_stream_streak_seconds",
+        &[("stream", "Dead Cam"), ("state", "down")],
+    );
+    assert!((0.0..120.0).contains(&streak), "{streak}");
+    let age = value(
+        &all,
+        "streampulse_stream_last_ok_age_seconds",
+        &[("stream", lobby)],
+    );
+    assert!((0.0..60.0).contains(&age), "{age}");
+    let box_wide = value(&all, "streampulse_availability_ratio", &[("window", "7d")]);
+    assert!(box_wide > 0.0 && box_wide < 1.0, "{box_wide}");
 
     let (_, health) = app.get("/healthz");
     let version = health["version"].as_str().unwrap();

@@ -272,6 +272,7 @@ fn box_link_down_is_not_every_camera_down() {
     )
     .unwrap();
     let data = dir.path().join("data");
+    crate::app::seed_test_token(&data);
     let log_path = dir.path().join("streampulse.log");
     let mut sp = bx.cmd(env!("CARGO_BIN_EXE_streampulse"));
     sp.args(["run", "--listen", "127.0.0.1:0", "--config"])
@@ -304,12 +305,14 @@ fn box_link_down_is_not_every_camera_down() {
         .expect("the listening line");
     // Reads a path of the daemon's API from inside the box's namespace.
     let get = |path: &str| -> String {
+        let token = crate::app::TEST_TOKEN;
         let out = bx
             .cmd("/usr/bin/python3")
             .args([
                 "-c",
                 &format!(
-                    "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:{api_port}{path}',timeout=5).read().decode())"
+                    "import urllib.request;print(urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:{api_port}{path}',\
+                     headers={{'Authorization':'Bearer {token}'}}),timeout=5).read().decode())"
                 ),
             ])
             .output()
@@ -348,6 +351,18 @@ fn box_link_down_is_not_every_camera_down() {
         assert!(Instant::now() < deadline, "not up again: {status:#}");
         std::thread::sleep(Duration::from_millis(500));
     }
+    // Issue 19: the box-offline spell is not monitored time: every stored
+    // heartbeat got a frame, so the uptime is 100 %, over fewer heartbeats
+    // than the run's probes.
+    let avail: serde_json::Value =
+        serde_json::from_str(&get("/api/streams/porch/availability")).unwrap();
+    assert_eq!(avail["availability"], 1.0, "{avail:#}");
+    assert_eq!(avail["failed"], 0, "{avail:#}");
+    let probes_total = status_probes(&get("/api/status"));
+    assert!(
+        avail["probes"].as_u64().unwrap() + 3 <= probes_total,
+        "the box-offline probes are not counted: {avail:#}, {probes_total} probes"
+    );
     unsafe { libc::kill(sp.0.id() as i32, libc::SIGTERM) };
     drop(sp);
 
@@ -366,4 +381,10 @@ fn box_link_down_is_not_every_camera_down() {
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .unwrap();
     assert_eq!(events, 1, "only the first unknown → up is stored");
+}
+
+/// `probes_total` of `porch` in an `/api/status` answer.
+fn status_probes(status: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(status).unwrap();
+    v["porch"]["probes_total"].as_u64().unwrap()
 }

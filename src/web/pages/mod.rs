@@ -24,6 +24,7 @@
 //! `mqtt_settings`, `access` and `password`.
 
 mod access;
+mod availability;
 mod card;
 mod dashboard;
 mod editor;

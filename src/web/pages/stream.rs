@@ -59,6 +59,8 @@ struct StreamPage {
     /// picture before it (`crate::evidence`).
     evidence: Option<EvidenceView>,
     events: Vec<EventView>,
+    /// Uptime over 24 h / 7 d / 30 d, streak, last OK, CSV links.
+    avail: super::availability::AvailView,
 }
 
 /// The stream page's evidence section.
@@ -120,6 +122,14 @@ pub(super) fn stream_page(
         Err(_) => (Vec::new(), (0, 0), (0, 0), Vec::new()),
     };
     let chart = chart::build(&rows, since, until, bucket, &tz);
+    let avail = super::availability::view(
+        open_db(ctx, db).ok(),
+        tail,
+        name,
+        (st.health.as_str(), st.health_since_ms, st.last_ok_ms),
+        now,
+        &tz,
+    );
     let events = events
         .into_iter()
         .map(|e| EventView {
@@ -186,6 +196,7 @@ pub(super) fn stream_page(
         picture,
         evidence: evidence_view(&ctx.gui.evidence_dir, name, &tz),
         events,
+        avail,
     };
     render(200, &page)
 }

@@ -61,6 +61,17 @@ pub(super) const ROUTES: &[(&str, &str, Class)] = &[
         "/api/streams/cam%20x/history",
         Class::Api,
     ),
+    (
+        "ApiAvailability",
+        "/api/streams/cam%20x/availability",
+        Class::Api,
+    ),
+    (
+        "ApiHistoryCsv",
+        "/api/streams/cam%20x/history.csv",
+        Class::Api,
+    ),
+    ("ApiAllHistoryCsv", "/api/history.csv", Class::Api),
     ("Healthz", "/healthz", Class::Healthz),
     ("Metrics", "/metrics", Class::PublicStatus),
     ("Live", "/live", Class::Page),
