@@ -53,7 +53,8 @@ fn check_now_previews() {
         assert_eq!(f.header("content-type"), Some("image/jpeg"));
         let (w, h, sd) = decode_stats(&f.body);
         assert_eq!((w, h), (320, 240), "{name}");
-        assert!(sd > 20.0, "{name}: the picture looks blank (sd {sd:.1})");
+        // The test cameras show a ball on slate blue (sd 15-30); blank is ~0.
+        assert!(sd > 8.0, "{name}: the picture looks blank (sd {sd:.1})");
         // The stream page shows the kept picture.
         assert!(b
             .get(&format!("/streams/{name}"))
