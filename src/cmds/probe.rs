@@ -168,14 +168,8 @@ fn print_human(url: &str, o: &Outcome) {
         }
         println!("  media    {}", facts.join(", "));
         if let Some(off) = m.camera_clock_offset_ms {
-            let p = crate::picture::PictureState {
-                camera_clock_offset_ms: Some(off),
-                ..Default::default()
-            };
-            println!(
-                "  clock    {} (RTCP sender report)",
-                crate::picture::clock_detail(&p)
-            );
+            let words = crate::picture::clock_offset_words(off);
+            println!("  clock    the camera's clock is {words} (RTCP sender report)");
         }
     }
 }

@@ -24,7 +24,9 @@ mod watch;
 
 pub use last_good::{Kept, LastGood, LAST_GOOD_CAP};
 pub use signature::Signature;
-pub use watch::{clock_detail, ClockVerdict, PictureState, PictureVerdict, PictureWatch};
+pub use watch::{
+    clock_detail, clock_offset_words, ClockVerdict, PictureState, PictureVerdict, PictureWatch,
+};
 
 use std::sync::Mutex;
 

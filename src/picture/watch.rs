@@ -245,19 +245,24 @@ impl PictureWatch {
 
 /// "the camera's clock is 2 h 0 min ahead of the box's".
 pub fn clock_detail(s: &PictureState) -> String {
-    let Some(off) = s.camera_clock_offset_ms else {
-        return "the camera sent no sender report".into();
-    };
-    let secs = off.unsigned_abs() / 1000;
+    match s.camera_clock_offset_ms {
+        Some(off) => format!("the camera's clock is {}", clock_offset_words(off)),
+        None => "the camera sent no sender report".into(),
+    }
+}
+
+/// "2 h 0 min ahead of the box's", "1.5 s behind the box's".
+pub fn clock_offset_words(offset_ms: i64) -> String {
+    let secs = offset_ms.unsigned_abs() / 1000;
     let amount = if secs >= 3600 {
         format!("{} h {} min", secs / 3600, secs % 3600 / 60)
     } else if secs >= 60 {
         format!("{} min {} s", secs / 60, secs % 60)
     } else {
-        format!("{:.1} s", off.unsigned_abs() as f64 / 1000.0)
+        format!("{:.1} s", offset_ms.unsigned_abs() as f64 / 1000.0)
     };
-    let side = if off >= 0 { "ahead of" } else { "behind" };
-    format!("the camera's clock is {amount} {side} the box's")
+    let side = if offset_ms >= 0 { "ahead of" } else { "behind" };
+    format!("{amount} {side} the box's")
 }
 
 fn round1(v: f32) -> f32 {

@@ -293,16 +293,7 @@ fn cached_rollup_sums_hold_until_the_hours_change() {
     assert_eq!(all(&c, &tail, &sinces, NOW, Some(&cache)).unwrap(), plain);
     // ...and a watermark moved by retention (hour 46 rolled up, as its
     // raw heartbeats say) means other hours: read again.
-    c.execute(
-        "INSERT INTO rollups VALUES (1, ?1, 60, 54, 0, 0)",
-        [T0 + 46 * H],
-    )
-    .unwrap();
-    c.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'rollup_watermark'",
-        [T0 + 47 * H],
-    )
-    .unwrap();
+    roll_up_hour_46(&c);
     let fresh = all(&c, &tail, &sinces, NOW, Some(&cache)).unwrap();
     assert_eq!(fresh, all(&c, &tail, &sinces, NOW, None).unwrap());
     assert_eq!(
@@ -329,16 +320,7 @@ fn cached_sums_move_with_the_hours() {
     let at = |now: i64| [now - DAY_MS, now - 7 * DAY_MS, now - 30 * DAY_MS];
     all(&c, &tail, &at(NOW), NOW, Some(&cache)).unwrap();
     // An hour later: hour 46 rolled up (as its raw heartbeats say).
-    c.execute(
-        "INSERT INTO rollups VALUES (1, ?1, 60, 54, 0, 0)",
-        [T0 + 46 * H],
-    )
-    .unwrap();
-    c.execute(
-        "UPDATE meta SET value = ?1 WHERE key = 'rollup_watermark'",
-        [T0 + 47 * H],
-    )
-    .unwrap();
+    roll_up_hour_46(&c);
     let later = NOW + H;
     let moved = all(&c, &tail, &at(later), later, Some(&cache)).unwrap();
     assert_eq!(moved, all(&c, &tail, &at(later), later, None).unwrap());
@@ -373,4 +355,19 @@ fn cached_sums_move_with_the_hours() {
         moved["cam"].windows[2].probes,
         scanned["cam"].windows[2].probes
     );
+}
+
+/// The hourly pass an hour later: hour 46 rolled up (as its raw heartbeats
+/// say) and the watermark moved past it.
+fn roll_up_hour_46(c: &rusqlite::Connection) {
+    c.execute(
+        "INSERT INTO rollups VALUES (1, ?1, 60, 54, 0, 0)",
+        [T0 + 46 * H],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'rollup_watermark'",
+        [T0 + 47 * H],
+    )
+    .unwrap();
 }

@@ -247,12 +247,13 @@ fn picture_check_text(p: &crate::picture::PictureState, tz: &jiff::tz::TimeZone)
 /// "2 h 0 min ahead of the box's (off)"; empty when the camera sent no
 /// sender report.
 fn camera_clock_text(p: &crate::picture::PictureState) -> String {
-    if p.camera_clock_offset_ms.is_none() {
-        return String::new();
-    }
-    let d = crate::picture::clock_detail(p);
-    let d = d.strip_prefix("the camera's clock is ").unwrap_or(&d);
-    format!("{d} ({})", p.camera_clock.as_str())
+    p.camera_clock_offset_ms.map_or_else(String::new, |off| {
+        format!(
+            "{} ({})",
+            crate::picture::clock_offset_words(off),
+            p.camera_clock.as_str()
+        )
+    })
 }
 
 /// "UDP (auto)": the transport the last session got, and the setting when

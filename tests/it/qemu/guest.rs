@@ -263,13 +263,7 @@ impl Guest {
 
     /// The status of an anonymous `GET base + path` (redirects not followed).
     pub(super) fn status_of(&self, base: &str, path: &str) -> Option<u16> {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(10)))
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .build(),
-        );
+        let agent = anonymous_agent();
         let r = agent.get(&format!("{base}{path}")).call().ok()?;
         Some(r.status().as_u16())
     }
@@ -277,13 +271,7 @@ impl Guest {
     /// The status and body of an anonymous `GET base + path` (redirects not
     /// followed).
     pub(super) fn page(&self, base: &str, path: &str) -> Option<(u16, String)> {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(10)))
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .build(),
-        );
+        let agent = anonymous_agent();
         let mut r = agent.get(&format!("{base}{path}")).call().ok()?;
         let status = r.status().as_u16();
         Some((status, r.body_mut().read_to_string().ok()?))
@@ -397,4 +385,15 @@ impl Drop for Guest {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A client for anonymous GETs: 10 s, statuses as answers, no redirects.
+fn anonymous_agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build(),
+    )
 }
