@@ -15,7 +15,7 @@ pub mod query;
 pub mod recorder;
 pub mod retention;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags, Transaction};
@@ -137,8 +137,54 @@ pub fn open(path: &Path) -> Result<Connection> {
     let mut conn =
         Connection::open(path).with_context(|| format!("opening database {}", path.display()))?;
     set_pragmas(&conn).with_context(|| format!("configuring database {}", path.display()))?;
+    let v = schema_version(&conn).context("reading schema version")?;
+    if v > SCHEMA_VERSION && pre_upgrade_copy(path, SCHEMA_VERSION).exists() {
+        drop(conn);
+        back_to_pre_upgrade_copy(path, v)?;
+        conn = Connection::open(path)
+            .with_context(|| format!("opening database {}", path.display()))?;
+        set_pragmas(&conn).with_context(|| format!("configuring database {}", path.display()))?;
+    }
     init(&mut conn, Some(path))?;
     Ok(conn)
+}
+
+/// Where [`init`] keeps the copy of a schema-`v` database it is about to
+/// upgrade (`streampulse.v2.bak`): consistent (`VACUUM INTO`), openable by
+/// the version that wrote schema `v`.
+pub fn pre_upgrade_copy(db: &Path, v: i64) -> PathBuf {
+    db.with_extension(format!("v{v}.bak"))
+}
+
+/// A newer version upgraded the database, then the box went back to this
+/// one (an update rolled back, docs/UPDATES.md): this version cannot read
+/// schema `newer`, so it goes back to the copy taken before that upgrade
+/// rather than refuse to start (which on the appliance would be a restart
+/// loop). The newer database is kept beside it (`streampulse.db.schema4`),
+/// so the history recorded since the upgrade is moved aside, not lost.
+fn back_to_pre_upgrade_copy(db: &Path, newer: i64) -> Result<()> {
+    let copy = pre_upgrade_copy(db, SCHEMA_VERSION);
+    let aside = db.with_extension(format!("db.schema{newer}"));
+    tracing::warn!(
+        "database {} has schema {newer}, written by a newer streampulse than this one ({},          schema {SCHEMA_VERSION}): going back to the copy taken before that upgrade ({}); the          newer database is kept as {}",
+        db.display(),
+        crate::VERSION,
+        copy.display(),
+        aside.display()
+    );
+    // Closed cleanly above, so the WAL is checkpointed into the file; move
+    // any leftovers (a crash) with it.
+    for (from, to) in [("", ""), ("-wal", "-wal"), ("-shm", "-shm")] {
+        let f = PathBuf::from(format!("{}{from}", db.display()));
+        if f.exists() {
+            let t = PathBuf::from(format!("{}{to}", aside.display()));
+            std::fs::rename(&f, &t)
+                .with_context(|| format!("moving {} aside to {}", f.display(), t.display()))?;
+        }
+    }
+    std::fs::rename(&copy, db)
+        .with_context(|| format!("putting {} back as {}", copy.display(), db.display()))?;
+    Ok(())
 }
 
 /// Opens a read-only connection for web workers.
@@ -204,7 +250,7 @@ pub fn init(conn: &mut Connection, path: Option<&Path>) -> Result<()> {
     }
     if v < SCHEMA_VERSION {
         if let Some(p) = path {
-            let backup = p.with_extension(format!("v{v}.bak"));
+            let backup = pre_upgrade_copy(p, v);
             let _ = std::fs::remove_file(&backup);
             conn.execute("VACUUM INTO ?1", [backup.to_string_lossy()])
                 .with_context(|| format!("backing up to {} before upgrade", backup.display()))?;
@@ -254,6 +300,64 @@ mod tests {
         .unwrap();
         let e = init(&mut c, None).unwrap_err().to_string();
         assert!(e.contains("newer than this streampulse"), "{e}");
+    }
+
+    /// The rollback of an update: a newer version took the pre-upgrade copy
+    /// and upgraded the database past this version's schema; this version
+    /// then opens the copy (with the history up to the upgrade) and keeps the
+    /// newer database aside, instead of refusing to start. Without a copy
+    /// the newer database is refused as before and left untouched.
+    #[test]
+    fn rolled_back_version_opens_the_pre_upgrade_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(DB_FILE);
+        let names = |c: &Connection| -> Vec<String> {
+            let mut q = c.prepare("SELECT name FROM streams ORDER BY name").unwrap();
+            q.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        {
+            let c = open(&db).unwrap();
+            c.execute(
+                "INSERT INTO streams (name, kind, url_redacted, created_ms) VALUES ('before', 'rtsp', 'x', 0)",
+                [],
+            )
+            .unwrap();
+            // What a newer version's `init` does before its upgrade step…
+            let copy = pre_upgrade_copy(&db, SCHEMA_VERSION);
+            c.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
+                .unwrap();
+            // …then its upgrade, and history recorded by it.
+            c.execute(
+                "INSERT INTO version (id, unix_time) VALUES (?1, 0)",
+                [SCHEMA_VERSION + 1],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO streams (name, kind, url_redacted, created_ms) VALUES ('after', 'rtsp', 'x', 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let c = open(&db).unwrap();
+        assert_eq!(schema_version(&c).unwrap(), SCHEMA_VERSION);
+        assert_eq!(names(&c), ["before"]);
+        assert!(!pre_upgrade_copy(&db, SCHEMA_VERSION).exists());
+        let aside = dir
+            .path()
+            .join(format!("streampulse.db.schema{}", SCHEMA_VERSION + 1));
+        let newer = Connection::open(&aside).unwrap();
+        assert_eq!(schema_version(&newer).unwrap(), SCHEMA_VERSION + 1);
+        assert_eq!(names(&newer), ["after", "before"]);
+        drop((c, newer));
+
+        // No copy: refused, and nothing is moved.
+        std::fs::rename(&aside, &db).unwrap();
+        let e = open(&db).unwrap_err().to_string();
+        assert!(e.contains("newer than this streampulse"), "{e}");
+        assert!(db.exists());
     }
 
     /// A schema-1 database with rows upgrades to 3 (through 2): the rows
