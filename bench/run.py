@@ -227,9 +227,12 @@ def strace_stats(path, t0, data_dir):
 # ----------------------------------------------------------------- cameras
 
 def make_frames(d):
+    """37 frames of a moving test picture: a prime count, so a probe every
+    N seconds of a camera that plays them at 10 fps never lands on the same
+    frame four times in a row (the picture checks' `frozen`)."""
     os.makedirs(d, exist_ok=True)
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "testsrc=size=320x240:rate=10", "-frames:v", "10", "-q:v", "5",
+                    "testsrc=size=320x240:rate=10", "-frames:v", "37", "-q:v", "5",
                     os.path.join(d, "f%02d.jpg")], check=True)
 
 

@@ -2,8 +2,8 @@
 """Bench peers that need no GStreamer, one process per role (stdlib only).
 
   http  DIR   HTTP cameras: /mjpeg (multipart/x-mixed-replace, 10 fps, the
-              JPEGs in DIR in a loop; first frame at once), /snap.jpg (one
-              JPEG), /auth (401 with a Basic challenge), anything else 404.
+              JPEGs in DIR in a loop as if playing since the epoch; first frame
+              at once), /snap.jpg (one JPEG, the one playing now), /auth (401 with a Basic challenge), anything else 404.
               Answers HEAD as a camera would (headers only).
   hang        a camera that hangs: accepts TCP connections, reads, never answers.
   sntp        an SNTP server (mode 4, stratum 2) answering with this host's clock.
@@ -69,7 +69,8 @@ def serve_http(port, frames_dir):
                     self._head(200, f"multipart/x-mixed-replace;boundary={boundary}")
                     if not body:
                         return
-                    i = 0
+                    # A live camera: the stream starts at the frame playing now.
+                    i = int(time.time() * 10)
                     deadline = time.monotonic() + 60
                     while time.monotonic() < deadline:
                         f = frames[i % len(frames)]
@@ -80,7 +81,7 @@ def serve_http(port, frames_dir):
                         i += 1
                         time.sleep(0.1)
                 elif path == "/snap.jpg":
-                    f = frames[int(time.time()) % len(frames)]
+                    f = frames[int(time.time() * 10) % len(frames)]
                     self._head(200, "image/jpeg", len(f))
                     if body:
                         self.wfile.write(f)

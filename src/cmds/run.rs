@@ -78,6 +78,13 @@ pub fn run(mut args: Args) -> Result<u8> {
     args.data_dir = chosen.data_dir;
     args.config = chosen.config;
     system::health::global().set_degraded(chosen.degraded);
+    // A backup to restore (uploaded before a restart, or dropped on the
+    // boot partition) first; then a boot config.yaml may still change it.
+    system::restore::at_start(
+        args.boot_config.as_deref().and_then(|b| b.parent()),
+        &args.data_dir,
+        &args.config,
+    );
     if let Some(boot) = &args.boot_config {
         system::bootcfg::at_start(boot, &args.config, &args.data_dir, clock::real().now_ms());
     }
@@ -210,10 +217,17 @@ pub fn run(mut args: Args) -> Result<u8> {
         let mut reloader = config::Reloader::new(&args.config);
         let signals = wait_for_signal();
         tokio::pin!(signals);
+        let mut restart = false;
         loop {
             loop_ticks.fetch_add(1, Ordering::Relaxed);
             tokio::select! {
                 _ = &mut signals => break,
+                // A restored backup waits for the next start.
+                _ = web_ctx.gui.restart.notified() => {
+                    tracing::warn!("restarting to apply a restored backup");
+                    restart = true;
+                    break;
+                }
                 _ = tokio::time::sleep(RELOAD_POLL) => {}
                 // The web GUI wrote config.yaml: read it now.
                 _ = web_ctx.gui.reload_now.notified() => {}
@@ -259,14 +273,33 @@ pub fn run(mut args: Args) -> Result<u8> {
             w.join();
         }
         let _ = system_thread.join();
-        Ok::<_, anyhow::Error>(web)
+        Ok::<_, anyhow::Error>((web, restart))
     });
-    let web = result?;
+    let (web, restart) = result?;
     web.stop();
     rt.shutdown_timeout(Duration::from_secs(2));
     recorder.stop();
     tracing::info!("stopped");
+    if restart {
+        return Err(restart_in_place());
+    }
     Ok(0)
+}
+
+/// Replaces this process with a fresh start of the same command (same PID:
+/// under systemd the service stays active, its watchdog allows the few
+/// seconds a start takes). Returns only if that failed; the error then ends
+/// the process, and systemd's `Restart=` starts it again.
+fn restart_in_place() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return anyhow::anyhow!("restart: cannot find this program: {e}"),
+    };
+    let err = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    anyhow::anyhow!("restart: could not run {}: {err}", exe.display())
 }
 
 /// Masks `cfg`'s secrets (read from its file at `path`) in the kept log.

@@ -31,7 +31,8 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use super::routes::{self, Access, Route};
 use super::{
-    api, auth, availability, export, live_page, metrics, pages, system_page, HttpError, WebCtx,
+    api, auth, availability, backup, export, live_page, metrics, pages, system_page, HttpError,
+    WebCtx,
 };
 use crate::config::Config;
 
@@ -142,6 +143,21 @@ pub struct Resp {
     /// A body read while it is sent (chunked; `body` is then unused): the
     /// CSV exports, written as they are read from the database.
     pub stream: Option<Box<StreamBody>>,
+    /// An upload accepted by the gate and the route's handler: called with
+    /// the request body (not read yet) and its length; its answer is sent.
+    pub upload: Option<Upload>,
+}
+
+/// Takes an upload's body ([`Resp::upload`]): `(body, content_length)`.
+pub struct Upload(pub Box<TakeUpload>);
+
+/// What an [`Upload`] runs: `(body, content_length)` → the answer.
+pub type TakeUpload = dyn FnOnce(&mut dyn Read, u64) -> Result<Resp, HttpError> + Send;
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Upload")
+    }
 }
 
 /// A response body produced while it is sent ([`Resp::stream`]).
@@ -163,6 +179,7 @@ impl Resp {
             cache: "no-store",
             handoff: None,
             stream: None,
+            upload: None,
         }
     }
     pub fn html(status: u16, body: String) -> Resp {
@@ -204,7 +221,7 @@ pub struct Who {
 }
 
 /// Reads the request line, headers and (capped) body.
-fn read_request(rq: &mut Request, path: &str, query: &str) -> Result<Req, HttpError> {
+fn read_request(rq: &mut Request, path: &str, query: &str, upload: bool) -> Result<Req, HttpError> {
     let h = |name: &'static str| {
         rq.headers()
             .iter()
@@ -240,6 +257,14 @@ fn read_request(rq: &mut Request, path: &str, query: &str) -> Result<Req, HttpEr
         if h("Expect").is_some() {
             return Err(HttpError::new(417, "Expect is not supported"));
         }
+        if upload {
+            // A file for the card: read later by the route's handler, once
+            // the gate has let the request in ([`Resp::upload`]).
+            if rq.body_length().is_none() {
+                return Err(HttpError::new(411, "send the file with a Content-Length"));
+            }
+            return Ok(req);
+        }
         if rq.body_length().is_some_and(|n| n > MAX_BODY_BYTES) {
             return Err(HttpError::new(413, "request body too large"));
         }
@@ -264,7 +289,8 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     let route = Route::decode(path);
     let cfg = ctx.config.read().expect("config lock").clone();
     let http11 = *rq.http_version() >= tiny_http::HTTPVersion(1, 1);
-    let resp = match read_request(&mut rq, path, query) {
+    let upload = route.takes_upload() && *rq.method() == Method::Post;
+    let resp = match read_request(&mut rq, path, query, upload) {
         Ok(req) => match ctx
             .gui
             .names
@@ -281,6 +307,18 @@ pub fn serve(ctx: &WebCtx, db: &mut Option<rusqlite::Connection>, mut rq: Reques
     let method = rq.method().clone();
     tracing::debug!("{method} {route:?} {} {:?}", resp.status, t.elapsed());
     let mut resp = resp;
+    if let Some(take) = resp.upload.take() {
+        let len = rq.body_length().unwrap_or(0) as u64;
+        resp = match (take.0)(rq.as_reader(), len) {
+            Ok(r) => r,
+            Err(e) => error_response(ctx, &cfg, &route, &Who::default(), e),
+        };
+        tracing::debug!(
+            "{method} {route:?} upload {} {:?}",
+            resp.status,
+            t.elapsed()
+        );
+    }
     if let Some(ticket) = resp.handoff.take() {
         // Live view: the socket leaves this worker (see `crate::live`).
         ticket.start(live_page::HttpSink::new(rq));
@@ -423,7 +461,14 @@ fn gate(
         if !same_origin(req) {
             return Err(HttpError::new(403, "cross-site request refused"));
         }
-        if !req
+        if route.takes_upload() {
+            if !req.content_type.starts_with("application/octet-stream") {
+                return Err(HttpError::new(
+                    415,
+                    "send the file as the body, Content-Type: application/octet-stream",
+                ));
+            }
+        } else if !req
             .content_type
             .starts_with("application/x-www-form-urlencoded")
         {
@@ -501,7 +546,10 @@ fn gate(
         let enc: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
         return Ok(Resp::redirect(&format!("/login?next={enc}")));
     }
-    if req.is_post() {
+    // An admin API token is not sent by a browser on its own (unlike a
+    // cookie), so an upload made with one needs no CSRF token.
+    let token_upload = route.takes_upload() && token_ok && who.session.is_none();
+    if req.is_post() && !token_upload {
         // Every state-changing request carries the session's CSRF token.
         let Some((_, s)) = &who.session else {
             return Err(HttpError::new(403, "forms need a login session"));
@@ -578,6 +626,7 @@ fn gate(
         Route::System | Route::SystemDiagnostics => {
             system_page::handle(ctx, cfg, route, req, session.map(|(_, s)| s))
         }
+        Route::SystemBackup | Route::SystemRestore => backup::handle(ctx, cfg, route, req),
         _ => pages::page(ctx, db, cfg, route, req, session),
     }
 }

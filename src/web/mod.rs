@@ -15,6 +15,7 @@
 pub mod api;
 pub mod auth;
 pub mod availability;
+pub mod backup;
 pub mod chart;
 pub mod check;
 pub mod export;
@@ -75,6 +76,9 @@ pub struct Gui {
     /// Notified after the GUI wrote `config.yaml`; the reload loop then
     /// reads it at once instead of at its next poll.
     pub reload_now: Arc<tokio::sync::Notify>,
+    /// Notified after a backup was staged for restoring: the daemon stops
+    /// and starts again, which applies it (`system::restore`).
+    pub restart: Arc<tokio::sync::Notify>,
     /// The live view: camera relays and grid thumbnails.
     pub live: Arc<crate::live::Hub>,
     /// The names requests may carry in `Host` (besides `web.allowed_hosts`).
@@ -102,6 +106,7 @@ impl Gui {
             config_file: crate::config::edit::ConfigFile::new(config_path),
             checks: check::Checks::new(runtime),
             reload_now: Arc::new(tokio::sync::Notify::new()),
+            restart: Arc::new(tokio::sync::Notify::new()),
             names: host::BoxNames::read(),
             evidence_dir: crate::evidence::dir(data_dir),
         }

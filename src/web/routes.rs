@@ -35,6 +35,8 @@ pub enum Route {
     LiveThumb(String), // /live/{name}/thumb.jpg
     System,           // /system (version, health, recent log)
     SystemDiagnostics, // /system/diagnostics.txt (a download)
+    SystemBackup,     // /system/backup.spbackup (a download with secrets)
+    SystemRestore,    // /system/restore (POST: a backup, streamed to the card)
     NotFound,
 }
 
@@ -98,6 +100,8 @@ impl Route {
             "/api/live" => return Route::ApiLive,
             "/system" => return Route::System,
             "/system/diagnostics.txt" => return Route::SystemDiagnostics,
+            "/system/backup.spbackup" => return Route::SystemBackup,
+            "/system/restore" => return Route::SystemRestore,
             "/favicon.ico" => return Route::Static("icon.svg"),
             _ => {}
         }
@@ -163,7 +167,7 @@ impl Route {
             | Route::ApiAllHistoryCsv
             | Route::Evidence(_) => Access::Api,
             Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => Access::Live,
-            Route::SystemDiagnostics => Access::Admin,
+            Route::SystemDiagnostics | Route::SystemBackup | Route::SystemRestore => Access::Admin,
             _ => Access::Page,
         }
     }
@@ -185,7 +189,16 @@ impl Route {
                 | Route::LiveStream(_)
                 | Route::LiveThumb(_)
                 | Route::SystemDiagnostics
+                | Route::SystemBackup
+                | Route::SystemRestore
         )
+    }
+
+    /// True for routes whose POST body is a file streamed to the card
+    /// (not read into memory, not a form): an admin session with the CSRF
+    /// header, or an admin API token.
+    pub fn takes_upload(&self) -> bool {
+        matches!(self, Route::SystemRestore)
     }
 }
 
@@ -305,6 +318,8 @@ mod tests {
             ("/live/", Route::NotFound),
             ("/system", Route::System),
             ("/system/diagnostics.txt", Route::SystemDiagnostics),
+            ("/system/backup.spbackup", Route::SystemBackup),
+            ("/system/restore", Route::SystemRestore),
             ("/system/", Route::NotFound),
             ("/../etc/passwd", Route::NotFound),
         ];

@@ -114,6 +114,7 @@ fn flash_for(code: Option<String>) -> Option<String> {
         "disabled" => "Stream disabled: it is no longer probed.",
         "password" => "Password changed. Other sessions were logged out.",
         "revoked" => "Token revoked.",
+        "restored" => "Backup restored. Log in with the password of the box the backup came from.",
         _ => return None,
     };
     Some(s.to_owned())

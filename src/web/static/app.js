@@ -142,8 +142,45 @@
     }
   }
 
+  // System page: send a backup file as the request body (streamed to the
+  // card by the box, never a form), show the upload's progress, then wait
+  // for the box to come back from the restart that applies it.
+  function restoreForm() {
+    var form = document.getElementById("restore");
+    if (!form) return;
+    var out = document.getElementById("restore-status");
+    var bar = document.getElementById("restore-progress");
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var file = form.querySelector("input[type=file]").files[0];
+      if (!file) { text(out, "Choose a backup file first."); return; }
+      var x = new XMLHttpRequest();
+      x.open("POST", "/system/restore");
+      x.setRequestHeader("Content-Type", "application/octet-stream");
+      x.setRequestHeader("X-CSRF-Token", form.getAttribute("data-csrf"));
+      x.upload.onprogress = function (p) {
+        if (p.lengthComputable) { bar.max = p.total; bar.value = p.loaded; }
+      };
+      x.onload = function () {
+        var v = {};
+        try { v = JSON.parse(x.responseText); } catch (err) { v = {}; }
+        if (x.status !== 200) { text(out, v.error || ("Failed: HTTP " + x.status)); return; }
+        text(out, "Restoring the " + v.restored + ". The box restarts; this page reloads when it is back.");
+        setTimeout(function wait() {
+          fetch("/healthz").then(function (r) {
+            if (r.ok) location.href = "/login?msg=restored"; else setTimeout(wait, 2000);
+          }, function () { setTimeout(wait, 2000); });
+        }, 3000);
+      };
+      x.onerror = function () { text(out, "The upload failed (connection lost)."); };
+      text(out, "Uploading…");
+      x.send(file);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     dashboard();
     checkButtons();
+    restoreForm();
   });
 })();
