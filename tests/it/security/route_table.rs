@@ -80,6 +80,8 @@ pub(super) const ROUTES: &[(&str, &str, Class)] = &[
     ("LiveThumb", "/live/cam%20x/thumb.jpg", Class::Live),
     ("System", "/system", Class::Page),
     ("SystemDiagnostics", "/system/diagnostics.txt", Class::Admin),
+    ("SystemBackup", "/system/backup.spbackup", Class::Admin),
+    ("SystemRestore", "/system/restore", Class::Admin),
     ("NotFound", "/nope", Class::NotFound),
 ];
 
