@@ -594,7 +594,7 @@ fn csv_exports_quote_names_and_write_both_times() {
     sorted.sort();
     assert_eq!(times, sorted, "rows in time order");
 
-    // The formula stream's own CSV, raw and hourly: the same cell.
+    // The formula stream's own CSV: the same cell.
     let r = api(
         &app,
         &format!(
