@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what StreamPulse's tests and `make run` need on a fresh Debian
 # machine: the real servers the tests start on loopback (GStreamer's RTSP
-# server, ffmpeg, Mosquitto) and the Rust lint components. Idempotent and
+# server, ffmpeg, Mosquitto), promtool for the Prometheus files in contrib/,
+# and the Rust lint components. Idempotent and
 # quiet when everything is already there.
 set -eu
 
@@ -26,6 +27,26 @@ if [ -n "$missing" ]; then
     echo "install-deps: installing$missing"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# promtool checks contrib/prometheus (tests/it/prometheus_files.rs). Debian
+# ships it only inside the `prometheus` package, whose install is the whole
+# server: 96 MB, a dozen JavaScript packages, a system user, and a
+# Prometheus started on port 9090 by its init script (this machine's PID 1
+# is not systemd, so nothing stops it). So take the one binary out of the
+# package instead: `apt-get download` + `dpkg-deb`, into /usr/local/bin.
+if ! command -v promtool >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    echo "install-deps: installing promtool (from Debian's prometheus package)"
+    tmp="$(mktemp -d)"
+    $SUDO apt-get update -qq
+    # As root, apt's download sandbox user cannot write to our temp dir; make it its.
+    [ "$(id -u)" != 0 ] || chown _apt "$tmp" 2>/dev/null || true
+    (cd "$tmp" && apt-get download -qq prometheus >/dev/null)
+    dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -C "$tmp" ./usr/bin/promtool
+    $SUDO install -m 0755 "$tmp/usr/bin/promtool" /usr/local/bin/promtool
+    rm -rf "$tmp"
 fi
 
 if command -v rustup >/dev/null 2>&1; then

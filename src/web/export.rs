@@ -57,14 +57,29 @@ impl Drop for Slot {
     }
 }
 
-/// A CSV field: quoted (quotes doubled) when it holds a comma, a quote, a
-/// line break or leading/trailing space (RFC 4180).
+/// First characters that make a spreadsheet (Excel, LibreOffice Calc,
+/// Google Sheets) read a cell as a formula: `=`, `+`, `-`, `@`, and tab and
+/// carriage return, which some of them skip before looking (OWASP, "CSV
+/// Injection").
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A CSV field of user text (a stream name): a leading `'` when it starts
+/// like a formula, so a spreadsheet shows it as text (`=HYPERLINK(..)`
+/// becomes `'=HYPERLINK(..)`; OWASP's advice), then quoted (quotes doubled)
+/// when it holds a comma, a quote, a line break or leading/trailing space
+/// (RFC 4180). Only for text: a number with a minus sign would get the `'`
+/// too.
 pub fn field(s: &str) -> Cow<'_, str> {
+    let s: Cow<'_, str> = if s.starts_with(FORMULA_STARTS) {
+        Cow::Owned(format!("'{s}"))
+    } else {
+        Cow::Borrowed(s)
+    };
     let needs = s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ');
     if needs {
         Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
     } else {
-        Cow::Borrowed(s)
+        s
     }
 }
 
@@ -282,6 +297,27 @@ mod tests {
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("two\nlines"), "\"two\nlines\"");
         assert_eq!(field(" lead"), "\" lead\"");
+    }
+
+    /// See: issue 19 (CSV formula injection). A name a spreadsheet would
+    /// run as a formula gets a leading `'`, and is still RFC 4180 quoted
+    /// when it needs to be; text that merely holds those characters later
+    /// is left alone.
+    #[test]
+    fn formula_cells_get_a_leading_quote() {
+        assert_eq!(
+            field("=HYPERLINK(\"http://evil.test/\",\"cam\")"),
+            "\"'=HYPERLINK(\"\"http://evil.test/\"\",\"\"cam\"\")\""
+        );
+        assert_eq!(field("=1+2"), "'=1+2");
+        assert_eq!(field("+33 lobby"), "'+33 lobby");
+        assert_eq!(field("-2 garage"), "'-2 garage");
+        assert_eq!(field("@SUM(A1:A9)"), "'@SUM(A1:A9)");
+        assert_eq!(field("\t=1"), "'\t=1");
+        assert_eq!(field("\r=1"), "\"'\r=1\"");
+        assert_eq!(field("=a,b"), "\"'=a,b\"");
+        assert_eq!(field("cam=1 + 2 - 3 @home"), "cam=1 + 2 - 3 @home");
+        assert_eq!(field(""), "");
     }
 
     #[test]

@@ -23,6 +23,12 @@ const SECRETS: [&str; 2] = ["S3cret-cam-pw", "hunter2-dead-pw"];
 /// A name that needs CSV quoting (and percent-encoding in a path).
 const CAM: &str = "cam, \"east\"";
 const CAM_PATH: &str = "cam%2C%20%22east%22";
+/// A stored stream (no longer configured) whose name a spreadsheet would
+/// run as a formula: the CSV must show it as text.
+const FORMULA: &str = "=HYPERLINK(\"http://evil.test/\",\"cam\")";
+const FORMULA_PATH: &str = "%3DHYPERLINK(%22http%3A%2F%2Fevil.test%2F%22%2C%22cam%22)";
+/// `FORMULA` as a CSV cell: a leading `'`, RFC 4180 quoted.
+const FORMULA_CELL: &str = "\"'=HYPERLINK(\"\"http://evil.test/\"\",\"\"cam\"\")\"";
 /// A token of scope `live` (not `read`), seeded before the start.
 const LIVE_TOKEN: &str = "sp_live-scope-token-0123456789abcdefghijklmn";
 
@@ -91,7 +97,7 @@ fn seed(db_path: &Path) -> Seeded {
     let db = streampulse::store::open(db_path).unwrap();
     let now = now_ms();
     let hour = now - now.rem_euclid(H);
-    for (id, name) in [(1, CAM), (2, "dead")] {
+    for (id, name) in [(1, CAM), (2, "dead"), (3, FORMULA)] {
         db.execute(
             "INSERT INTO streams (id, name, kind, url_redacted, created_ms) VALUES (?1, ?2, 'rtsp', 'rtsp://127.0.0.1/x', ?3)",
             params![id, name, now - 60 * DAY],
@@ -124,6 +130,10 @@ fn seed(db_path: &Path) -> Seeded {
     let first = now - 30 * M;
     let raw: Vec<Heartbeat> = (0..20).map(|i| hb(first + i * M, i % 4 != 0)).collect();
     store_heartbeats(&db, 1, &raw);
+    // FORMULA: three heartbeats in the last hour (not configured, so in the
+    // CSV of all streams but in no figure).
+    let formula: Vec<Heartbeat> = (0..3).map(|i| hb(first + 30_000 + i * M, true)).collect();
+    store_heartbeats(&db, 3, &formula);
     let down_since = now - 3 * H;
     for (id, ts, from, to) in [
         (1, now - 5 * DAY, "unknown", "up"),
@@ -562,6 +572,18 @@ fn csv_exports_quote_names_and_write_both_times() {
         "the daemon's own heartbeats:\n{text}"
     );
     assert_eq!(text.matches("\"cam, \"\"east\"\"\",").count(), 20);
+    // See: issue 19. A name that starts like a formula is text in a
+    // spreadsheet: a leading `'`, still quoted; never a bare `=` cell.
+    assert_eq!(
+        text.matches(&format!(",{FORMULA_CELL},ok,120,,true\r\n"))
+            .count(),
+        3,
+        "the formula stream's rows:\n{text}"
+    );
+    assert!(
+        !text.contains(",=") && !text.contains(",\"="),
+        "a cell starting with `=`:\n{text}"
+    );
     let times: Vec<&str> = text
         .split("\r\n")
         .skip(1)
@@ -571,6 +593,25 @@ fn csv_exports_quote_names_and_write_both_times() {
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted, "rows in time order");
+
+    // The formula stream's own CSV: the same cell.
+    let r = api(
+        &app,
+        &format!(
+            "/api/streams/{FORMULA_PATH}/history.csv?since={}",
+            s.now - H
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 4, "header + 3 heartbeats:\n{text}");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.ends_with(&format!(",{FORMULA_CELL},ok,120,,true"))),
+        "{text}"
+    );
 
     // The stream page links both downloads and shows the table.
     let mut b = super::web::Browser::new(&app);

@@ -24,6 +24,7 @@ mod network; // `network apply` into temp dirs (networkd/wpa_supplicant files, s
 mod outages; // clock jumps (libfaketime), peers down for long (bounded memory, recovery), broken config edits
 mod picture; // picture verdicts: frozen, black and camera clock against GStreamer (switched scenes, libfaketime)
 mod probes; // `streampulse probe` against real servers and named fakes
+mod prometheus_files; // issue 19: contrib/ Prometheus rules (promtool check + test) and Grafana dashboard, against a real /metrics
 mod qemu; // the appliance image booted under qemu-system-aarch64 (`make qemu-test`; ignored otherwise)
 mod rtsp_media; // RTSP transport (auto fallback on 461) and key-frame interval, against GStreamer
 mod security; // issue 8: every route's login and CSRF, sessions, setup, rate limit, escaping, secrets, paths, caps, slow clients, systemd unit

@@ -25,7 +25,7 @@ for f in text_string_to_metric_families(sys.stdin.read()):
 print(json.dumps(out))
 "#;
 
-fn parse(text: &str) -> Vec<Value> {
+pub(super) fn parse(text: &str) -> Vec<Value> {
     let mut child = Command::new("/usr/bin/python3")
         .args(["-c", PARSER])
         .stdin(Stdio::piped())

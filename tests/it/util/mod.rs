@@ -36,7 +36,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use binary::{
-    output_ok, probe_json, probe_json_run, run_with_timeout, streampulse, COMMAND_TIMEOUT,
+    output_ok, probe_json, probe_json_run, run_with_timeout, streampulse, Run, COMMAND_TIMEOUT,
 };
 pub use heartbeats::stored_heartbeats;
 pub use jpeg::{filler, jpeg_header, sample_jpeg};
