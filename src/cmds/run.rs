@@ -52,6 +52,13 @@ pub struct Args {
     /// unusable data dir is an error. On the appliance: /run/streampulse-ram (RAM).
     #[arg(long)]
     pub fallback_data_dir: Option<PathBuf>,
+    /// A file to write (holding the version) once the daemon has proven
+    /// itself: database open, port bound, first heartbeat committed (or no
+    /// stream enabled). An update's health gate waits for it before it
+    /// marks a new root slot good (docs/UPDATES.md). On the appliance:
+    /// /run/streampulse-ram/healthy.
+    #[arg(long)]
+    pub health_file: Option<PathBuf>,
 }
 
 fn policy(c: &Config) -> Policy {
@@ -184,6 +191,14 @@ pub fn run(mut args: Args) -> Result<u8> {
         if let Some(w) = &watchdog {
             system::health::global().set_watchdog(w.report.clone());
         }
+        let health_file = args.health_file.clone().map(|path| {
+            system::health_file::start(
+                path,
+                recorder.stats.clone(),
+                shared_cfg.clone(),
+                shutdown_rx.clone(),
+            )
+        });
         let system_thread = system::health::start(
             system::health::global(),
             shared_cfg.clone(),
@@ -236,6 +251,9 @@ pub fn run(mut args: Args) -> Result<u8> {
         mqtt.stop().await;
         notifier.stop();
         evidence.abort();
+        if let Some(h) = health_file {
+            h.abort();
+        }
         // Both threads return at their next wait once shutdown is signalled.
         if let Some(w) = watchdog {
             w.join();

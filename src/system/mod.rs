@@ -4,10 +4,12 @@
 //! * [`bootcfg`]: importing a `config.yaml` dropped on the boot partition.
 //! * [`data_dir`]: the data directory's start-up check and the RAM fallback (degraded mode).
 //! * [`health`]: the `system` thread and what `/healthz` shows about the box.
+//! * [`health_file`]: the marker an update's health gate waits for.
 //! * [`recent_log`]: the daemon's last log lines, for the System page.
 
 pub mod bootcfg;
 pub mod data_dir;
 pub mod health;
+pub mod health_file;
 pub mod recent_log;
 pub mod watchdog;

@@ -381,3 +381,78 @@ fn monitor_measures_the_keyframe_interval_now_and_then() {
     });
     assert!(v["short"]["keyframe_interval_ms"].is_u64(), "{v:#}");
 }
+
+/// `--health-file` (what an update's health gate waits for): a stale marker
+/// goes at start, and the new one (the version) is written only once the
+/// recorder holds a heartbeat, a failing camera's too (a camera that is down
+/// during an update must not roll the update back), and a commit succeeded;
+/// with no stream enabled (or none at all) the bound port is the proof.
+#[test]
+fn health_file_is_written_after_the_first_recorded_heartbeat() {
+    let silent = FakeSilentServer::start();
+    let dir = temp_dir("health_file");
+    let marker = dir.path().join("healthy");
+    std::fs::write(&marker, "stale from an earlier run\n").unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "heartbeat_seconds: 5\nstreams:\n- name: silent\n  url: {}\n  timeout: 3\n",
+            silent.url("rtsp", "/stream"),
+        ),
+    )
+    .unwrap();
+    let marker_arg = marker.to_str().unwrap();
+    let app = App::start_with_args(
+        &config,
+        &dir.path().join("data"),
+        &["--health-file", marker_arg],
+        &[],
+    );
+    let recorder = |app: &App| app.get("/healthz").1["recorder"].clone();
+    let recorded = |app: &App| {
+        let r = recorder(app);
+        r["heartbeats_committed"].as_u64().unwrap() + r["heartbeats_unwritten"].as_u64().unwrap()
+    };
+    // The probe of the silent camera takes its 3 s timeout: the stale
+    // marker must be gone and no new one written before that heartbeat.
+    assert_eq!(recorded(&app), 0, "{}", app.log_tail(20));
+    assert!(!marker.exists(), "the stale marker survived the start");
+    let start = Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no health file: {} {}",
+            recorder(&app),
+            app.log_tail(5)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Read the marker first, then the count: the count only grows.
+    let text = std::fs::read_to_string(&marker).unwrap();
+    assert!(
+        recorded(&app) > 0,
+        "marker written before any heartbeat was committed"
+    );
+    assert_eq!(text.trim(), env!("CARGO_PKG_VERSION"));
+    drop(app);
+
+    // No stream enabled, or none at all: written as soon as the daemon runs.
+    for streams in [
+        "streams:\n- name: off\n  url: rtsp://127.0.0.1:9/x\n  enabled: false\n",
+        "streams: []\n",
+    ] {
+        std::fs::remove_file(&marker).unwrap();
+        std::fs::write(&config, streams).unwrap();
+        let app = App::start_with_args(
+            &config,
+            &dir.path().join("data"),
+            &["--health-file", marker_arg],
+            &[],
+        );
+        super::util::wait_until(Duration::from_secs(10), "the health file", || {
+            marker.exists()
+        });
+        assert_eq!(recorded(&app), 0, "{streams}");
+    }
+}
