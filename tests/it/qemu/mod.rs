@@ -454,7 +454,7 @@ fn assert_booted_a(guest: &mut Guest) {
     let deadline = Instant::now() + BOOT_TIMEOUT;
     loop {
         let log = guest.sh("journalctl -b --no-pager -o cat -u streampulse-mark-good.service");
-        if log.contains("healthy after") {
+        if log.contains("marked good") {
             break;
         }
         if Instant::now() > deadline {

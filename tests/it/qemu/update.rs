@@ -250,7 +250,7 @@ pub(super) fn run(dir: &Path, img: &Path, rootfs: &Rootfs, keys: &Path, password
     let mut guest = Guest::boot_with(img, dir, true, &disks);
     guest.wait_running("streampulse.service", BOOT_TIMEOUT);
     assert_eq!(booted(&mut guest), "A");
-    wait_gate(&mut guest, "healthy after");
+    wait_gate(&mut guest, "marked good");
     guest.login(password);
     let before_update_ms = jiff::Timestamp::now().as_millisecond();
     let old_heartbeats = heartbeats_before(&mut guest, before_update_ms);
@@ -267,7 +267,7 @@ pub(super) fn run(dir: &Path, img: &Path, rootfs: &Rootfs, keys: &Path, password
         Duration::from_secs(60),
     );
     assert!(
-        rc != 0 && out.contains("AccessDenied"),
+        rc != 0 && out.contains("Rejected send message") && out.contains("member=\"Mark\""),
         "streampulse could mark a slot bad ({rc}): {out}"
     );
 
@@ -369,7 +369,7 @@ pub(super) fn run(dir: &Path, img: &Path, rootfs: &Rootfs, keys: &Path, password
     assert_eq!(booted(&mut guest), "B", "not back on the old slot");
     let version = guest.sh("sed -n 's/^IMAGE_VERSION=//p' /etc/os-release");
     assert_eq!(version.trim(), NEW_VERSION);
-    wait_gate(&mut guest, "healthy after");
+    wait_gate(&mut guest, "marked good");
     let rollback_time = rebooted.elapsed();
     // The previous boot (the journal is on /data) was the broken slot's.
     let previous = guest.sh("journalctl -b -1 --no-pager -o cat -u streampulse.service -u streampulse-mark-good.service");
