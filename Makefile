@@ -95,7 +95,7 @@ audit:
 BOARD ?= rpi4_64
 BUILDROOT_VERSION ?= 2026.05.1
 
-.PHONY: cross qemu-test image check-defconfigs
+.PHONY: cross qemu-test image bundle check-defconfigs
 
 # Static musl binaries for aarch64 and armv7 in target/cross/dist, checked with
 # `file` (static) and under qemu-user (--version, check-config).
@@ -113,6 +113,16 @@ qemu-test: deps
 # orangepi_zero3) with Buildroot $(BUILDROOT_VERSION). Needs the internet.
 image:
 	./buildroot/build-image.sh $(BOARD) $(BUILDROOT_VERSION)
+
+# A signed RAUC update bundle of BOARD's root filesystem (after `make image
+# BOARD=...`), next to the image: target/image-<board>/images/update.raucb.
+# Keys: STREAMPULSE_RAUC_KEYS (default target/rauc-keys), made once with
+# scripts/rauc-keys.sh; VERSION defaults to the crate's. docs/UPDATES.md.
+bundle:
+	@test -n "$(BOARD)" || { echo "usage: make bundle BOARD=<board> [VERSION=...]"; exit 2; }
+	./scripts/make-bundle.sh target/image-$(BOARD)/images/rootfs.ext4 \
+		"$${VERSION:-$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)}" \
+		target/image-$(BOARD)/images/update.raucb
 
 # Buildroot's kconfig on every defconfig; fails on any symbol it dropped.
 check-defconfigs:

@@ -47,7 +47,9 @@ SUDO=""
 # modules.dep), wlan0 for the box's supplicant and wlan1 for the test's
 # access point; ccm and ctr: WPA2's CCMP (ccm(aes)), which the crypto API
 # would otherwise ask modprobe for (hostapd: "key addition failed").
-MODULES="virtio_pci virtio_blk virtio_net virtio-rng virtio_console crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8 mac80211_hwsim ctr ccm"
+# loop, squashfs, dm-verity: RAUC mounts an update bundle (a squashfs image
+# with a dm-verity hash tree) through a loop device.
+MODULES="virtio_pci virtio_blk virtio_net virtio-rng virtio_console crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8 mac80211_hwsim ctr ccm loop squashfs dm-verity"
 # cfg80211 (loaded here, before the card's root is mounted) reads the
 # regulatory database when it loads, from the initramfs's /lib/firmware, and
 # after a failure not again (short of `iw reg reload`): without it every
@@ -63,8 +65,10 @@ REGDB=wireless-regdb
 # test's side of the Wi-Fi link only. wireless-regdb: the image's regulatory
 # database (BR2_PACKAGE_WIRELESS_REGDB). python3-minimal: the test's mDNS
 # query from the access point's side (tests/it/qemu/mdns.py), not the image's.
+# rauc, rauc-service (its D-Bus service) and libubootenv-tool (fw_printenv,
+# fw_setenv: RAUC's U-Boot backend): the A/B updates (docs/UPDATES.md).
 SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps,wpasupplicant,hostapd,iw,iputils-ping,wireless-regdb,python3-minimal"
+PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps,wpasupplicant,hostapd,iw,iputils-ping,wireless-regdb,python3-minimal,rauc,rauc-service,libubootenv-tool"
 
 build_kernel_kit() {
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then

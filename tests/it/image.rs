@@ -303,10 +303,19 @@ fn raspberry_pi_layout() {
     let img = genimage_mbr(dir.path(), &[("config.yaml.example", &example)], &rootfs);
     let (label, parts) = partitions(&img);
     assert_eq!(label, "dos");
-    assert_eq!(parts.len(), 3, "{parts:?}");
+    // Boot, root slots A and B (the same image at first), data.
+    assert_eq!(parts.len(), 4, "{parts:?}");
     assert_eq!((parts[0].kind.as_str(), parts[0].bootable), ("c", true));
     assert_eq!(parts[1].kind, "83");
     assert_eq!(parts[2].kind, "83");
+    assert_eq!(parts[3].kind, "83");
+    // The fixed disk signature (MBR offset 440) that gives the slots their
+    // PARTUUIDs 53504344-02 and -03 (overlay/etc/rauc/system.conf).
+    let mbr = std::fs::read(&img).unwrap();
+    assert_eq!(
+        u32::from_le_bytes(mbr[440..444].try_into().unwrap()),
+        0x5350_4344
+    );
     for p in &parts {
         assert_eq!(p.start % (1 << 20), 0, "not MiB-aligned: {p:?}");
     }
@@ -320,6 +329,10 @@ fn raspberry_pi_layout() {
     );
     assert_eq!(
         fs_at(&img, parts[2].start),
+        ("rootfs".into(), "ext4".into())
+    );
+    assert_eq!(
+        fs_at(&img, parts[3].start),
         ("SPDATA".into(), "ext4".into())
     );
     assert_eq!(fat_ls(&img, parts[0].start), ["config.yaml.example"]);
@@ -438,7 +451,7 @@ fn grow_data_grows_the_data_partition_on_both_layouts() {
         );
         let grow = || {
             let out = Command::new(&grow_data)
-                .arg(lo.part(3))
+                .arg(lo.part(before.len() as u32))
                 .output()
                 .expect("grow-data should run");
             let text = format!(
@@ -454,26 +467,34 @@ fn grow_data_grows_the_data_partition_on_both_layouts() {
 
         let (got_label, parts) = partitions(&card);
         assert_eq!(got_label, label);
-        assert_eq!(parts.len(), 3, "{label}: {parts:?}");
-        for (b, a) in before.iter().zip(&parts).take(2) {
-            assert_eq!((b.start, b.size), (a.start, a.size), "{label}: p1/p2 moved");
+        // The data partition is the last: 4th on MBR (after two root
+        // slots), 3rd on GPT.
+        let n = before.len();
+        assert_eq!(parts.len(), n, "{label}: {parts:?}");
+        for (b, a) in before.iter().zip(&parts).take(n - 1) {
+            assert_eq!(
+                (b.start, b.size),
+                (a.start, a.size),
+                "{label}: a partition moved"
+            );
         }
-        assert_eq!(parts[2].start, before[2].start, "{label}: data moved");
+        let d = n - 1;
+        assert_eq!(parts[d].start, before[d].start, "{label}: data moved");
         // MBR: up to the last sector. GPT: up to the backup table (32
         // sectors of entries and its header).
         let end = match label {
             "gpt" => card_len - 33 * 512,
             _ => card_len,
         };
-        assert_eq!(parts[2].start + parts[2].size, end, "{label}: {parts:?}");
-        let kernel_sectors: u64 = std::fs::read_to_string(lo.sysfs(3).join("size"))
+        assert_eq!(parts[d].start + parts[d].size, end, "{label}: {parts:?}");
+        let kernel_sectors: u64 = std::fs::read_to_string(lo.sysfs(n as u32).join("size"))
             .unwrap()
             .trim()
             .parse()
             .unwrap();
         assert_eq!(
             kernel_sectors * 512,
-            parts[2].size,
+            parts[d].size,
             "{label}: kernel's size"
         );
         let verify = run(Command::new("sfdisk").args(["--verify", &lo.dev]));

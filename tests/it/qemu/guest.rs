@@ -31,7 +31,25 @@ pub(super) struct Guest {
 }
 
 impl Guest {
-    pub(super) fn boot(kit: &Path, img: &Path, scratch: &Path) -> Guest {
+    /// Boots the card `img` through U-Boot (its boot script picks the root
+    /// slot); a reboot ends QEMU (`-no-reboot`): the test fails on one it did
+    /// not ask for.
+    pub(super) fn boot(img: &Path, scratch: &Path) -> Guest {
+        Guest::boot_with(img, scratch, false, &[])
+    }
+
+    /// Boots the card `img`: QEMU's `virt` machine runs Debian's U-Boot for
+    /// it (`u-boot-qemu`), whose distro boot finds `boot.scr` on the FAT
+    /// partition (scripts/qemu/boot.cmd), as a card's boot loader does. With
+    /// `reboots`, a reboot of the guest restarts the machine (as on a box)
+    /// instead of ending QEMU. `drives`: raw images attached as further
+    /// virtio disks (`/dev/vdb`, …) after the card.
+    pub(super) fn boot_with(
+        img: &Path,
+        scratch: &Path,
+        reboots: bool,
+        drives: &[std::path::PathBuf],
+    ) -> Guest {
         let free_port = || {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -39,24 +57,40 @@ impl Guest {
         let (port, port80) = (free_port(), free_port());
         let sock = scratch.join("agent.sock");
         let _ = std::fs::remove_file(&sock);
-        let mut child = Command::new("qemu-system-aarch64")
-            .args(["-M", "virt", "-cpu", "cortex-a53", "-smp", "2", "-m", "512"])
+        let uboot = std::env::var_os("STREAMPULSE_QEMU_UBOOT")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| "/usr/lib/u-boot/qemu_arm64/u-boot.bin".into());
+        assert!(
+            uboot.exists(),
+            "{} is missing (apt-get install u-boot-qemu)",
+            uboot.display()
+        );
+        let mut cmd = Command::new("qemu-system-aarch64");
+        cmd.args(["-M", "virt", "-cpu", "cortex-a53", "-smp", "2", "-m", "512"])
             .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-            .arg("-no-reboot")
-            .arg("-kernel")
-            .arg(kit.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(kit.join("initramfs.cpio.gz"))
-            .args(["-append", "console=ttyAMA0 panic=-1 loglevel=4"])
+            .arg("-bios")
+            .arg(&uboot)
             .arg("-drive")
             .arg(format!("file={},format=raw,if=none,id=sd", img.display()))
-            .args(["-device", "virtio-blk-pci,drive=sd"])
+            .args(["-device", "virtio-blk-pci,drive=sd"]);
+        if !reboots {
+            cmd.arg("-no-reboot");
+        }
+        for (i, d) in drives.iter().enumerate() {
+            cmd.arg("-drive")
+                .arg(format!(
+                    "file={},format=raw,if=none,id=x{i},readonly=on",
+                    d.display()
+                ))
+                .args(["-device", &format!("virtio-blk-pci,drive=x{i}")]);
+        }
+        let mut child = cmd
             .arg("-netdev")
             .arg(format!(
                 "user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:8000,hostfwd=tcp:127.0.0.1:{port80}-:80"
             ))
-            // No option ROM: the kernel is passed directly (and Debian ships
-            // the ROM in ipxe-qemu, which the test does not need).
+            // No option ROM (Debian ships it in ipxe-qemu, which the test
+            // does not need): U-Boot boots from the card, not the network.
             .args(["-device", "virtio-net-pci,netdev=n0,romfile="])
             .args(["-device", "virtio-rng-pci"])
             // The test agent's port (scripts/qemu/sp-test-agent).
@@ -116,6 +150,37 @@ impl Guest {
             http: format!("http://127.0.0.1:{port}"),
             http80: format!("http://127.0.0.1:{port80}"),
             session: None,
+        }
+    }
+
+    /// How many console lines contain `needle` so far.
+    pub(super) fn console_count(&self, needle: &str) -> usize {
+        self.console
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until the console has more than `seen` lines containing
+    /// `needle` (e.g. U-Boot's banner after a reboot).
+    pub(super) fn wait_console(&mut self, needle: &str, seen: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.console_count(needle) <= seen {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!(
+                    "QEMU exited ({st}) while waiting for {needle:?} on the console:\n{}",
+                    self.console_text()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "no new {needle:?} on the console within {timeout:?}:\n{}",
+                    self.console_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 

@@ -15,7 +15,9 @@
 //!
 //! The image is assembled with the appliance's real genimage layout
 //! (`buildroot/board/common/genimage-mbr.cfg.in`): a FAT partition holding a
-//! `config.yaml`, a read-only root with that userland, our static binary at
+//! `config.yaml` and U-Boot's `boot.scr` (scripts/qemu/boot.cmd), two
+//! read-only root slots A and B (the same image at first) with that
+//! userland, our static binary at
 //! `/usr/bin/streampulse` and `overlay/` copied unmodified (fstab, the units,
 //! grow-data, networkd/resolved/timesyncd/journald settings, tmpfiles), and an
 //! empty data partition; the disk is made larger than the image, as a card is.
@@ -27,6 +29,15 @@
 //! and powers off with `systemctl poweroff`; the Wi-Fi access point's side
 //! (wifi.rs: hostapd, and `scripts/qemu/sp-mdns-query`, a python3 mDNS
 //! querier). Everything else is the card's.
+//!
+//! Every boot runs Debian's U-Boot for QEMU (`u-boot-qemu`, `-bios`), whose
+//! boot script picks the root slot with RAUC's boot counting and loads the
+//! kernel and initramfs from that slot (docs/UPDATES.md). Asserted on the
+//! first boot: U-Boot's script booted slot A (`root=/dev/vda2
+//! rauc.slot=A`, `rauc status`), and the health gate marked it good once the
+//! daemon wrote its health file (the boot counter read back with
+//! `fw_printenv`: `BOOT_A_LEFT=3`). Between the second and the third boot,
+//! `update.rs` installs signed bundles (see there).
 //!
 //! Asserted, under systemd: `streampulse.service` reaches active/running
 //! (`Type=notify`: READY arrived) with the daemon's status text; its main
@@ -84,6 +95,7 @@ mod checks; // what is asserted inside a running guest: sandbox, network, growth
 mod degraded; // the fourth boot: a damaged data partition, degraded mode under systemd
 mod guest; // one QEMU guest: boot, agent commands, GUI through the port forwards, power-off
 mod rootfs; // the guest's root filesystem as Buildroot would assemble it
+mod update; // signed A/B updates with RAUC: install, boot the new slot, roll back a broken one
 mod wifi; // the box's Wi-Fi against hostapd on a second mac80211_hwsim radio
 
 use std::path::PathBuf;
@@ -142,11 +154,36 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     );
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, &config).unwrap();
-    let root = rootfs(dir.path(), &kit, &bin);
-    let img = image::genimage_mbr(dir.path(), &[("config.yaml", &config_path)], &root);
+    // The update CA this card trusts: made for this run, thrown away after.
+    let keys = update::make_keys(dir.path(), "rauc-keys");
+    let root = rootfs(dir.path(), &kit, &bin, &keys.join("ca.cert.pem"));
+    // U-Boot's boot script (A/B slot choice with RAUC's boot counting).
+    let boot_scr = dir.path().join("boot.scr");
+    image::run(
+        std::process::Command::new("mkimage")
+            .args([
+                "-A",
+                "arm64",
+                "-T",
+                "script",
+                "-C",
+                "none",
+                "-n",
+                "StreamPulse A/B",
+            ])
+            .arg("-d")
+            .arg(super::util::manifest_dir().join("scripts/qemu/boot.cmd"))
+            .arg(&boot_scr),
+    );
+    let img = image::genimage_mbr(
+        dir.path(),
+        &[("config.yaml", &config_path), ("boot.scr", &boot_scr)],
+        &root.img,
+    );
     let (_, parts) = partitions(&img);
+    assert_eq!(parts.len(), 4, "boot, root A, root B, data: {parts:?}");
     let fat = parts[0].start;
-    let data_in_image = parts[2].size;
+    let data_in_image = parts[3].size;
     // Flashed onto a card larger than the image.
     let card_len = {
         let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
@@ -161,10 +198,11 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
 
     // First boot.
     let boot_started = Instant::now();
-    let mut guest = Guest::boot(&kit, &img, dir.path());
+    let mut guest = Guest::boot(&img, dir.path());
     start_ap(&mut guest);
     let svc = guest.wait_running("streampulse.service", BOOT_TIMEOUT);
     let running_after = boot_started.elapsed();
+    assert_booted_a(&mut guest);
     guest.login(admin_pw);
     let status = guest.wait_json("/api/status", "a first ok heartbeat", |v| {
         v["Porch"]["status"] == "ok"
@@ -263,7 +301,7 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         "Wi-Fi key left on FAT:\n{applied}"
     );
     let (_, parts) = partitions(&img);
-    assert_eq!(parts[2].start + parts[2].size, card_len, "{parts:?}");
+    assert_eq!(parts[3].start + parts[3].size, card_len, "{parts:?}");
 
     // Forgot the password: a config.yaml holding only the new one, dropped on
     // the card from a PC (no shell on the box).
@@ -278,7 +316,7 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
 
     // Second boot of the same card: history survived, the password reset.
     let rebooted = Instant::now();
-    let mut guest = Guest::boot(&kit, &img, dir.path());
+    let mut guest = Guest::boot(&img, dir.path());
     start_ap(&mut guest);
     guest.wait_running("streampulse.service", BOOT_TIMEOUT);
     // This time from /data/config.yaml (the card's file was imported).
@@ -332,9 +370,16 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     let second_boot = rebooted.elapsed();
     guest.poweroff();
 
+    // Updates (update.rs): a signed bundle into slot B, a reboot into it, a
+    // broken one rolled back, an untrusted one refused. The boots after this
+    // run from slot B.
+    let updates_started = Instant::now();
+    update::run(dir.path(), &img, &root, &keys, new_pw);
+    let update_boots = updates_started.elapsed();
+
     // Factory reset from the card: the third boot opens first-boot setup.
     fat_write(&img, fat, "factory-reset", "", dir.path());
-    let guest = Guest::boot(&kit, &img, dir.path());
+    let guest = Guest::boot(&img, dir.path());
     let mut guest = guest;
     // The Wi-Fi settings still apply until the daemon's reset, and this
     // time there is no access point: Wi-Fi out of range must not hold the
@@ -375,19 +420,54 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     // The card goes bad: its data partition damaged (degraded.rs). The box
     // boots without /data and the daemon runs from RAM, saying so.
     let (_, parts) = partitions(&img);
-    degraded::damage_data_partition(&img, &parts[2]);
+    degraded::damage_data_partition(&img, &parts[3]);
     let booted = Instant::now();
-    let mut guest = Guest::boot(&kit, &img, dir.path());
+    let mut guest = Guest::boot(&img, dir.path());
     let running_after = degraded::assert_degraded_boot(&mut guest, booted);
     let degraded_boot = booted.elapsed();
     guest.poweroff();
     eprintln!(
         "qemu: first boot (with checks) {:.0} s, second boot (with the watchdog) {:.0} s, \
-         degraded boot {:.0} s (daemon running after {:.0} s), test total {:.0} s",
+         update boots {:.0} s, degraded boot {:.0} s (daemon running after {:.0} s), test total {:.0} s",
         first_boot.as_secs_f64(),
         second_boot.as_secs_f64(),
+        update_boots.as_secs_f64(),
         degraded_boot.as_secs_f64(),
         running_after.as_secs_f64(),
         test_started.elapsed().as_secs_f64()
     );
+}
+
+/// The card's first boot went through U-Boot's A/B script into slot A, and
+/// the health gate marked it good once the daemon reported healthy.
+fn assert_booted_a(guest: &mut Guest) {
+    let console = guest.console_text();
+    assert!(
+        console.contains("Found valid slot A") && console.contains("U-Boot 20"),
+        "not booted by U-Boot's A/B script:\n{console}"
+    );
+    let cmdline = guest.sh("cat /proc/cmdline");
+    assert!(
+        cmdline.contains("root=/dev/vda2") && cmdline.contains("rauc.slot=A"),
+        "{cmdline}"
+    );
+    let deadline = Instant::now() + BOOT_TIMEOUT;
+    loop {
+        let log = guest.sh("journalctl -b --no-pager -o cat -u streampulse-mark-good.service");
+        if log.contains("marked good") {
+            break;
+        }
+        if Instant::now() > deadline {
+            guest.fail(&format!("the health gate did not mark slot A good:\n{log}"));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let counter = guest.sh("fw_printenv BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT");
+    assert_eq!(
+        counter.lines().collect::<Vec<_>>(),
+        ["BOOT_ORDER=A B", "BOOT_A_LEFT=3", "BOOT_B_LEFT=3"],
+        "the boot counter after mark-good"
+    );
+    let st = guest.sh("rauc status");
+    assert!(st.contains("Booted from: rootfs.0 (A)"), "{st}");
 }
