@@ -93,6 +93,12 @@ pub fn handle(ctx: &WebCtx, cfg: &Config, route: &Route, req: &Req) -> Result<Re
             if !req.is_post() {
                 return Err(HttpError::new(405, "POST the backup file"));
             }
+            if !req.content_type.starts_with("application/octet-stream") {
+                return Err(HttpError::new(
+                    415,
+                    "send the file as the body, Content-Type: application/octet-stream",
+                ));
+            }
             let busy = Busy::take()?;
             let restart = ctx.gui.restart.clone();
             Ok(Resp {

@@ -277,6 +277,14 @@ fn token_scopes_are_enforced_per_route() {
                 // Past the gate; the stream has had no outage to show.
                 assert_eq!(r.status, 404, "{ctx}\n{}", r.text());
                 assert!(r.text().contains("no picture kept"), "{ctx}: {}", r.text());
+            } else if want && *variant == "SystemRestore" {
+                // Past the gate: the handler wants a POSTed file.
+                assert_eq!(r.status, 405, "{ctx}\n{}", r.text());
+                assert!(
+                    r.text().contains("POST the backup file"),
+                    "{ctx}: {}",
+                    r.text()
+                );
             } else if want {
                 assert_eq!(r.status, 200, "{ctx}\n{}", r.text());
             } else if *class == Class::Page {

@@ -323,7 +323,12 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
             ("Authorization", &bearer),
             true,
         );
-        if matches!(
+        if *variant == "SystemRestore" {
+            // The one exception: fleets restore a backup with an admin
+            // token (not sent by a browser on its own, so no CSRF risk);
+            // past the gate, a form is not a backup file.
+            assert_eq!(r.status, 415, "POST {path} with an API token: {}", r.text());
+        } else if matches!(
             class,
             Class::Page | Class::Api | Class::Live | Class::Admin | Class::PublicStatus
         ) {
