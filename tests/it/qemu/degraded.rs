@@ -82,6 +82,26 @@ pub(super) fn assert_degraded_boot(guest: &mut Guest, booted: Instant) -> Durati
         fsck.contains("fsck failed with exit status 4"),
         "systemd-fsck on the damaged data partition:\n{fsck}"
     );
+    // The health gate's `rauc status mark-good` writes U-Boot's environment
+    // on the card; the block device's change event makes systemd try /data
+    // (and its fsck) once more. Read the failed units once that is over.
+    let settle = Instant::now() + Duration::from_secs(120);
+    loop {
+        let jobs = guest.sh("systemctl list-jobs --no-legend --plain || true");
+        let (_, gate) = guest.sh_timeout(
+            "systemctl is-active streampulse-mark-good.service",
+            Duration::from_secs(30),
+        );
+        if jobs.trim().is_empty() && !matches!(gate.trim(), "active" | "activating") {
+            break;
+        }
+        if Instant::now() > settle {
+            guest.fail(&format!(
+                "the boot's jobs did not settle: health gate {gate}, jobs:\n{jobs}"
+            ));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let failed = guest.sh("systemctl --failed --no-legend --plain");
     let others: Vec<&str> = failed
         .lines()
