@@ -88,6 +88,18 @@ pub fn run(mut args: Args) -> Result<u8> {
     if let Some(boot) = &args.boot_config {
         system::bootcfg::at_start(boot, &args.config, &args.data_dir, clock::real().now_ms());
     }
+    // An update bundle dropped on the boot partition: taken (copied to
+    // /data, removed from the card's FAT) before the daemon is ready, since
+    // the boot partition is writable only until then; installed meanwhile.
+    let updates = Arc::new(system::update::Updates::new(
+        &args.data_dir,
+        system::health::global().degraded().is_some(),
+    ));
+    if let Some(boot) = args.boot_config.as_deref().and_then(|b| b.parent()) {
+        if let Err(e) = updates.take_from_boot(boot, clock::real()) {
+            tracing::error!("update: {e:#}");
+        }
+    }
     let cfg = config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     mask_in_log(&cfg, &args.config);
     tracing::info!(
@@ -156,6 +168,7 @@ pub fn run(mut args: Args) -> Result<u8> {
                 clock.clone(),
                 Some(tokio::runtime::Handle::current()),
                 live.clone(),
+                updates.clone(),
             ),
         });
         let listen = if args.listen.is_empty() {

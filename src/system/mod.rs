@@ -7,6 +7,7 @@
 //! * [`health`]: the `system` thread and what `/healthz` shows about the box.
 //! * [`health_file`]: the marker an update's health gate waits for.
 //! * [`recent_log`]: the daemon's last log lines, for the System page.
+//! * [`update`]: installing an update bundle with RAUC, and the rollback note.
 
 pub mod backup;
 pub mod bootcfg;
@@ -15,4 +16,5 @@ pub mod health;
 pub mod health_file;
 pub mod recent_log;
 pub mod restore;
+pub mod update;
 pub mod watchdog;

@@ -31,8 +31,8 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use super::routes::{self, Access, Route};
 use super::{
-    api, auth, availability, backup, export, live_page, metrics, pages, system_page, HttpError,
-    WebCtx,
+    api, auth, availability, backup, export, live_page, metrics, pages, system_page, update,
+    HttpError, WebCtx,
 };
 use crate::config::Config;
 
@@ -622,6 +622,9 @@ fn gate(
             system_page::handle(ctx, cfg, route, req, session.map(|(_, s)| s))
         }
         Route::SystemBackup | Route::SystemRestore => backup::handle(ctx, cfg, route, req),
+        Route::SystemUpdate | Route::SystemUpdateReboot | Route::SystemUpdateDismiss => {
+            update::handle(ctx, route, req)
+        }
         _ => pages::page(ctx, db, cfg, route, req, session),
     }
 }

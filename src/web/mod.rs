@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod pages;
 pub mod routes;
 pub mod system_page;
+pub mod update;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -85,6 +86,8 @@ pub struct Gui {
     pub names: host::BoxNames,
     /// Where the evidence of outages is kept (`crate::evidence`).
     pub evidence_dir: std::path::PathBuf,
+    /// Update bundles: their install and the rollback note.
+    pub updates: Arc<crate::system::update::Updates>,
 }
 
 impl Gui {
@@ -97,6 +100,7 @@ impl Gui {
         clock: SharedClock,
         runtime: Option<tokio::runtime::Handle>,
         live: Arc<crate::live::Hub>,
+        updates: Arc<crate::system::update::Updates>,
     ) -> Gui {
         Gui {
             sessions: auth::Sessions::new(clock.clone()),
@@ -109,6 +113,7 @@ impl Gui {
             restart: Arc::new(tokio::sync::Notify::new()),
             names: host::BoxNames::read(),
             evidence_dir: crate::evidence::dir(data_dir),
+            updates,
         }
     }
 }

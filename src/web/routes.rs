@@ -37,6 +37,9 @@ pub enum Route {
     SystemDiagnostics, // /system/diagnostics.txt (a download)
     SystemBackup,     // /system/backup.spbackup (a download with secrets)
     SystemRestore,    // /system/restore (POST: a backup, streamed to the card)
+    SystemUpdate, // /system/update (GET: progress JSON; POST: a RAUC bundle, streamed to the card)
+    SystemUpdateReboot, // /system/update/reboot (POST: reboot into the installed update)
+    SystemUpdateDismiss, // /system/update/dismiss (POST: forget the rollback note)
     NotFound,
 }
 
@@ -102,6 +105,9 @@ impl Route {
             "/system/diagnostics.txt" => return Route::SystemDiagnostics,
             "/system/backup.spbackup" => return Route::SystemBackup,
             "/system/restore" => return Route::SystemRestore,
+            "/system/update" => return Route::SystemUpdate,
+            "/system/update/reboot" => return Route::SystemUpdateReboot,
+            "/system/update/dismiss" => return Route::SystemUpdateDismiss,
             "/favicon.ico" => return Route::Static("icon.svg"),
             _ => {}
         }
@@ -167,7 +173,12 @@ impl Route {
             | Route::ApiAllHistoryCsv
             | Route::Evidence(_) => Access::Api,
             Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => Access::Live,
-            Route::SystemDiagnostics | Route::SystemBackup | Route::SystemRestore => Access::Admin,
+            Route::SystemDiagnostics
+            | Route::SystemBackup
+            | Route::SystemRestore
+            | Route::SystemUpdate
+            | Route::SystemUpdateReboot
+            | Route::SystemUpdateDismiss => Access::Admin,
             _ => Access::Page,
         }
     }
@@ -191,6 +202,9 @@ impl Route {
                 | Route::SystemDiagnostics
                 | Route::SystemBackup
                 | Route::SystemRestore
+                | Route::SystemUpdate
+                | Route::SystemUpdateReboot
+                | Route::SystemUpdateDismiss
         )
     }
 
@@ -198,7 +212,7 @@ impl Route {
     /// (not read into memory, not a form): an admin session with the CSRF
     /// header, or an admin API token.
     pub fn takes_upload(&self) -> bool {
-        matches!(self, Route::SystemRestore)
+        matches!(self, Route::SystemRestore | Route::SystemUpdate)
     }
 }
 
@@ -320,6 +334,9 @@ mod tests {
             ("/system/diagnostics.txt", Route::SystemDiagnostics),
             ("/system/backup.spbackup", Route::SystemBackup),
             ("/system/restore", Route::SystemRestore),
+            ("/system/update", Route::SystemUpdate),
+            ("/system/update/reboot", Route::SystemUpdateReboot),
+            ("/system/update/dismiss", Route::SystemUpdateDismiss),
             ("/system/", Route::NotFound),
             ("/../etc/passwd", Route::NotFound),
         ];

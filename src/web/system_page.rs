@@ -28,6 +28,45 @@ struct SystemPage {
     health: String,
     log: Vec<String>,
     max_lines: usize,
+    update: UpdateView,
+}
+
+/// The Update section.
+struct UpdateView {
+    /// Why updates cannot be installed here ("" if they can).
+    unavailable: String,
+    /// What runs now, e.g. "2.0.0 (StreamPulse 0.1.0), slot B".
+    running: String,
+    /// The install in progress or the last one: a sentence ("" if none).
+    progress: String,
+    /// An install made with `reboot=0` waits for a reboot.
+    waiting_reboot: bool,
+    /// The health gate's rollback note, as a sentence.
+    rolled_back: Option<String>,
+}
+
+fn update_view(ctx: &WebCtx) -> UpdateView {
+    use crate::system::update::{running, Phase};
+    let u = &ctx.gui.updates;
+    let r = running();
+    let p = u.progress();
+    UpdateView {
+        unavailable: u.unavailable().unwrap_or_default().to_owned(),
+        running: match &r.slot {
+            Some(slot) => format!("{}, root slot {slot}", r.describe()),
+            None => r.describe(),
+        },
+        progress: match p.phase {
+            Phase::Idle => String::new(),
+            Phase::Receiving | Phase::Installing => {
+                format!("Installing ({} %): {}", p.percent, p.message)
+            }
+            Phase::Installed | Phase::Rebooting => format!("Installed: {}", p.message),
+            Phase::Failed => format!("The last update was not installed: {}", p.message),
+        },
+        waiting_reboot: p.phase == Phase::Installed,
+        rolled_back: u.rolled_back().map(|r| pages::rolled_back_line(&r)),
+    }
 }
 
 /// Answers [`Route::System`] and [`Route::SystemDiagnostics`].
@@ -44,11 +83,15 @@ pub fn handle(
         Route::System => {
             let s = session.ok_or_else(|| HttpError::new(403, "log in first"))?;
             let page = SystemPage {
-                c: pages::chrome(ctx, cfg, Some(s), "System", "system"),
+                c: pages::Chrome {
+                    flash: pages::flash_for(req.query_param("msg")),
+                    ..pages::chrome(ctx, cfg, Some(s), "System", "system")
+                },
                 uptime: pages::fmt_duration(ctx.started.elapsed().as_secs()),
                 health: redact::redact_text(&health(ctx), &secrets),
                 log: recent_log::global().lines(),
                 max_lines: recent_log::MAX_LINES,
+                update: update_view(ctx),
             };
             pages::render(200, &page)
         }

@@ -45,6 +45,17 @@ pub fn ext4_from_dir(dir: &Path, label: &str, size_mib: u32, out: &Path) {
 /// (`genimage-mbr.cfg.in`): FAT `boot_files` (copied from the given paths),
 /// `rootfs` as partition 2, an empty data partition.
 pub fn genimage_mbr(out: &Path, boot_files: &[(&str, &Path)], rootfs: &Path) -> PathBuf {
+    genimage_mbr_with(out, boot_files, rootfs, None)
+}
+
+/// [`genimage_mbr`] with the boot partition `boot_mib` MiB large instead of
+/// the template's size.
+pub fn genimage_mbr_with(
+    out: &Path,
+    boot_files: &[(&str, &Path)],
+    rootfs: &Path,
+    boot_mib: Option<u32>,
+) -> PathBuf {
     let input = out.join("input");
     std::fs::create_dir_all(&input).unwrap();
     for (name, src) in boot_files {
@@ -58,7 +69,15 @@ pub fn genimage_mbr(out: &Path, boot_files: &[(&str, &Path)], rootfs: &Path) -> 
     let template =
         std::fs::read_to_string(manifest_dir().join("buildroot/board/common/genimage-mbr.cfg.in"))
             .unwrap();
-    let cfg = template.replace("#BOOT_FILES#\n", &list);
+    let mut cfg = template.replace("#BOOT_FILES#\n", &list);
+    if let Some(mib) = boot_mib {
+        let vfat = cfg
+            .find("image boot.vfat")
+            .expect("the template has boot.vfat");
+        let at = vfat + cfg[vfat..].find("size = ").expect("boot.vfat has a size");
+        let end = at + cfg[at..].find('\n').unwrap();
+        cfg.replace_range(at..end, &format!("size = {mib}M"));
+    }
     genimage(out, &input, &cfg)
 }
 
@@ -191,6 +210,17 @@ pub fn fat_write(img: &Path, offset: u64, name: &str, text: &str, scratch: &Path
         .args(["-o", "-i"])
         .arg(fat(img, offset))
         .arg(&src)
+        .arg(format!("::{name}")));
+}
+
+/// Copies the file `src` onto the FAT partition at `offset` of `img` as
+/// `name` (a user copying a file onto the card with a PC).
+pub fn fat_copy(img: &Path, offset: u64, name: &str, src: &Path) {
+    run(Command::new("mcopy")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .args(["-o", "-i"])
+        .arg(fat(img, offset))
+        .arg(src)
         .arg(format!("::{name}")));
 }
 

@@ -30,6 +30,7 @@ mod rtsp_media; // RTSP transport (auto fallback on 461) and key-frame interval,
 mod security; // issue 8: every route's login and CSRF, sessions, setup, rate limit, escaping, secrets, paths, caps, slow clients, systemd unit
 mod system; // appliance: sd-notify READY/WATCHDOG/STATUS, --boot-config import, /healthz box health
 mod system_page; // the System page and the diagnostics download: access, content, no secret
+mod update; // issue 18: the update routes on a host (no RAUC: refused with the reason), the rollback note until dismissed
 mod util; // real peers (RTSP, MJPEG, lighttpd, snapshot servers), the binary, temp dirs, /proc, Chromium flows
 mod web; // the web GUI: setup, login, CSRF, every route, editor, previews, escaping, tokens, Chromium e2e
 mod webhooks; // notify: POSTs per state change, bounded retries, a receiver that hangs

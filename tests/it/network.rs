@@ -415,7 +415,10 @@ fn overlay_network_units_verify_without_cycles() {
     let bad: Vec<&str> = log
         .lines()
         .filter(|l| {
-            l.contains("cycle") || l.contains("streampulse-network") || l.contains("wpa_supplicant")
+            l.contains("cycle")
+                || l.contains("streampulse-network")
+                || l.contains("streampulse-update")
+                || l.contains("wpa_supplicant")
         })
         .collect();
     assert!(bad.is_empty(), "{bad:#?}");

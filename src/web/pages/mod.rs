@@ -73,6 +73,9 @@ pub struct Chrome {
     /// Why the box itself has no network, while it has none (failing
     /// cameras are then not counted as down).
     pub box_offline: Option<String>,
+    /// An update that did not become healthy and was rolled back (the
+    /// health gate's note), for a session, until dismissed on the System page.
+    pub rolled_back: Option<String>,
 }
 
 pub(crate) fn chrome(
@@ -98,11 +101,31 @@ pub(crate) fn chrome(
         flash: None,
         data_degraded: crate::system::health::global().degraded(),
         box_offline: ctx.monitor.as_ref().and_then(|m| m.link.last()),
+        rolled_back: session
+            .and_then(|_| ctx.gui.updates.rolled_back())
+            .map(|r| rolled_back_line(&r)),
     }
 }
 
+/// "The update to 2.0.1 failed and was rolled back to …": the health gate's
+/// note in a sentence.
+pub(crate) fn rolled_back_line(r: &crate::system::update::RolledBack) -> String {
+    format!(
+        "The update to {} failed and was rolled back to {} (slot {} was not kept, {}): {}",
+        if r.version.is_empty() {
+            "a new version"
+        } else {
+            &r.version
+        },
+        crate::system::update::running().describe(),
+        r.slot,
+        r.time,
+        r.reason
+    )
+}
+
 /// The fixed sentence for a `?msg=` code (never echoes user input).
-fn flash_for(code: Option<String>) -> Option<String> {
+pub(crate) fn flash_for(code: Option<String>) -> Option<String> {
     let s = match code.as_deref()? {
         "setup" => "The admin password is set. Log in with it.",
         "logout" => "Logged out.",
@@ -115,6 +138,9 @@ fn flash_for(code: Option<String>) -> Option<String> {
         "password" => "Password changed. Other sessions were logged out.",
         "revoked" => "Token revoked.",
         "restored" => "Backup restored. Log in with the password of the box the backup came from.",
+        "rebooting" => {
+            "Rebooting into the installed update; this page answers again when the box is back."
+        }
         _ => return None,
     };
     Some(s.to_owned())

@@ -178,9 +178,66 @@
     });
   }
 
+  // System page: upload an update bundle, then follow RAUC's progress
+  // (GET /system/update) until the box reboots into it or says why not.
+  function updateForm() {
+    var form = document.getElementById("update-form");
+    if (!form) return;
+    var out = document.getElementById("update-status");
+    var bar = document.getElementById("update-progress");
+    function waitBack() {
+      fetch("/healthz").then(function (r) {
+        if (r.ok) location.href = "/system"; else setTimeout(waitBack, 3000);
+      }, function () { setTimeout(waitBack, 3000); });
+    }
+    function follow() {
+      fetch("/system/update", { headers: { Accept: "application/json" } }).then(function (r) {
+        return r.json();
+      }).then(function (v) {
+        var p = v.progress || {};
+        if (p.phase === "installing" || p.phase === "receiving") {
+          bar.max = 100; bar.value = p.percent || 0;
+          text(out, "Installing (" + (p.percent || 0) + " %): " + p.message);
+          setTimeout(follow, 2000);
+        } else if (p.phase === "rebooting") {
+          bar.value = 100;
+          text(out, "Installed: " + p.message + ". This page reloads when the box is back.");
+          setTimeout(waitBack, 10000);
+        } else if (p.phase === "installed") {
+          location.href = "/system";
+        } else {
+          text(out, "Not installed: " + (p.message || "unknown error"));
+        }
+      }, function () { setTimeout(waitBack, 5000); });
+    }
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var file = form.querySelector("input[type=file]").files[0];
+      if (!file) { text(out, "Choose an update bundle (.raucb) first."); return; }
+      var x = new XMLHttpRequest();
+      x.open("POST", "/system/update");
+      x.setRequestHeader("Content-Type", "application/octet-stream");
+      x.setRequestHeader("X-CSRF-Token", form.getAttribute("data-csrf"));
+      x.upload.onprogress = function (p) {
+        if (p.lengthComputable) { bar.max = p.total; bar.value = p.loaded; }
+      };
+      x.onload = function () {
+        var v = {};
+        try { v = JSON.parse(x.responseText); } catch (err) { v = {}; }
+        if (x.status !== 202) { text(out, v.error || ("Failed: HTTP " + x.status)); return; }
+        text(out, "Received; installing…");
+        follow();
+      };
+      x.onerror = function () { text(out, "The upload failed (connection lost)."); };
+      text(out, "Uploading…");
+      x.send(file);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     dashboard();
     checkButtons();
     restoreForm();
+    updateForm();
   });
 })();

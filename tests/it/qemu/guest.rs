@@ -391,6 +391,83 @@ impl Guest {
         self.session = Some(session);
     }
 
+    /// GET `path` with the session (logged in): status and body.
+    pub(super) fn session_page(&self, path: &str) -> Option<(u16, String)> {
+        let agent = anonymous_agent();
+        let mut req = agent.get(&format!("{}{path}", self.http));
+        if let Some(c) = &self.session {
+            req = req.header("Cookie", c);
+        }
+        let mut r = req.call().ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.body_mut().read_to_string().ok()?))
+    }
+
+    /// The session's CSRF token, from the System page's forms.
+    fn csrf(&mut self) -> String {
+        let page = self.session_page("/system");
+        match &page {
+            Some((200, body)) => between(body, "name=\"csrf\" value=\"", "\"")
+                .map(str::to_owned)
+                .unwrap_or_else(|| self.fail("no CSRF token on the System page")),
+            _ => self.fail(&format!("GET /system: {page:?}")),
+        }
+    }
+
+    /// POSTs the file `file` to `path` as the logged-in session, with the
+    /// CSRF token in `X-CSRF-Token` (what app.js's upload forms do):
+    /// status and body.
+    pub(super) fn upload(&mut self, path: &str, file: &Path) -> (u16, String) {
+        let csrf = self.csrf();
+        let body = std::fs::read(file).unwrap();
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(600)))
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .build(),
+        );
+        let r = agent
+            .post(&format!("{}{path}", self.http))
+            .header("Cookie", self.session.as_deref().unwrap_or_default())
+            .header("X-CSRF-Token", &csrf)
+            .header("Content-Type", "application/octet-stream")
+            .send(&body[..]);
+        match r {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(e) => self.fail(&format!("POST {path} ({} bytes): {e}", body.len())),
+        }
+    }
+
+    /// POSTs a form (with the session's CSRF token) to `path`: status and
+    /// `Location`.
+    pub(super) fn post_form(&mut self, path: &str) -> (u16, String) {
+        let csrf = self.csrf();
+        let agent = anonymous_agent();
+        let form: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf", &csrf)
+            .finish();
+        let r = agent
+            .post(&format!("{}{path}", self.http))
+            .header("Cookie", self.session.as_deref().unwrap_or_default())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(form);
+        match r {
+            Ok(r) => (
+                r.status().as_u16(),
+                r.headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            Err(e) => self.fail(&format!("POST {path}: {e}")),
+        }
+    }
+
     /// Polls `path` until `pred` holds.
     pub(super) fn wait_json(
         &mut self,

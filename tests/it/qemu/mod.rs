@@ -118,6 +118,8 @@ use wifi::{
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How much larger the "card" is than the image.
 const CARD_EXTRA: u64 = 256 << 20;
+/// The test card's boot partition, MiB (a board's is 64): room for an update bundle.
+const BOOT_MIB: u32 = 256;
 /// streampulse.service's `WatchdogSec=` (overlay/, checked below).
 const WATCHDOG: Duration = Duration::from_secs(60);
 
@@ -175,10 +177,13 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
             .arg(super::util::manifest_dir().join("scripts/qemu/boot.cmd"))
             .arg(&boot_scr),
     );
-    let img = image::genimage_mbr(
+    // The boot partition is larger than a board's: the update test drops a
+    // bundle on it, and this Debian-based root makes ~85 MB bundles.
+    let img = image::genimage_mbr_with(
         dir.path(),
         &[("config.yaml", &config_path), ("boot.scr", &boot_scr)],
         &root.img,
+        Some(BOOT_MIB),
     );
     let (_, parts) = partitions(&img);
     assert_eq!(parts.len(), 4, "boot, root A, root B, data: {parts:?}");
@@ -374,7 +379,7 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     // broken one rolled back, an untrusted one refused. The boots after this
     // run from slot B.
     let updates_started = Instant::now();
-    update::run(dir.path(), &img, &root, &keys, new_pw);
+    update::run(dir.path(), &img, fat, &root, &keys, new_pw);
     let update_boots = updates_started.elapsed();
 
     // Factory reset from the card: the third boot opens first-boot setup.

@@ -81,31 +81,11 @@ fn bundle(rootfs: &Path, version: &str, keys: &Path, out: &Path) {
     );
 }
 
-/// A copy of `bundle` padded to whole sectors, to attach as a disk; returns
-/// it and the bundle's real length.
-fn as_disk(bundle: &Path) -> (PathBuf, u64) {
-    let len = std::fs::metadata(bundle).unwrap().len();
-    let disk = bundle.with_extension("disk");
-    std::fs::copy(bundle, &disk).unwrap();
-    let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
-    f.set_len(len.div_ceil(512) * 512).unwrap();
-    (disk, len)
-}
-
-/// The three bundles, as disks for the guest.
+/// The three bundles, on the host.
 struct Bundles {
-    /// (disk image, bundle length), in attach order: /dev/vdb, vdc, vdd.
-    disks: Vec<(PathBuf, u64)>,
-}
-
-impl Bundles {
-    const NEWER: usize = 0;
-    const BROKEN: usize = 1;
-    const UNTRUSTED: usize = 2;
-
-    fn device(i: usize) -> String {
-        format!("/dev/vd{}", (b'b' + i as u8) as char)
-    }
+    newer: PathBuf,
+    broken: PathBuf,
+    untrusted: PathBuf,
 }
 
 fn make_bundles(dir: &Path, rootfs: &Rootfs, keys: &Path) -> Bundles {
@@ -144,13 +124,16 @@ fn make_bundles(dir: &Path, rootfs: &Rootfs, keys: &Path) -> Bundles {
     bundle(&broken_img, BROKEN_VERSION, keys, &broken);
     std::fs::remove_file(&broken_img).unwrap();
     image::run(Command::new("rm").arg("-rf").arg(&next));
-    let disks = vec![as_disk(&newer), as_disk(&broken), as_disk(&untrusted)];
     eprintln!(
         "qemu: update bundles built in {:.0} s ({} bytes each, about)",
         started.elapsed().as_secs_f64(),
-        disks[0].1
+        std::fs::metadata(&newer).unwrap().len()
     );
-    Bundles { disks }
+    Bundles {
+        newer,
+        broken,
+        untrusted,
+    }
 }
 
 /// `rauc status --output-format=json`.
@@ -195,26 +178,34 @@ fn wait_gate(guest: &mut Guest, needle: &str) -> String {
     }
 }
 
-/// Copies bundle `i` from its disk to /data/update/NAME, owned by the
-/// daemon's user (as its upload would leave it).
-fn copy_in(guest: &mut Guest, bundles: &Bundles, i: usize, name: &str) -> String {
-    let path = format!("/data/update/{name}");
-    guest.sh(&format!(
-        "head -c {} {} >{path} && chown streampulse:streampulse {path} && chmod 0640 {path}",
-        bundles.disks[i].1,
-        Bundles::device(i)
-    ));
-    path
+/// Uploads `bundle` on the System page (`POST /system/update`, the
+/// session and its CSRF token, as app.js does); it must be accepted.
+fn upload(guest: &mut Guest, bundle: &Path) {
+    let (status, body) = guest.upload("/system/update", bundle);
+    if status != 202 {
+        guest.fail(&format!("POST /system/update: {status} {body}"));
+    }
 }
 
-/// `rauc install` as the streampulse user; (exit status, output, seconds).
-fn install_as_daemon_user(guest: &mut Guest, path: &str) -> (i32, String, f64) {
-    let started = Instant::now();
-    let (rc, out) = guest.sh_timeout(
-        &format!("runuser -u streampulse -- rauc install {path}"),
-        INSTALL_TIMEOUT,
-    );
-    (rc, out, started.elapsed().as_secs_f64())
+/// Polls `GET /system/update` until the install's phase is one of `phases`;
+/// None if the box went away (rebooting) first.
+fn wait_phase(guest: &mut Guest, phases: &[&str]) -> Option<Value> {
+    let deadline = Instant::now() + INSTALL_TIMEOUT;
+    let mut last = None;
+    while Instant::now() < deadline {
+        match guest.get("/system/update") {
+            Some(v) if phases.contains(&v["progress"]["phase"].as_str().unwrap_or("")) => {
+                return Some(v)
+            }
+            Some(v) => last = Some(v),
+            None if last.is_some() => return None,
+            None => {}
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    guest.fail(&format!(
+        "the install did not reach {phases:?}; last GET /system/update: {last:?}"
+    ));
 }
 
 /// Heartbeats of the Porch stream recorded before `before_ms` (unix ms).
@@ -232,22 +223,13 @@ fn heartbeats_before(guest: &mut Guest, before_ms: i64) -> usize {
         .count()
 }
 
-/// Reboots the guest through systemd and waits for U-Boot's banner.
-fn reboot(guest: &mut Guest) -> Instant {
-    let banners = guest.console_count(UBOOT_BANNER);
-    let at = Instant::now();
-    guest.sh("systemctl --no-block reboot");
-    guest.wait_console(UBOOT_BANNER, banners, Duration::from_secs(180));
-    at
-}
-
-/// The update boots; `password`: the admin password in force.
-pub(super) fn run(dir: &Path, img: &Path, rootfs: &Rootfs, keys: &Path, password: &str) {
+/// The update boots; `password`: the admin password in force; `fat`: the
+/// boot partition's offset in `img`.
+pub(super) fn run(dir: &Path, img: &Path, fat: u64, rootfs: &Rootfs, keys: &Path, password: &str) {
     let bundles = make_bundles(dir, rootfs, keys);
-    let disks: Vec<PathBuf> = bundles.disks.iter().map(|(d, _)| d.clone()).collect();
 
     // On slot A, as flashed.
-    let mut guest = Guest::boot_with(img, dir, true, &disks);
+    let mut guest = Guest::boot_with(img, dir, true, &[]);
     guest.wait_running("streampulse.service", BOOT_TIMEOUT);
     assert_eq!(booted(&mut guest), "A");
     wait_gate(&mut guest, "marked good");
@@ -260,6 +242,11 @@ pub(super) fn run(dir: &Path, img: &Path, rootfs: &Rootfs, keys: &Path, password
     );
     let old_version = guest.sh("grep -c '^IMAGE_VERSION=' /etc/os-release || true");
     assert_eq!(old_version.trim(), "0", "slot A has no IMAGE_VERSION yet");
+    let st = guest.get("/system/update").expect("GET /system/update");
+    assert!(
+        st["available"] == true && st["running"]["slot"] == "A" && st["rolled_back"].is_null(),
+        "{st}"
+    );
 
     // The D-Bus policy: the daemon's user may install, nothing else.
     let (rc, out) = guest.sh_timeout(
@@ -271,45 +258,38 @@ pub(super) fn run(dir: &Path, img: &Path, rootfs: &Rootfs, keys: &Path, password
         "streampulse could mark a slot bad ({rc}): {out}"
     );
 
-    // Signed under another CA: refused before anything changes.
+    // Signed under another CA, uploaded on the System page: refused before
+    // anything changes.
     let slots_before = rauc_status(&mut guest)["slots"].clone();
     let counter_before = boot_counter(&mut guest);
-    let path = copy_in(&mut guest, &bundles, Bundles::UNTRUSTED, "untrusted.raucb");
-    let (rc, out, _) = install_as_daemon_user(&mut guest, &path);
+    upload(&mut guest, &bundles.untrusted);
+    let st = wait_phase(&mut guest, &["failed", "installed", "rebooting"])
+        .unwrap_or_else(|| guest.fail("the box went away after an untrusted upload"));
+    let message = st["progress"]["message"].as_str().unwrap_or("").to_owned();
     assert!(
-        rc != 0 && out.to_lowercase().contains("signature"),
-        "a bundle signed under an untrusted CA: rauc install exited {rc}: {out}"
+        st["progress"]["phase"] == "failed" && message.to_lowercase().contains("signature"),
+        "a bundle signed under an untrusted CA: {st}"
     );
     assert_eq!(rauc_status(&mut guest)["slots"], slots_before);
     assert_eq!(boot_counter(&mut guest), counter_before);
-    eprintln!(
-        "qemu: untrusted bundle refused: {}",
-        out.lines().last().unwrap_or("")
-    );
+    let (_, left) = guest.sh_timeout("ls -A /data/update", Duration::from_secs(30));
+    assert!(!left.contains(".raucb"), "bundle left behind: {left}");
+    eprintln!("qemu: untrusted bundle refused on upload: {message}");
 
-    // The newer build, into B.
-    let path = copy_in(&mut guest, &bundles, Bundles::NEWER, "newer.raucb");
-    let (rc, out, secs) = install_as_daemon_user(&mut guest, &path);
-    if rc != 0 {
-        guest.fail(&format!(
-            "rauc install of the newer bundle exited {rc}: {out}"
-        ));
+    // The newer build, uploaded on the System page, into B; the box reboots
+    // into it by itself.
+    let banners = guest.console_count(UBOOT_BANNER);
+    let uploaded = Instant::now();
+    upload(&mut guest, &bundles.newer);
+    let upload_secs = uploaded.elapsed().as_secs_f64();
+    if let Some(st) = wait_phase(&mut guest, &["failed", "rebooting"]) {
+        assert_eq!(st["progress"]["phase"], "rebooting", "{st}");
+        assert_eq!(st["progress"]["slot"], "B", "{st}");
+        assert_eq!(st["progress"]["version"], NEW_VERSION, "{st}");
     }
-    let counter = boot_counter(&mut guest);
-    assert!(
-        counter.contains("BOOT_ORDER=B A") && counter.contains("BOOT_B_LEFT=3"),
-        "after installing into B: {counter}"
-    );
-    let pending = guest.sh("cat /data/rauc/pending");
-    assert!(
-        pending.contains("slot=B") && pending.contains(NEW_VERSION),
-        "{pending}"
-    );
-    eprintln!("qemu: newer bundle installed into slot B in {secs:.0} s (as streampulse)");
-    guest.sh("rm /data/update/newer.raucb /data/update/untrusted.raucb");
-
-    // Reboot into B.
-    let rebooted = reboot(&mut guest);
+    guest.wait_console(UBOOT_BANNER, banners, INSTALL_TIMEOUT);
+    let rebooted = Instant::now();
+    let install_secs = uploaded.elapsed().as_secs_f64();
     guest.wait_running("streampulse.service", BOOT_TIMEOUT);
     assert_eq!(booted(&mut guest), "B");
     let version = guest.sh("sed -n 's/^IMAGE_VERSION=//p' /etc/os-release");
@@ -330,6 +310,12 @@ pub(super) fn run(dir: &Path, img: &Path, rootfs: &Rootfs, keys: &Path, password
         Duration::from_secs(30),
     );
     assert_eq!(pending.trim(), "1", "slot B still on trial");
+    let previous =
+        guest.sh("journalctl -b -1 --no-pager -o cat -u streampulse-update-reboot.service");
+    assert!(
+        previous.contains("rebooting into slot B"),
+        "the reboot was not root's answer to the daemon's request:\n{previous}"
+    );
     let st = rauc_status(&mut guest);
     eprintln!("qemu: on slot B: {st}");
     guest.login(password);
@@ -341,28 +327,27 @@ pub(super) fn run(dir: &Path, img: &Path, rootfs: &Rootfs, keys: &Path, password
     guest.wait_json("/api/status", "an ok heartbeat on slot B", |v| {
         v["Porch"]["status"] == "ok"
     });
+    let st = guest.get("/system/update").expect("GET /system/update");
+    assert!(
+        st["running"]["slot"] == "B" && st["running"]["image_version"] == NEW_VERSION,
+        "{st}"
+    );
     eprintln!(
-        "qemu: update: reboot to slot B healthy and kept in {:.0} s; {kept} earlier heartbeats kept",
+        "qemu: update: uploaded in {upload_secs:.0} s, installed and rebooting {install_secs:.0} s after the upload started, \
+         reboot to slot B healthy and kept in {:.0} s; {kept} earlier heartbeats kept",
         update_time.as_secs_f64()
     );
+    guest.poweroff();
 
-    // A build that never becomes ready, into A; the box must come back to B.
-    let path = copy_in(&mut guest, &bundles, Bundles::BROKEN, "broken.raucb");
-    let (rc, out, secs) = install_as_daemon_user(&mut guest, &path);
-    if rc != 0 {
-        guest.fail(&format!(
-            "rauc install of the broken bundle exited {rc}: {out}"
-        ));
-    }
-    eprintln!("qemu: never-ready bundle installed into slot A in {secs:.0} s");
-    let counter = boot_counter(&mut guest);
-    assert!(
-        counter.contains("BOOT_ORDER=A B"),
-        "after installing into A: {counter}"
-    );
-    guest.sh("rm /data/update/broken.raucb");
-    let rebooted = reboot(&mut guest);
-    // The broken slot's boot, then the gate's reboot: U-Boot again.
+    // A build that never becomes ready, copied onto the card's boot
+    // partition as update.raucb (the card in a PC): installed into A at the
+    // next start, the box reboots into it, and must come back to B.
+    image::fat_copy(img, fat, "update.raucb", &bundles.broken);
+    let started = Instant::now();
+    let mut guest = Guest::boot_with(img, dir, true, &[]);
+    // This boot (B, taking the bundle), the broken slot's, the gate's reboot.
+    guest.wait_console(UBOOT_BANNER, 1, INSTALL_TIMEOUT);
+    let rebooted = Instant::now();
     let banners = guest.console_count(UBOOT_BANNER);
     guest.wait_console(UBOOT_BANNER, banners, BOOT_TIMEOUT);
     guest.wait_running("streampulse.service", BOOT_TIMEOUT);
@@ -371,8 +356,21 @@ pub(super) fn run(dir: &Path, img: &Path, rootfs: &Rootfs, keys: &Path, password
     assert_eq!(version.trim(), NEW_VERSION);
     wait_gate(&mut guest, "marked good");
     let rollback_time = rebooted.elapsed();
+    // Two boots back: B took the bundle from the boot partition.
+    let took = guest.sh("journalctl -b -2 --no-pager -o cat -u streampulse.service");
+    assert!(
+        took.contains("installing update.raucb") && took.contains("installed into slot A"),
+        "the boot before the broken one did not install the boot partition's bundle:\n{took}"
+    );
+    let (_, on_boot) = guest.sh_timeout("ls -A /boot", Duration::from_secs(30));
+    assert!(
+        !on_boot.contains("update.raucb"),
+        "the bundle is still on the boot partition: {on_boot}"
+    );
     // The previous boot (the journal is on /data) was the broken slot's.
-    let previous = guest.sh("journalctl -b -1 --no-pager -o cat -u streampulse.service -u streampulse-mark-good.service");
+    let previous = guest.sh(
+        "journalctl -b -1 --no-pager -o cat -u streampulse.service -u streampulse-mark-good.service",
+    );
     assert!(
         previous.contains("never becomes ready") && previous.contains("rolling back from slot A"),
         "the previous boot was not the broken slot A rolled back by the gate:\n{previous}"
@@ -396,8 +394,32 @@ pub(super) fn run(dir: &Path, img: &Path, rootfs: &Rootfs, keys: &Path, password
     if !failed.trim().is_empty() {
         guest.fail(&format!("failed units after the rollback: {failed}"));
     }
+    // The GUI says so, on every page, until dismissed on the System page.
+    guest.login(password);
+    let st = guest.get("/system/update").expect("GET /system/update");
+    assert_eq!(st["rolled_back"]["version"], BROKEN_VERSION, "{st}");
+    let said =
+        format!("The update to {BROKEN_VERSION} failed and was rolled back to {NEW_VERSION}");
+    for path in ["/", "/system"] {
+        let page = guest.session_page(path);
+        assert!(
+            page.as_ref()
+                .is_some_and(|(s, b)| *s == 200 && b.contains(&said)),
+            "{path} does not say {said:?}: {page:?}"
+        );
+    }
+    let (status, location) = guest.post_form("/system/update/dismiss");
+    assert_eq!((status, location.as_str()), (303, "/system"));
+    let page = guest.session_page("/");
+    assert!(
+        page.as_ref()
+            .is_some_and(|(s, b)| *s == 200 && !b.contains("rolled back")),
+        "the note is still shown after dismissing it: {page:?}"
+    );
     eprintln!(
-        "qemu: rollback: reboot into the never-ready slot A to slot B healthy again in {:.0} s; last-failure {failure}",
+        "qemu: rollback: bundle from the boot partition installed and rebooted {:.0} s after power-on; \
+         reboot into the never-ready slot A to slot B healthy again in {:.0} s; last-failure {failure}",
+        (rebooted - started).as_secs_f64(),
         rollback_time.as_secs_f64()
     );
     guest.poweroff();

@@ -285,6 +285,9 @@ fn token_scopes_are_enforced_per_route() {
                     "{ctx}: {}",
                     r.text()
                 );
+            } else if want && matches!(*variant, "SystemUpdateReboot" | "SystemUpdateDismiss") {
+                // Past the gate: forms, POST only.
+                assert_eq!(r.status, 405, "{ctx}\n{}", r.text());
             } else if want {
                 assert_eq!(r.status, 200, "{ctx}\n{}", r.text());
             } else if *class == Class::Page {

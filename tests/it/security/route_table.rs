@@ -82,6 +82,13 @@ pub(super) const ROUTES: &[(&str, &str, Class)] = &[
     ("SystemDiagnostics", "/system/diagnostics.txt", Class::Admin),
     ("SystemBackup", "/system/backup.spbackup", Class::Admin),
     ("SystemRestore", "/system/restore", Class::Admin),
+    ("SystemUpdate", "/system/update", Class::Admin),
+    ("SystemUpdateReboot", "/system/update/reboot", Class::Admin),
+    (
+        "SystemUpdateDismiss",
+        "/system/update/dismiss",
+        Class::Admin,
+    ),
     ("NotFound", "/nope", Class::NotFound),
 ];
 

@@ -323,10 +323,10 @@ fn every_route_needs_a_login_and_every_post_a_csrf_token() {
             ("Authorization", &bearer),
             true,
         );
-        if *variant == "SystemRestore" {
-            // The one exception: fleets restore a backup with an admin
-            // token (not sent by a browser on its own, so no CSRF risk);
-            // past the gate, a form is not a backup file.
+        if matches!(*variant, "SystemRestore" | "SystemUpdate") {
+            // The exceptions: fleets restore a backup or install an update
+            // with an admin token (not sent by a browser on its own, so no
+            // CSRF risk); past the gate, a form is not a file.
             assert_eq!(r.status, 415, "POST {path} with an API token: {}", r.text());
         } else if matches!(
             class,
