@@ -92,8 +92,12 @@ pub struct RolledBack {
 pub struct Updates {
     /// `<data>/update`.
     dir: PathBuf,
-    /// Why updates cannot be installed here, if they cannot.
+    /// Why updates cannot be installed here whatever RAUC says (degraded
+    /// mode, no RAUC), if so.
     unavailable: Option<String>,
+    /// The root slot RAUC says was booted ("A"/"B"), once known: the daemon
+    /// cannot read the kernel command line itself (`ProcSubset=pid`).
+    booted: Mutex<Option<String>>,
     progress: Arc<Mutex<Progress>>,
 }
 
@@ -105,10 +109,7 @@ impl Updates {
         let unavailable = if degraded {
             Some("the data partition is not usable (degraded mode)".to_owned())
         } else {
-            why_unavailable(
-                Path::new(RAUC_SYSTEM_CONF),
-                &std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
-            )
+            why_unavailable(Path::new(RAUC_SYSTEM_CONF))
         };
         let last = std::fs::read(dir.join(LAST_RESULT))
             .ok()
@@ -127,14 +128,49 @@ impl Updates {
         Updates {
             dir,
             unavailable,
+            booted: Mutex::new(None),
             progress: Arc::new(Mutex::new(last)),
         }
     }
 
-    /// Why updates are not possible on this box (a host run, a card not
-    /// booted by the A/B boot loader, degraded mode), or None.
-    pub fn unavailable(&self) -> Option<&str> {
-        self.unavailable.as_deref()
+    /// Why updates are not possible on this box (a host run, degraded mode,
+    /// a card RAUC cannot tell the booted slot of), or None.
+    pub fn unavailable(&self) -> Option<String> {
+        if let Some(why) = &self.unavailable {
+            return Some(why.clone());
+        }
+        self.booted_slot()
+            .err()
+            .map(|e| format!("RAUC cannot tell which root slot is running: {e}"))
+    }
+
+    /// The root slot RAUC says was booted (`rauc status`, asked once).
+    fn booted_slot(&self) -> Result<String, String> {
+        let mut booted = self.booted.lock().unwrap();
+        if let Some(slot) = &*booted {
+            return Ok(slot.clone());
+        }
+        let out = run_for(
+            Command::new("rauc").args(["status", "--output-format=json"]),
+            RAUC_STATUS_TIMEOUT,
+        )?;
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .map_err(|e| format!("rauc status answered no JSON ({e}): {}", out.trim()))?;
+        let slot = v["booted"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("rauc status names no booted slot: {}", out.trim()))?;
+        *booted = Some(slot.to_owned());
+        Ok(slot.to_owned())
+    }
+
+    /// What runs now, with the booted slot if RAUC told it.
+    pub fn running(&self) -> Running {
+        let mut r = running();
+        if self.unavailable.is_none() {
+            r.slot = self.booted_slot().ok();
+        }
+        r
     }
 
     pub fn progress(&self) -> Progress {
@@ -160,7 +196,7 @@ impl Updates {
     /// Claims the updater for one install; refused while one runs or where
     /// updates are not possible.
     pub fn begin(&self, source: &str, now_ms: i64) -> Result<(), String> {
-        if let Some(why) = &self.unavailable {
+        if let Some(why) = self.unavailable() {
             return Err(format!("updates cannot be installed here: {why}"));
         }
         let mut p = self.progress.lock().unwrap();
@@ -438,8 +474,8 @@ impl Updates {
 }
 
 /// What runs now: the daemon's version, the image's (`IMAGE_VERSION` in
-/// `/etc/os-release`, which the image build sets) and the root slot the
-/// boot loader started (`rauc.slot=`).
+/// `/etc/os-release`, which the image build sets) and the root slot
+/// ([`Updates::running`] fills it in).
 #[derive(Clone, Debug, Serialize)]
 pub struct Running {
     pub version: &'static str,
@@ -449,7 +485,6 @@ pub struct Running {
 
 pub fn running() -> Running {
     let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     Running {
         version: crate::VERSION,
         image_version: os
@@ -457,10 +492,7 @@ pub fn running() -> Running {
             .find_map(|l| l.strip_prefix("IMAGE_VERSION="))
             .map(|v| v.trim_matches('"').to_owned())
             .filter(|v| !v.is_empty()),
-        slot: cmdline
-            .split_whitespace()
-            .find_map(|a| a.strip_prefix("rauc.slot="))
-            .map(str::to_owned),
+        slot: None,
     }
 }
 
@@ -474,25 +506,59 @@ impl Running {
     }
 }
 
-/// Why updates are not possible: no RAUC configured, or the running system
-/// was not booted from an A/B slot (the boot loader passes `rauc.slot=`).
-fn why_unavailable(system_conf: &Path, cmdline: &str) -> Option<String> {
-    if !system_conf.exists() {
-        return Some(format!(
+/// Why updates are not possible whatever RAUC says: it is not configured.
+fn why_unavailable(system_conf: &Path) -> Option<String> {
+    (!system_conf.exists()).then(|| {
+        format!(
             "no updater on this system ({} is missing: not the appliance image)",
             system_conf.display()
-        ));
+        )
+    })
+}
+
+/// Longest wait for `rauc status` (RAUC's service may be started for it).
+const RAUC_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs `cmd` for its standard output, killing it after `timeout`.
+fn run_for(cmd: &mut Command, timeout: std::time::Duration) -> Result<String, String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    // Read on a thread so a full pipe cannot block the child past the wait.
+    let reader = std::thread::spawn(move || {
+        let (mut o, mut e) = (String::new(), String::new());
+        if let Some(s) = out.as_mut() {
+            let _ = s.take(1 << 20).read_to_string(&mut o);
+        }
+        if let Some(s) = err.as_mut() {
+            let _ = s.take(8 << 10).read_to_string(&mut e);
+        }
+        (o, e)
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let (o, e) = reader.join().unwrap_or_default();
+    match status {
+        None => Err(format!("no answer within {timeout:?}")),
+        Some(st) if !st.success() => Err(format!("{st}: {}", e.trim())),
+        Some(_) => Ok(o),
     }
-    if !cmdline
-        .split_whitespace()
-        .any(|a| a.starts_with("rauc.slot="))
-    {
-        return Some(
-            "this system was not started by the A/B boot loader (no rauc.slot= on the kernel command line)"
-                .into(),
-        );
-    }
-    None
 }
 
 /// RAUC's CLI progress line: `" 40% Copying image to rootfs.1"`.
@@ -539,15 +605,13 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_without_rauc_or_ab_boot() {
+    fn unavailable_without_rauc() {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("system.conf");
-        let why = why_unavailable(&conf, "root=/dev/vda2 rauc.slot=A").unwrap();
+        let why = why_unavailable(&conf).unwrap();
         assert!(why.contains("no updater"), "{why}");
         std::fs::write(&conf, "[system]\n").unwrap();
-        let why = why_unavailable(&conf, "root=/dev/mmcblk0p2 quiet").unwrap();
-        assert!(why.contains("rauc.slot="), "{why}");
-        assert_eq!(why_unavailable(&conf, "root=/dev/vda2 rauc.slot=B"), None);
+        assert_eq!(why_unavailable(&conf), None);
     }
 
     #[test]
@@ -560,6 +624,7 @@ mod tests {
         let u = Updates {
             dir: dir.path().join("update"),
             unavailable: None,
+            booted: Mutex::new(Some("A".into())),
             progress: Arc::default(),
         };
         u.begin("upload", 1).unwrap();

@@ -46,9 +46,9 @@ struct UpdateView {
 }
 
 fn update_view(ctx: &WebCtx) -> UpdateView {
-    use crate::system::update::{running, Phase};
+    use crate::system::update::Phase;
     let u = &ctx.gui.updates;
-    let r = running();
+    let r = u.running();
     let p = u.progress();
     UpdateView {
         unavailable: u.unavailable().unwrap_or_default().to_owned(),

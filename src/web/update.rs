@@ -104,6 +104,6 @@ pub fn status(ctx: &WebCtx) -> serde_json::Value {
         "unavailable_reason": u.unavailable(),
         "progress": u.progress(),
         "rolled_back": u.rolled_back(),
-        "running": crate::system::update::running(),
+        "running": u.running(),
     })
 }

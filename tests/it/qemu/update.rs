@@ -11,31 +11,37 @@
 //! `/etc/os-release` and the bundle version differ), a build whose
 //! `/usr/bin/streampulse` is a script that exits 1, and the newer build
 //! signed under a second, untrusted CA (`scripts/rauc-keys.sh`, made during
-//! the test). They reach the guest as extra read-only virtio disks and are
-//! copied to `/data/update/` owned by `streampulse`; every `rauc install`
-//! runs as that user (`runuser -u streampulse`), as the daemon's upload will.
-//! The guest reboots by itself here (no `-no-reboot`).
+//! the test). They reach the box the ways a user has: uploaded on the
+//! System page (the session and its CSRF token, as app.js sends them) and
+//! copied onto the card's boot partition as `update.raucb` while it is
+//! powered off. The guest reboots by itself here (no `-no-reboot`).
 //!
 //! Asserted:
-//! - before: slot A booted (`rauc status`, `rauc.slot=A`), marked good by the
-//!   gate; `streampulse` may not mark slots (the D-Bus policy allows it the
-//!   installer only);
-//! - the bundle signed under another CA is refused (`rauc install` fails,
-//!   naming the signature) and neither RAUC's slot states nor the boot
-//!   counter change;
-//! - the newer bundle installs into B (`BOOT_ORDER=B A`), the box reboots
-//!   into B through U-Boot, runs the new `IMAGE_VERSION`, the gate marks B
-//!   good (its tries reset to 3, no longer on trial), and the heartbeats
+//! - before: slot A booted (`rauc status`, `rauc.slot=A`, `GET
+//!   /system/update`), marked good by the gate; `streampulse` may not mark
+//!   slots (the D-Bus policy allows it the installer only);
+//! - the bundle signed under another CA, uploaded, is refused (the install's
+//!   phase `failed`, its message naming the signature), nothing is left in
+//!   `/data/update`, and neither RAUC's slot states nor the boot counter
+//!   change;
+//! - the newer bundle, uploaded, installs into B (phase `rebooting`, slot B,
+//!   its version), the box reboots by itself (root's
+//!   streampulse-update-reboot answering the daemon's request) into B
+//!   through U-Boot, runs the new `IMAGE_VERSION`, the gate marks B good
+//!   (its tries reset to 3, no longer on trial), and the heartbeats
 //!   recorded before the update are still in `/api/streams/…/history`;
-//! - the never-ready bundle installs into A, the box reboots into it, the
-//!   gate gives up on it (the service restarted 3 times), writes
+//! - the never-ready bundle on the boot partition is taken at the next
+//!   start (removed from the card), installed into A, the box reboots into
+//!   it, the gate gives up on it (the service restarted 3 times), writes
 //!   `/data/update/last-failure` (slot A, the bundle's version, the reason),
 //!   marks A bad and reboots; U-Boot skips A and the box is back on B by
-//!   itself, running the version it had, with `BOOT_A_LEFT=0`.
+//!   itself, running the version it had, with `BOOT_A_LEFT=0`; the
+//!   dashboard and the System page say "The update to … failed and was
+//!   rolled back to …" until it is dismissed.
 //!
-//! Printed: bundle build time, install times, the update time (reboot to the
-//! new slot healthy) and the rollback time (reboot into the broken slot to
-//! the old one healthy).
+//! Printed: bundle build time, upload and install times, the update time
+//! (reboot to the new slot healthy) and the rollback time (reboot into the
+//! broken slot to the old one healthy).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
