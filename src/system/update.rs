@@ -387,22 +387,11 @@ impl Updates {
         if status.success() {
             return Ok(());
         }
-        let mut why: Vec<&str> = errors
+        let lines: Vec<&str> = errors
             .lines()
             .chain(other.iter().map(String::as_str))
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
             .collect();
-        why.dedup();
-        let tail = why.len().saturating_sub(4);
-        Err(format!(
-            "rauc install {status}: {}",
-            if why.is_empty() {
-                "(no message)".to_owned()
-            } else {
-                why[tail..].join("; ")
-            }
-        ))
+        Err(install_error(&lines, &status.to_string()))
     }
 
     /// Ends the install with `phase` and `message`, and keeps the result.
@@ -561,6 +550,29 @@ fn run_for(cmd: &mut Command, timeout: std::time::Duration) -> Result<String, St
     }
 }
 
+/// Why `rauc install` failed, from its output: RAUC's own reason (its
+/// `LastError:` line) when it gave one, else its last lines (not its
+/// state words `installing`/`idle`).
+fn install_error(lines: &[&str], status: &str) -> String {
+    let lines: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !matches!(*l, "installing" | "idle"))
+        .collect();
+    if let Some(reason) = lines
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix("LastError: "))
+    {
+        return reason.to_owned();
+    }
+    let tail = lines.len().saturating_sub(3);
+    match lines.is_empty() {
+        true => format!("rauc install {status}, with no message"),
+        false => format!("rauc install {status}: {}", lines[tail..].join("; ")),
+    }
+}
+
 /// RAUC's CLI progress line: `" 40% Copying image to rootfs.1"`.
 fn parse_progress(line: &str) -> Option<(u8, &str)> {
     let (pct, msg) = line.trim_start().split_once("% ")?;
@@ -601,6 +613,29 @@ mod tests {
         assert_eq!(
             parse_progress("Installing `/data/update/x.raucb` failed"),
             None
+        );
+    }
+
+    #[test]
+    fn install_errors_name_raucs_reason() {
+        // As rauc 1.8 printed it for a bundle signed under another CA.
+        let out = [
+            "Installing `/data/update/upload.raucb` failed",
+            "installing",
+            "LastError: signature verification failed: Verify error: unable to get local issuer certificate",
+            "idle",
+        ];
+        assert_eq!(
+            install_error(&out, "exit status: 1"),
+            "signature verification failed: Verify error: unable to get local issuer certificate"
+        );
+        assert_eq!(
+            install_error(&["idle", "D-Bus error"], "exit status: 1"),
+            "rauc install exit status: 1: D-Bus error"
+        );
+        assert_eq!(
+            install_error(&[], "signal: 9 (SIGKILL)"),
+            "rauc install signal: 9 (SIGKILL), with no message"
         );
     }
 
