@@ -403,6 +403,32 @@ impl Guest {
         Some((status, r.body_mut().read_to_string().ok()?))
     }
 
+    /// GET `path` with the session as bytes (a download): status and body.
+    pub(super) fn session_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(120)))
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .build(),
+        );
+        let mut req = agent.get(&format!("{}{path}", self.http));
+        if let Some(c) = &self.session {
+            req = req.header("Cookie", c);
+        }
+        let mut r = req
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path} through the port forward: {e}"));
+        let status = r.status().as_u16();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap_or_default();
+        (status, body)
+    }
+
     /// The session's CSRF token, from the System page's forms.
     fn csrf(&mut self) -> String {
         let page = self.session_page("/system");

@@ -379,7 +379,7 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     // broken one rolled back, an untrusted one refused. The boots after this
     // run from slot B.
     let updates_started = Instant::now();
-    update::run(dir.path(), &img, fat, &root, &keys, new_pw);
+    let backup = update::run(dir.path(), &img, fat, &root, &keys, new_pw);
     let update_boots = updates_started.elapsed();
 
     // Factory reset from the card: the third boot opens first-boot setup.
@@ -420,6 +420,32 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
         names.iter().any(|n| n == "factory-reset.done")
             && !names.iter().any(|n| n == "factory-reset"),
         "{names:?}"
+    );
+
+    // The reset box (no password, no history) gets the backup made before
+    // the reset as restore.spbackup on its boot partition: history and
+    // password come back.
+    image::fat_copy(&img, fat, "restore.spbackup", &backup.file);
+    let restored_at = Instant::now();
+    let mut guest = Guest::boot(&img, dir.path());
+    guest.wait_running("streampulse.service", BOOT_TIMEOUT);
+    guest.login(new_pw);
+    let restored = update::heartbeats_before(&mut guest, backup.made_ms);
+    assert!(
+        restored >= backup.heartbeats,
+        "restored {restored} of the backup's {} heartbeats",
+        backup.heartbeats
+    );
+    let restore_boot = restored_at.elapsed();
+    guest.poweroff();
+    let names = fat_ls(&img, fat);
+    assert!(
+        !names.iter().any(|n| n.starts_with("restore.spbackup")),
+        "the backup is still on the boot partition: {names:?}"
+    );
+    eprintln!(
+        "qemu: backup restored from the boot partition on the reset card: {restored} heartbeats from before the backup, box up again {:.0} s after power-on",
+        restore_boot.as_secs_f64()
     );
 
     // The card goes bad: its data partition damaged (degraded.rs). The box

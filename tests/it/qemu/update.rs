@@ -215,7 +215,7 @@ fn wait_phase(guest: &mut Guest, phases: &[&str]) -> Option<Value> {
 }
 
 /// Heartbeats of the Porch stream recorded before `before_ms` (unix ms).
-fn heartbeats_before(guest: &mut Guest, before_ms: i64) -> usize {
+pub(super) fn heartbeats_before(guest: &mut Guest, before_ms: i64) -> usize {
     let h = guest.wait_json(
         "/api/streams/Porch/history?since=0&until=99999999999999",
         "history",
@@ -229,9 +229,24 @@ fn heartbeats_before(guest: &mut Guest, before_ms: i64) -> usize {
         .count()
 }
 
+/// A backup downloaded from the System page at the end of the update boots.
+pub(super) struct Backup {
+    pub(super) file: PathBuf,
+    /// When it was made (unix ms), and the Porch heartbeats before then.
+    pub(super) made_ms: i64,
+    pub(super) heartbeats: usize,
+}
+
 /// The update boots; `password`: the admin password in force; `fat`: the
-/// boot partition's offset in `img`.
-pub(super) fn run(dir: &Path, img: &Path, fat: u64, rootfs: &Rootfs, keys: &Path, password: &str) {
+/// boot partition's offset in `img`. Returns a backup made at the end.
+pub(super) fn run(
+    dir: &Path,
+    img: &Path,
+    fat: u64,
+    rootfs: &Rootfs,
+    keys: &Path,
+    password: &str,
+) -> Backup {
     let bundles = make_bundles(dir, rootfs, keys);
 
     // On slot A, as flashed.
@@ -428,5 +443,22 @@ pub(super) fn run(dir: &Path, img: &Path, fat: u64, rootfs: &Rootfs, keys: &Path
         (rebooted - started).as_secs_f64(),
         rollback_time.as_secs_f64()
     );
+
+    // A backup, as System → Download backup gives it.
+    let made_ms = jiff::Timestamp::now().as_millisecond();
+    let heartbeats = heartbeats_before(&mut guest, made_ms);
+    let (status, bytes) = guest.session_bytes("/system/backup.spbackup");
+    assert!(
+        status == 200 && bytes.starts_with(b"SQLite format 3\0"),
+        "GET /system/backup.spbackup: {status}, {} bytes",
+        bytes.len()
+    );
+    let file = dir.join("box.spbackup");
+    std::fs::write(&file, &bytes).unwrap();
     guest.poweroff();
+    Backup {
+        file,
+        made_ms,
+        heartbeats,
+    }
 }
