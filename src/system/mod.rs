@@ -3,6 +3,7 @@
 //! * [`watchdog`]: systemd `READY=1`, `STATUS=`, and `WATCHDOG=1` gated on progress.
 //! * [`backup`], [`restore`]: a backup of config, tokens and history, and restoring one.
 //! * [`bootcfg`]: importing a `config.yaml` dropped on the boot partition.
+//! * [`command`]: running a system tool with a deadline.
 //! * [`data_dir`]: the data directory's start-up check and the RAM fallback (degraded mode).
 //! * [`health`]: the `system` thread and what `/healthz` shows about the box.
 //! * [`health_file`]: the marker an update's health gate waits for.
@@ -11,6 +12,7 @@
 
 pub mod backup;
 pub mod bootcfg;
+pub mod command;
 pub mod data_dir;
 pub mod health;
 pub mod health_file;

@@ -150,7 +150,7 @@ impl Updates {
         if let Some(slot) = &*booted {
             return Ok(slot.clone());
         }
-        let out = run_for(
+        let out = super::command::output_within(
             Command::new("rauc").args(["status", "--output-format=json"]),
             RAUC_STATUS_TIMEOUT,
         )?;
@@ -507,48 +507,6 @@ fn why_unavailable(system_conf: &Path) -> Option<String> {
 
 /// Longest wait for `rauc status` (RAUC's service may be started for it).
 const RAUC_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Runs `cmd` for its standard output, killing it after `timeout`.
-fn run_for(cmd: &mut Command, timeout: std::time::Duration) -> Result<String, String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
-    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-    // Read on a thread so a full pipe cannot block the child past the wait.
-    let reader = std::thread::spawn(move || {
-        let (mut o, mut e) = (String::new(), String::new());
-        if let Some(s) = out.as_mut() {
-            let _ = s.take(1 << 20).read_to_string(&mut o);
-        }
-        if let Some(s) = err.as_mut() {
-            let _ = s.take(8 << 10).read_to_string(&mut e);
-        }
-        (o, e)
-    });
-    let deadline = std::time::Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Some(st),
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let (o, e) = reader.join().unwrap_or_default();
-    match status {
-        None => Err(format!("no answer within {timeout:?}")),
-        Some(st) if !st.success() => Err(format!("{st}: {}", e.trim())),
-        Some(_) => Ok(o),
-    }
-}
 
 /// Why `rauc install` failed, from its output: RAUC's own reason (its
 /// `LastError:` line) when it gave one, else its last lines (not its

@@ -6,9 +6,8 @@
 //! attaches the file to a bug report, so everything in it goes through
 //! [`redact::redact_text`] with the running config's secrets.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use askama::Template;
 
@@ -168,46 +167,21 @@ const JOURNAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// why it is not available. Needs read access to the journal
 /// (`SupplementaryGroups=systemd-journal` in the unit).
 fn previous_boot_journal() -> String {
-    let child = Command::new("journalctl")
-        .args(["-b", "-1", "-u", "streampulse", "--no-pager", "-n", "300"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => return format!("(not available: cannot run journalctl: {e})"),
-    };
-    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-    // Read on a thread so a full pipe cannot block journalctl past the wait.
-    let reader = std::thread::spawn(move || {
-        let mut o = String::new();
-        let mut e = String::new();
-        if let Some(s) = out.as_mut() {
-            let _ = s.take(1 << 20).read_to_string(&mut o);
-        }
-        if let Some(s) = err.as_mut() {
-            let _ = s.take(4096).read_to_string(&mut e);
-        }
-        (o, e)
-    });
-    let deadline = Instant::now() + JOURNAL_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break Some(st),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let (o, e) = reader.join().unwrap_or_default();
-    match status {
-        None => format!("(not available: journalctl took longer than {JOURNAL_TIMEOUT:?})"),
-        Some(st) if !st.success() => format!("(not available: journalctl {st}: {})", e.trim()),
-        Some(_) if o.trim().is_empty() => "(no entries)".to_owned(),
-        Some(_) => o,
+    let journal = crate::system::command::output_within(
+        Command::new("journalctl").args([
+            "-b",
+            "-1",
+            "-u",
+            "streampulse",
+            "--no-pager",
+            "-n",
+            "300",
+        ]),
+        JOURNAL_TIMEOUT,
+    );
+    match journal {
+        Err(e) => format!("(not available: journalctl: {e})"),
+        Ok(o) if o.trim().is_empty() => "(no entries)".to_owned(),
+        Ok(o) => o,
     }
 }

@@ -335,3 +335,65 @@ fn backup_of_one_box_restores_on_a_fresh_one() {
     assert!(boot.join("restore.spbackup.error").exists());
     assert!(!d.path().join("data/restore.pending").exists());
 }
+
+/// The System page's restore form in Debian's headless Chromium
+/// (`tests/e2e/restore.mjs`): app.js sends box A's backup to box B with
+/// the session's CSRF token, follows the restart and lands on the login
+/// page; B is box A afterwards.
+#[test]
+fn restore_form_in_chromium() {
+    let e2e = super::util::chromium::e2e_dir();
+    let hosts = "web:\n  allowed_hosts: [streampulse.test]\n";
+    let a = temp_dir("backup_chromium_a");
+    let a_data = a.path().join("data");
+    let a_config = a.path().join("config.yaml");
+    std::fs::write(
+        &a_config,
+        config("Box A", "porch", "rtsp://127.0.0.1:9/x") + hosts,
+    )
+    .unwrap();
+    let app_a = App::start(&a_config, &a_data);
+    let (code, _, backup) = get(
+        &format!("http://{}/system/backup.spbackup", app_a.addr),
+        Some(TEST_TOKEN),
+    );
+    assert_eq!(code, 200);
+    drop(app_a);
+    let file = a.path().join("box-a.spbackup");
+    std::fs::write(&file, &backup).unwrap();
+
+    let b = temp_dir("backup_chromium_b");
+    let b_config = b.path().join("config.yaml");
+    std::fs::write(
+        &b_config,
+        config("Box B", "other", "rtsp://127.0.0.1:9/y") + hosts,
+    )
+    .unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let app_b = App::start_with_args(
+        &b_config,
+        &b.path().join("data"),
+        &["--listen", &listen],
+        &[],
+    );
+    let flow = super::util::chromium::run(
+        &e2e,
+        "restore.mjs",
+        &[
+            ("SP_BASE", format!("http://streampulse.test:{port}")),
+            ("SP_FILE", file.display().to_string()),
+            ("SP_PASSWORD", "correct horse battery".to_owned()),
+        ],
+    );
+    assert!(
+        flow.status.success() && flow.stdout.contains("RESTORE OK"),
+        "the Chromium restore failed ({}):\n{}\n{}\ndaemon log tail:\n{}",
+        flow.status,
+        flow.stdout,
+        flow.stderr,
+        app_b.log_tail(40)
+    );
+    let c = streampulse::config::load(&b_config).unwrap();
+    assert_eq!(c.device_name, "Box A");
+}

@@ -142,20 +142,17 @@
     }
   }
 
-  // System page: send a backup file as the request body (streamed to the
-  // card by the box, never a form), show the upload's progress, then wait
-  // for the box to come back from the restart that applies it.
-  function restoreForm() {
-    var form = document.getElementById("restore");
-    if (!form) return;
-    var out = document.getElementById("restore-status");
-    var bar = document.getElementById("restore-progress");
+  // System page: sends the form's chosen file as the request body of a POST
+  // to `url` (streamed to the card by the box, never a form), with the
+  // session's CSRF token and the upload's progress in `bar`; calls
+  // `accepted(answer)` when the box answers `status`.
+  function sendFile(form, url, status, out, bar, missing, accepted) {
     form.addEventListener("submit", function (e) {
       e.preventDefault();
       var file = form.querySelector("input[type=file]").files[0];
-      if (!file) { text(out, "Choose a backup file first."); return; }
+      if (!file) { text(out, missing); return; }
       var x = new XMLHttpRequest();
-      x.open("POST", "/system/restore");
+      x.open("POST", url);
       x.setRequestHeader("Content-Type", "application/octet-stream");
       x.setRequestHeader("X-CSRF-Token", form.getAttribute("data-csrf"));
       x.upload.onprogress = function (p) {
@@ -164,18 +161,34 @@
       x.onload = function () {
         var v = {};
         try { v = JSON.parse(x.responseText); } catch (err) { v = {}; }
-        if (x.status !== 200) { text(out, v.error || ("Failed: HTTP " + x.status)); return; }
-        text(out, "Restoring the " + v.restored + ". The box restarts; this page reloads when it is back.");
-        setTimeout(function wait() {
-          fetch("/healthz").then(function (r) {
-            if (r.ok) location.href = "/login?msg=restored"; else setTimeout(wait, 2000);
-          }, function () { setTimeout(wait, 2000); });
-        }, 3000);
+        if (x.status !== status) { text(out, v.error || ("Failed: HTTP " + x.status)); return; }
+        accepted(v);
       };
       x.onerror = function () { text(out, "The upload failed (connection lost)."); };
       text(out, "Uploading…");
       x.send(file);
     });
+  }
+
+  // Waits for the box to answer again (after a restart or reboot), then
+  // goes to `next`.
+  function whenBack(next, every) {
+    fetch("/healthz").then(function (r) {
+      if (r.ok) location.href = next; else setTimeout(function () { whenBack(next, every); }, every);
+    }, function () { setTimeout(function () { whenBack(next, every); }, every); });
+  }
+
+  // System page: restore a backup, then wait for the box to come back from
+  // the restart that applies it.
+  function restoreForm() {
+    var form = document.getElementById("restore");
+    if (!form) return;
+    var out = document.getElementById("restore-status");
+    sendFile(form, "/system/restore", 200, out, document.getElementById("restore-progress"),
+      "Choose a backup file first.", function (v) {
+        text(out, "Restoring the " + v.restored + ". The box restarts; this page reloads when it is back.");
+        setTimeout(function () { whenBack("/login?msg=restored", 2000); }, 3000);
+      });
   }
 
   // System page: upload an update bundle, then follow RAUC's progress
@@ -185,11 +198,6 @@
     if (!form) return;
     var out = document.getElementById("update-status");
     var bar = document.getElementById("update-progress");
-    function waitBack() {
-      fetch("/healthz").then(function (r) {
-        if (r.ok) location.href = "/system"; else setTimeout(waitBack, 3000);
-      }, function () { setTimeout(waitBack, 3000); });
-    }
     function follow() {
       fetch("/system/update", { headers: { Accept: "application/json" } }).then(function (r) {
         return r.json();
@@ -202,36 +210,19 @@
         } else if (p.phase === "rebooting") {
           bar.value = 100;
           text(out, "Installed: " + p.message + ". This page reloads when the box is back.");
-          setTimeout(waitBack, 10000);
+          setTimeout(function () { whenBack("/system", 3000); }, 10000);
         } else if (p.phase === "installed") {
           location.href = "/system";
         } else {
           text(out, "Not installed: " + (p.message || "unknown error"));
         }
-      }, function () { setTimeout(waitBack, 5000); });
+      }, function () { setTimeout(function () { whenBack("/system", 3000); }, 5000); });
     }
-    form.addEventListener("submit", function (e) {
-      e.preventDefault();
-      var file = form.querySelector("input[type=file]").files[0];
-      if (!file) { text(out, "Choose an update bundle (.raucb) first."); return; }
-      var x = new XMLHttpRequest();
-      x.open("POST", "/system/update");
-      x.setRequestHeader("Content-Type", "application/octet-stream");
-      x.setRequestHeader("X-CSRF-Token", form.getAttribute("data-csrf"));
-      x.upload.onprogress = function (p) {
-        if (p.lengthComputable) { bar.max = p.total; bar.value = p.loaded; }
-      };
-      x.onload = function () {
-        var v = {};
-        try { v = JSON.parse(x.responseText); } catch (err) { v = {}; }
-        if (x.status !== 202) { text(out, v.error || ("Failed: HTTP " + x.status)); return; }
+    sendFile(form, "/system/update", 202, out, bar,
+      "Choose an update bundle (.raucb) first.", function () {
         text(out, "Received; installing…");
         follow();
-      };
-      x.onerror = function () { text(out, "The upload failed (connection lost)."); };
-      text(out, "Uploading…");
-      x.send(file);
-    });
+      });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
