@@ -236,11 +236,15 @@ pub fn stream_json(entry: &Yaml) -> Value {
         Ok(n) => Value::from(n),
         Err(_) => text(s),
     };
+    // `from_entry` cut the credentials out of a URL that parses; one that
+    // does not (a hand-edited file) is masked like any text.
+    let url = match url::Url::parse(f.url.trim()) {
+        Ok(_) => f.url.clone(),
+        Err(_) => crate::redact::redact_text(&f.url, &[]),
+    };
     json!({
         "name": f.name,
-        // `from_entry` cut the credentials out of a URL that parses; one
-        // that does not (a hand-edited file) is masked like any text.
-        "url": crate::redact::redact_text(&f.url, &[]),
+        "url": url,
         "kind": text(f.kind),
         "interval": number(f.interval),
         "timeout": number(f.timeout),
@@ -591,6 +595,17 @@ mod tests {
         assert_eq!(c["username"], Value::Null);
         assert_eq!(c["interval"], Value::Null);
         assert_eq!(c["enabled"], true);
+        // A URL that does not parse is masked; one that does is shown as is
+        // (an `@` in its path is not a password).
+        let t = edit::parse_tree(
+            "streams:\n- name: a\n  url: rtsp://u:pw-in-bad-url@[h/x\n\
+             - name: b\n  url: http://h:8080/p@x.jpg\n",
+        )
+        .unwrap();
+        let a = stream_json(edit::find_stream(&t, "a").unwrap());
+        assert!(!a.to_string().contains("pw-in-bad-url"), "{a}");
+        let b = stream_json(edit::find_stream(&t, "b").unwrap());
+        assert_eq!(b["url"], "http://h:8080/p@x.jpg");
     }
 
     #[test]

@@ -213,6 +213,16 @@ fn writes_need_an_admin_token() {
     assert_eq!(r.status, 405, "{}", r.text);
     let r = s.admin("PUT", "/api/status", Some(json!({})));
     assert_eq!(r.status, 405, "{}", r.text);
+    // Bodies are capped like every other (64 KiB).
+    let big = json!({"name": "x".repeat(100_000)}).to_string();
+    let r = s.send(
+        "PUT",
+        "/api/streams/cam%20x",
+        Some(TEST_TOKEN),
+        Some(&big),
+        "application/json",
+    );
+    assert_eq!(r.status, 413, "{}", r.text);
     assert_eq!(snapshot(&config_path(&dir)), before, "nothing was written");
 }
 
