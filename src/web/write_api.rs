@@ -266,13 +266,19 @@ fn api_stream_path(name: &str) -> String {
 enum Saved {
     /// There is no such stream (nothing was changed).
     Missing,
-    /// The stream as saved; `created` when it was not there before.
-    Stream { json: Value, created: bool },
+    /// The stream as saved; `created` when it was not there before,
+    /// `changed` when its entry in the file is not what it was.
+    Stream {
+        json: Value,
+        created: bool,
+        changed: bool,
+    },
 }
 
 /// Saves `form` as the stream called `original` (None: a new one); the
 /// answer is the stream as the file has it afterwards.
 fn upsert(tree: &mut Yaml, original: Option<&str>, form: &StreamForm) -> Result<Saved, EditError> {
+    let before = original.and_then(|n| edit::find_stream(tree, n)).cloned();
     let name = edit::upsert_stream(tree, original, form)?;
     let entry = edit::find_stream(tree, &name).ok_or_else(|| {
         EditError::Invalid(format!("stream {name:?} is not in the file after saving"))
@@ -280,6 +286,7 @@ fn upsert(tree: &mut Yaml, original: Option<&str>, form: &StreamForm) -> Result<
     Ok(Saved::Stream {
         json: stream_json(entry),
         created: original.is_none(),
+        changed: before.as_ref() != Some(entry),
     })
 }
 
@@ -287,13 +294,21 @@ fn upsert(tree: &mut Yaml, original: Option<&str>, form: &StreamForm) -> Result<
 fn saved(r: Result<Saved, EditError>, what: &str) -> Result<Resp, HttpError> {
     match r {
         Ok(Saved::Missing) => Err(HttpError::new(404, "no such stream")),
-        Ok(Saved::Stream { json, created }) => {
+        Ok(Saved::Stream {
+            json,
+            created,
+            changed,
+        }) => {
             let name = json["name"].as_str().unwrap_or_default().to_owned();
-            tracing::info!(
-                stream = %name,
-                "stream {} by the API",
-                if created { "added" } else { what }
-            );
+            if changed {
+                tracing::info!(
+                    stream = %name,
+                    "stream {} by the API",
+                    if created { "added" } else { what }
+                );
+            } else {
+                tracing::debug!(stream = %name, "stream left as it was by the API (nothing to change)");
+            }
             if created {
                 Ok(answer(201, &json).with_header("Location", api_stream_path(&name)))
             } else {
@@ -364,7 +379,12 @@ fn put_stream(ctx: &WebCtx, name: &str, req: &Req) -> Result<Resp, HttpError> {
         let exists = edit::find_stream(t, name).is_some();
         upsert(t, exists.then_some(name), &form)
     });
-    if let Ok(Saved::Stream { created: false, .. }) = &r {
+    if let Ok(Saved::Stream {
+        created: false,
+        changed: true,
+        ..
+    }) = &r
+    {
         ctx.gui.checks.forget(name);
     }
     saved(r, "replaced")
@@ -387,7 +407,7 @@ fn patch_stream(ctx: &WebCtx, name: &str, req: &Req) -> Result<Resp, HttpError> 
         overlay_stream(&mut form, &body, &mut FieldErrors::default());
         upsert(t, Some(name), &form)
     });
-    if let Ok(Saved::Stream { .. }) = &r {
+    if let Ok(Saved::Stream { changed: true, .. }) = &r {
         ctx.gui.checks.forget(name);
     }
     saved(r, "changed")

@@ -339,6 +339,12 @@ fn streams_are_added_replaced_changed_and_deleted() {
         after_first,
         "the second PUT wrote nothing"
     );
+    assert!(
+        app.log_text()
+            .contains("stream left as it was by the API (nothing to change) stream=Door cam"),
+        "{}",
+        app.log_tail(10)
+    );
     let cfg = streampulse::config::load(&config).unwrap();
     let sc = cfg.streams.iter().find(|s| s.name == "Door cam").unwrap();
     assert_eq!(sc.interval.as_secs(), 20);
