@@ -407,6 +407,24 @@ fn streams_are_added_replaced_changed_and_deleted() {
     );
     assert_eq!(r.status, 422, "{}", r.text);
     assert!(r.json()["errors"]["ok_threshold"].is_string(), "{}", r.text);
+    // The example in docs/INTEGRATIONS.md.
+    let r = s.admin(
+        "PATCH",
+        "/api/streams/Door%20cam",
+        Some(json!({"interval": 2, "transport": "quic"})),
+    );
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(
+        r.json(),
+        json!({
+            "error": "transport: unknown transport \"quic\"; expected auto, tcp or udp; \
+                      interval: must be at least 5 seconds (got 2)",
+            "errors": {
+                "interval": "must be at least 5 seconds (got 2)",
+                "transport": "unknown transport \"quic\"; expected auto, tcp or udp"
+            }
+        })
+    );
     let r = s.admin(
         "PATCH",
         "/api/streams/Door%20cam",
@@ -595,4 +613,62 @@ fn a_session_writes_with_its_csrf_header() {
     assert_eq!(r.json()["name"], "from browser");
     let (_, status) = app.get("/api/status");
     assert!(status.get("from browser").is_some(), "{status:#}");
+}
+
+/// The provisioning script of docs/INTEGRATIONS.md, run as it is written
+/// (only the camera's address is this test's), twice: the camera is added
+/// and checked `ok`, the time zone set; the second run writes nothing.
+/// The camera password is in no output.
+#[test]
+fn the_documented_provisioning_script_works_twice() {
+    let doc =
+        std::fs::read_to_string(crate::util::manifest_dir().join("docs/INTEGRATIONS.md")).unwrap();
+    let script = crate::util::between(&doc, "<!-- provision.sh", "\n```\n")
+        .and_then(|b| b.split_once("```sh\n"))
+        .map(|(_, s)| s.to_owned())
+        .expect("docs/INTEGRATIONS.md has the provision.sh block");
+    assert!(script.lines().count() <= 14, "about 10 lines:\n{script}");
+    let rtsp = RtspServer::start();
+    let script = script.replace("rtsp://192.168.1.20:554/stream1", &rtsp.url("/basic"));
+    let (app, dir) = start("wapi_script", "heartbeat_seconds: 60\n");
+    let path = dir.path().join("provision.sh");
+    std::fs::write(&path, &script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = || {
+        let out = std::process::Command::new(&path)
+            .arg(format!("http://{}", app.addr))
+            .env("STREAMPULSE_TOKEN", TEST_TOKEN)
+            .env("CAM_PASSWORD", PASSWORD)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(!text.contains(PASSWORD), "{text}");
+        text
+    };
+    let first = run();
+    assert!(first.contains("\"status\": \"ok\""), "{first}");
+    let cfg = streampulse::config::load(&config_path(&dir)).unwrap();
+    assert_eq!(cfg.timezone, "Europe/Berlin");
+    let sc = &cfg.streams[0];
+    assert_eq!(
+        (sc.name.as_str(), sc.interval.as_secs()),
+        ("front-door", 30)
+    );
+    assert_eq!(sc.target.creds.as_ref().unwrap().password, PASSWORD);
+    let written = snapshot(&config_path(&dir));
+    std::thread::sleep(Duration::from_millis(50));
+    let second = run();
+    assert!(second.contains("\"status\": \"ok\""), "{second}");
+    assert_eq!(
+        snapshot(&config_path(&dir)),
+        written,
+        "the second run wrote nothing"
+    );
+    assert!(!app.log_text().contains(PASSWORD));
 }
