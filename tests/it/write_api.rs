@@ -615,7 +615,7 @@ fn a_session_writes_with_its_csrf_header() {
     assert!(status.get("from browser").is_some(), "{status:#}");
 }
 
-/// The provisioning script of docs/INTEGRATIONS.md, run as it is written
+/// The provisioning script of docs/INTEGRATIONS.md (and README.md), run as it is written
 /// (only the camera's address is this test's), twice: the camera is added
 /// and checked `ok`, the time zone set; the second run writes nothing.
 /// The camera password is in no output.
@@ -628,6 +628,11 @@ fn the_documented_provisioning_script_works_twice() {
         .map(|(_, s)| s.to_owned())
         .expect("docs/INTEGRATIONS.md has the provision.sh block");
     assert!(script.lines().count() <= 14, "about 10 lines:\n{script}");
+    let readme = std::fs::read_to_string(crate::util::manifest_dir().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```sh\n{script}\n```")),
+        "README.md shows the same script as docs/INTEGRATIONS.md"
+    );
     let rtsp = RtspServer::start();
     let script = script.replace("rtsp://192.168.1.20:554/stream1", &rtsp.url("/basic"));
     let (app, dir) = start("wapi_script", "heartbeat_seconds: 60\n");
