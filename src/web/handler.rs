@@ -622,6 +622,9 @@ fn gate(
         Route::ApiStatus => {
             get_only(req).map(|_| Resp::new(200, "application/json", api::status(ctx)))
         }
+        Route::ApiOpenApi => {
+            get_only(req).map(|_| Resp::new(200, "application/json", api::OPENAPI_JSON.to_vec()))
+        }
         Route::ApiStreams => {
             get_only(req)?;
             let conn = open_db(ctx, db).ok();

@@ -26,6 +26,7 @@ pub enum Route {
     ApiStream(String), // /api/streams/{name} (GET, PUT, PATCH, DELETE: the write API, admin)
     ApiStreamCheck(String), // /api/streams/{name}/check (POST: probe now, admin)
     ApiSettings,      // /api/settings (GET, PUT: the general settings, admin)
+    ApiOpenApi,       // /api/openapi.json (this API's OpenAPI 3.0 description)
     ApiStreamHistory(String), // /api/streams/{name}/history
     ApiAvailability(String), // /api/streams/{name}/availability
     ApiHistoryCsv(String), // /api/streams/{name}/history.csv (streamed download)
@@ -100,6 +101,7 @@ impl Route {
             "/api/status" | "/api/status/" => return Route::ApiStatus,
             "/api/streams" | "/api/streams/" => return Route::ApiStreams,
             "/api/settings" => return Route::ApiSettings,
+            "/api/openapi.json" => return Route::ApiOpenApi,
             "/api/history.csv" => return Route::ApiAllHistoryCsv,
             "/healthz" => return Route::Healthz,
             "/metrics" => return Route::Metrics,
@@ -181,6 +183,7 @@ impl Route {
             | Route::ApiAvailability(_)
             | Route::ApiHistoryCsv(_)
             | Route::ApiAllHistoryCsv
+            | Route::ApiOpenApi
             | Route::Evidence(_) => Access::Api,
             Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => Access::Live,
             Route::SystemDiagnostics
@@ -221,6 +224,7 @@ impl Route {
                 | Route::ApiStream(_)
                 | Route::ApiStreamCheck(_)
                 | Route::ApiSettings
+                | Route::ApiOpenApi
         )
     }
 
@@ -354,6 +358,7 @@ mod tests {
             ("/api/streams/a/b/history.csv", Route::NotFound),
             ("/api/streams/a/b/history", Route::NotFound),
             ("/api/settings", Route::ApiSettings),
+            ("/api/openapi.json", Route::ApiOpenApi),
             ("/api/streams/cam1", Route::ApiStream(s("cam1"))),
             ("/api/streams/a%2Fb", Route::ApiStream(s("a/b"))),
             ("/api/streams/history", Route::ApiStream(s("history"))),

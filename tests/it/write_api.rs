@@ -677,3 +677,114 @@ fn the_documented_provisioning_script_works_twice() {
     );
     assert!(!app.log_text().contains(PASSWORD));
 }
+
+/// `/api/openapi.json` (scope `read`) describes exactly the `/api/` URLs
+/// that `src/web/routes.rs` gives in the `Route` enum's comments; each
+/// path decodes to an API route, lists the methods that route takes (GET
+/// for the read-only ones, every one for the write API), and each GET it
+/// lists answers 200 on a box with a stream. The file is also checked by
+/// openapi-spec-validator when the `python3` on PATH has it.
+#[test]
+fn openapi_describes_every_api_route() {
+    use std::collections::BTreeSet;
+    use streampulse::web::routes::Route;
+    let (app, _dir) = start(
+        "wapi_openapi",
+        "heartbeat_seconds: 60\nstreams:\n- name: cam x\n  url: rtsp://127.0.0.1:9/x\n  timeout: 2\n",
+    );
+    let mut s = Script::new(&app);
+    let r = s.send("GET", "/api/openapi.json", Some(READ_TOKEN), None, "");
+    assert_eq!(r.status, 200, "{}", r.text);
+    let spec = r.json();
+    assert_eq!(spec["openapi"], "3.0.3");
+    let paths = spec["paths"].as_object().expect("paths");
+
+    let src =
+        std::fs::read_to_string(crate::util::manifest_dir().join("src/web/routes.rs")).unwrap();
+    let body = crate::util::between(&src, "pub enum Route {", "\n}").unwrap();
+    let from_routes: BTreeSet<String> = body
+        .lines()
+        .filter_map(|l| l.split_once("// /api/"))
+        .map(|(_, rest)| format!("/api/{}", rest.split_whitespace().next().unwrap()))
+        .collect();
+    assert!(from_routes.len() >= 10, "{from_routes:?}");
+    let documented: BTreeSet<String> = paths.keys().cloned().collect();
+    assert_eq!(
+        documented, from_routes,
+        "src/web/openapi.json's paths vs the /api/ routes of src/web/routes.rs"
+    );
+
+    // History answers 404 until the stream's first heartbeat.
+    crate::util::wait_until(Duration::from_secs(30), "cam x's first heartbeat", || {
+        let r = s.send(
+            "GET",
+            "/api/streams/cam%20x/history",
+            Some(TEST_TOKEN),
+            None,
+            "",
+        );
+        r.status == 200
+    });
+    for (path, item) in paths {
+        let concrete = path.replace("{name}", "cam%20x");
+        let route = Route::decode(&concrete);
+        assert!(route.is_api(), "{path} decodes to {route:?}");
+        let methods: BTreeSet<String> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "parameters")
+            .map(|k| k.to_uppercase())
+            .collect();
+        let want: BTreeSet<String> = if route.takes_json() {
+            route
+                .allow()
+                .split(", ")
+                .filter(|m| *m != "HEAD")
+                .map(str::to_owned)
+                .collect()
+        } else {
+            ["GET".to_owned()].into()
+        };
+        assert_eq!(methods, want, "{path} ({route:?})");
+        if methods.contains("GET") {
+            let r = s.send("GET", &concrete, Some(TEST_TOKEN), None, "");
+            assert_eq!(r.status, 200, "GET {concrete}: {}", r.text);
+        }
+    }
+
+    let check = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys\n\
+             try:\n    from openapi_spec_validator import validate\n\
+             except ImportError:\n    sys.exit(3)\n\
+             validate(json.load(sys.stdin))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    match check {
+        Ok(mut c) => {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(r.text.as_bytes())
+                .unwrap();
+            let out = c.wait_with_output().unwrap();
+            match out.status.code() {
+                Some(0) => {}
+                Some(3) => {
+                    eprintln!("openapi-spec-validator not installed: structure not validated")
+                }
+                _ => panic!(
+                    "openapi-spec-validator: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            }
+        }
+        Err(e) => eprintln!("no python3 ({e}): structure not validated"),
+    }
+}

@@ -60,6 +60,7 @@ pub(super) const ROUTES: &[(&str, &str, Class)] = &[
     ("ApiStream", "/api/streams/cam%20x", Class::Admin),
     ("ApiStreamCheck", "/api/streams/cam%20x/check", Class::Admin),
     ("ApiSettings", "/api/settings", Class::Admin),
+    ("ApiOpenApi", "/api/openapi.json", Class::Api),
     (
         "ApiStreamHistory",
         "/api/streams/cam%20x/history",
