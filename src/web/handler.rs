@@ -11,6 +11,7 @@
 //! | `/login`, `/static/*`, `/healthz` | `/login` → `/setup`; others public | public |
 //! | `/api/status`, `/metrics` | public if `web.public_status`, else API token | public if `web.public_status`, else session or API token |
 //! | other JSON (`/api/streams…`) | API token | session or API token |
+//! | write API (`/api/streams` writes, `/api/streams/{name}[/check]`, `/api/settings`) | `admin` API token | session (with its CSRF token) or `admin` API token |
 //! | live view (`/api/live`, `/live/*/stream`, `/live/*/thumb.jpg`) | `live` API token | session or `live` API token |
 //! | pages and forms | redirect to `/setup` | session (else redirect to `/login`) |
 //!
