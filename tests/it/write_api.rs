@@ -20,10 +20,11 @@ const READ_TOKEN: &str = "sp_write-api-read-0123456789abcdefghijklmnopq";
 /// A `live` token.
 const LIVE_TOKEN: &str = "sp_write-api-live-0123456789abcdefghijklmnopq";
 
-/// One answer: status, `Location`, body text.
+/// One answer: status, `Location`, `Retry-After`, body text.
 struct Answer {
     status: u16,
     location: Option<String>,
+    retry_after: Option<String>,
     text: String,
 }
 
@@ -94,15 +95,18 @@ impl Script {
         };
         let mut resp = resp.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = resp.status().as_u16();
-        let location = resp
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let (location, retry_after) = (header("location"), header("retry-after"));
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         self.seen.push(text.clone());
         Answer {
             status,
             location,
+            retry_after,
             text,
         }
     }
@@ -476,20 +480,50 @@ fn streams_are_added_replaced_changed_and_deleted() {
 }
 
 /// `POST …/check`: the verdict of a probe now, against a real RTSP server
-/// (with credentials) and against a closed port; unknown streams 404.
+/// (with credentials), a closed port and a peer that never answers (while
+/// that one runs, a second check is a 503 with `Retry-After`); unknown
+/// streams 404.
 #[test]
 fn check_returns_the_verdict() {
     let rtsp = RtspServer::start();
     let closed = closed_port();
+    let silent = crate::fakes::FakeSilentServer::start();
     let (app, _dir) = start(
         "wapi_check",
         &format!(
             "heartbeat_seconds: 60\nstreams:\n- name: cam\n  url: {}\n  timeout: 10\n\
-             - name: gone\n  url: rtsp://127.0.0.1:{closed}/x\n  timeout: 2\n",
-            rtsp.url_with_credentials("/basic", USER, PASSWORD)
+             - name: gone\n  url: rtsp://127.0.0.1:{closed}/x\n  timeout: 2\n\
+             - name: silent\n  url: {}\n  timeout: 5\n",
+            rtsp.url_with_credentials("/basic", USER, PASSWORD),
+            silent.url("rtsp", "/x"),
         ),
     );
     let mut s = Script::new(&app);
+
+    // One check at a time: the silent peer's takes the stage deadline (3 s).
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| {
+            let mut s = Script::new(&app);
+            s.admin("POST", "/api/streams/silent/check", None)
+        });
+        // Well inside the 3 s the slow check holds the box's one check.
+        std::thread::sleep(Duration::from_millis(1500));
+        let r = s.admin("POST", "/api/streams/gone/check", None);
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert_eq!(r.retry_after.as_deref(), Some("5"));
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("another check"));
+        let r = slow.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text);
+        let v = r.json();
+        assert_eq!(
+            (v["ok"].clone(), v["reason"].clone()),
+            (json!(false), json!("timeout")),
+            "{v:#}"
+        );
+    });
     let r = s.admin("POST", "/api/streams/cam/check", None);
     assert_eq!(r.status, 200, "{}", r.text);
     let v = r.json();
