@@ -12,6 +12,11 @@ use super::{HttpError, WebCtx};
 use crate::report::{self, iso};
 use crate::store::query;
 
+/// `/api/openapi.json`: the JSON API described in OpenAPI 3.0, compiled in
+/// (`src/web/openapi.json`; `tests/it/write_api.rs` checks it against the
+/// routes).
+pub const OPENAPI_JSON: &[u8] = include_bytes!("openapi.json");
+
 /// `/api/status`: the status report, indented (people read it with curl).
 pub fn status(ctx: &WebCtx) -> Vec<u8> {
     let mut body = Vec::new();

@@ -256,7 +256,8 @@ pub enum Scope {
     Read,
     /// The live view: live streams, thumbnails and `/api/live`.
     Live,
-    /// Everything `read` and `live` open (and any future write API).
+    /// Everything `read` and `live` open, and the write API
+    /// ([`super::write_api`]), backups and updates.
     Admin,
 }
 
@@ -283,7 +284,9 @@ impl Scope {
         match self {
             Scope::Read => "status, streams, history, metrics",
             Scope::Live => "live video and thumbnails",
-            Scope::Admin => "everything: read and live",
+            Scope::Admin => {
+                "everything: read, live, changing streams and settings, backups, updates"
+            }
         }
     }
 

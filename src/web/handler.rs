@@ -11,6 +11,7 @@
 //! | `/login`, `/static/*`, `/healthz` | `/login` → `/setup`; others public | public |
 //! | `/api/status`, `/metrics` | public if `web.public_status`, else API token | public if `web.public_status`, else session or API token |
 //! | other JSON (`/api/streams…`) | API token | session or API token |
+//! | write API (`/api/streams` writes, `/api/streams/{name}[/check]`, `/api/settings`) | `admin` API token | session (with its CSRF token) or `admin` API token |
 //! | live view (`/api/live`, `/live/*/stream`, `/live/*/thumb.jpg`) | `live` API token | session or `live` API token |
 //! | pages and forms | redirect to `/setup` | session (else redirect to `/login`) |
 //!
@@ -22,6 +23,13 @@
 //! when the browser sends them) and carry the session's CSRF token (forms:
 //! `csrf` field; scripts: `X-CSRF-Token`), or for `/login` and `/setup` the
 //! pre-session token of [`auth::PRE_COOKIE`].
+//!
+//! Two kinds of request need no CSRF token, because a browser never sends
+//! an `Authorization: Bearer` header on its own: uploads made with an
+//! `admin` API token ([`Route::takes_upload`]), and the write API's POST,
+//! PUT, PATCH and DELETE ([`Route::takes_json`], [`super::write_api`])
+//! made with an `admin` token, no session cookie and a body that is not a
+//! form. Every other method (and PUT/PATCH/DELETE elsewhere) is a 405.
 
 use std::io::Read;
 use std::net::IpAddr;
@@ -32,7 +40,7 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 use super::routes::{self, Access, Route};
 use super::{
     api, auth, availability, backup, export, live_page, metrics, pages, system_page, update,
-    HttpError, WebCtx,
+    write_api, HttpError, WebCtx,
 };
 use crate::config::Config;
 
@@ -105,6 +113,24 @@ impl Req {
 
     pub fn is_post(&self) -> bool {
         self.method == Method::Post
+    }
+
+    /// True for requests that may change something: anything but GET and
+    /// HEAD (POST everywhere; PUT, PATCH and DELETE on the write API).
+    pub fn is_write(&self) -> bool {
+        !matches!(self.method, Method::Get | Method::Head)
+    }
+
+    /// True if the body is a browser form (what a page on any site can
+    /// make a browser send, with its cookies, without asking first).
+    pub fn is_form(&self) -> bool {
+        [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+            "text/plain",
+        ]
+        .iter()
+        .any(|t| self.content_type.starts_with(t))
     }
 }
 
@@ -245,7 +271,9 @@ fn read_request(rq: &mut Request, path: &str, query: &str, upload: bool) -> Resu
             .unwrap_or(IpAddr::from([0, 0, 0, 0])),
         body: Vec::new(),
     };
-    if req.method == Method::Post {
+    // PUT and PATCH carry a body on the write API (`Route::takes_json`);
+    // elsewhere the gate refuses them (405) after this read.
+    if matches!(req.method, Method::Post | Method::Put | Method::Patch) {
         // Bodies up to MAX_BODY_BYTES with a Content-Length are already in
         // memory (read on the connection's thread, see `super::limits`), so
         // the reads below never wait for a slow client. Chunked bodies and
@@ -454,15 +482,24 @@ fn gate(
     who: &Who,
 ) -> Result<Resp, HttpError> {
     let set_up = cfg.admin_password_hash.is_some();
-    if req.method != Method::Get && req.method != Method::Head && req.method != Method::Post {
+    // The write API also takes PUT, PATCH and DELETE (`super::write_api`).
+    let json_write =
+        route.takes_json() && matches!(req.method, Method::Put | Method::Patch | Method::Delete);
+    if req.method != Method::Get
+        && req.method != Method::Head
+        && req.method != Method::Post
+        && !json_write
+    {
         return Err(HttpError::new(405, "method not allowed"));
     }
-    if req.is_post() {
+    if req.is_write() {
         if !same_origin(req) {
             return Err(HttpError::new(403, "cross-site request refused"));
         }
-        // An upload's type is checked by its handler, after the login.
+        // An upload's type is checked by its handler, after the login; so
+        // is the write API's JSON.
         if !route.takes_upload()
+            && !route.takes_json()
             && !req
                 .content_type
                 .starts_with("application/x-www-form-urlencoded")
@@ -492,7 +529,12 @@ fn gate(
         Route::Login => return pages::login(ctx, cfg, req, who),
         _ => {}
     }
-    let access = route.access();
+    // The write API's writes need admin, also where its GET needs `read`.
+    let access = if route.takes_json() && req.is_write() {
+        Access::Admin
+    } else {
+        route.access()
+    };
     let token_ok = match (access.token_scope(), &who.token) {
         (Some(needed), Some(t)) => t.scope.allows(needed),
         _ => false,
@@ -544,9 +586,21 @@ fn gate(
     // An admin API token is not sent by a browser on its own (unlike a
     // cookie), so an upload made with one needs no CSRF token.
     let token_upload = route.takes_upload() && token_ok && who.session.is_none();
-    if req.is_post() && !token_upload {
+    // The same for the write API's JSON, unless the body is a form: that a
+    // page on another site can make a browser send, and it is refused
+    // below as a form without a session (a bearer token is never sent by a
+    // browser on its own, but a form has no business here either).
+    let token_json = route.takes_json() && token_ok && who.session.is_none() && !req.is_form();
+    if req.is_write() && !token_upload && !token_json {
         // Every state-changing request carries the session's CSRF token.
         let Some((_, s)) = &who.session else {
+            if route.takes_json() && who.token.is_some() {
+                return Err(HttpError::new(
+                    403,
+                    "API tokens write with JSON (Content-Type: application/json); \
+                     forms need a login session",
+                ));
+            }
             return Err(HttpError::new(403, "forms need a login session"));
         };
         let sent = req
@@ -562,8 +616,15 @@ fn gate(
     }
     let session = who.session.as_ref().map(|(t, s)| (t.as_str(), s));
     match route {
+        Route::ApiStreams if req.is_write() => write_api::handle(ctx, cfg, route, req),
+        Route::ApiStream(_) | Route::ApiStreamCheck(_) | Route::ApiSettings => {
+            write_api::handle(ctx, cfg, route, req)
+        }
         Route::ApiStatus => {
             get_only(req).map(|_| Resp::new(200, "application/json", api::status(ctx)))
+        }
+        Route::ApiOpenApi => {
+            get_only(req).map(|_| Resp::new(200, "application/json", api::OPENAPI_JSON.to_vec()))
         }
         Route::ApiStreams => {
             get_only(req)?;
@@ -690,7 +751,7 @@ fn error_response(ctx: &WebCtx, cfg: &Config, route: &Route, who: &Who, e: HttpE
         pages::error_page(ctx, cfg, who.session.as_ref().map(|(_, s)| s), &e)
     };
     if e.status == 405 {
-        r.headers.push(("Allow", "GET, HEAD, POST".into()));
+        r.headers.push(("Allow", route.allow().into()));
     }
     r
 }

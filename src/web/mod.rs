@@ -27,6 +27,7 @@ pub mod pages;
 pub mod routes;
 pub mod system_page;
 pub mod update;
+pub mod write_api;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -22,7 +22,11 @@ pub enum Route {
     SettingsAccess,   // /settings/access (password, API tokens)
     Static(&'static str), // /static/{app.css,app.js,icon.svg}, /favicon.ico
     ApiStatus,        // /api/status
-    ApiStreams,       // /api/streams
+    ApiStreams,       // /api/streams (GET: read; POST: add a stream, admin)
+    ApiStream(String), // /api/streams/{name} (GET, PUT, PATCH, DELETE: the write API, admin)
+    ApiStreamCheck(String), // /api/streams/{name}/check (POST: probe now, admin)
+    ApiSettings,      // /api/settings (GET, PUT: the general settings, admin)
+    ApiOpenApi,       // /api/openapi.json (this API's OpenAPI 3.0 description)
     ApiStreamHistory(String), // /api/streams/{name}/history
     ApiAvailability(String), // /api/streams/{name}/availability
     ApiHistoryCsv(String), // /api/streams/{name}/history.csv (streamed download)
@@ -96,6 +100,8 @@ impl Route {
             "/settings/access" => return Route::SettingsAccess,
             "/api/status" | "/api/status/" => return Route::ApiStatus,
             "/api/streams" | "/api/streams/" => return Route::ApiStreams,
+            "/api/settings" => return Route::ApiSettings,
+            "/api/openapi.json" => return Route::ApiOpenApi,
             "/api/history.csv" => return Route::ApiAllHistoryCsv,
             "/healthz" => return Route::Healthz,
             "/metrics" => return Route::Metrics,
@@ -126,6 +132,12 @@ impl Route {
             }
             if let Some(name) = rest.strip_suffix("/history.csv").and_then(name_segment) {
                 return Route::ApiHistoryCsv(name);
+            }
+            if let Some(name) = rest.strip_suffix("/check").and_then(name_segment) {
+                return Route::ApiStreamCheck(name);
+            }
+            if let Some(name) = name_segment(rest) {
+                return Route::ApiStream(name);
             }
             return Route::NotFound;
         }
@@ -171,6 +183,7 @@ impl Route {
             | Route::ApiAvailability(_)
             | Route::ApiHistoryCsv(_)
             | Route::ApiAllHistoryCsv
+            | Route::ApiOpenApi
             | Route::Evidence(_) => Access::Api,
             Route::ApiLive | Route::LiveStream(_) | Route::LiveThumb(_) => Access::Live,
             Route::SystemDiagnostics
@@ -178,7 +191,10 @@ impl Route {
             | Route::SystemRestore
             | Route::SystemUpdate
             | Route::SystemUpdateReboot
-            | Route::SystemUpdateDismiss => Access::Admin,
+            | Route::SystemUpdateDismiss
+            | Route::ApiStream(_)
+            | Route::ApiStreamCheck(_)
+            | Route::ApiSettings => Access::Admin,
             _ => Access::Page,
         }
     }
@@ -205,6 +221,10 @@ impl Route {
                 | Route::SystemUpdate
                 | Route::SystemUpdateReboot
                 | Route::SystemUpdateDismiss
+                | Route::ApiStream(_)
+                | Route::ApiStreamCheck(_)
+                | Route::ApiSettings
+                | Route::ApiOpenApi
         )
     }
 
@@ -213,6 +233,31 @@ impl Route {
     /// header, or an admin API token.
     pub fn takes_upload(&self) -> bool {
         matches!(self, Route::SystemRestore | Route::SystemUpdate)
+    }
+
+    /// True for the JSON write API ([`super::write_api`]): besides GET and
+    /// POST they take PUT, PATCH and DELETE, their bodies are JSON (checked
+    /// by the handler, after the login), and every request other than GET
+    /// or HEAD needs [`Access::Admin`] (`POST /api/streams` too, whose GET
+    /// is `read`). An admin API token without a session cookie may make
+    /// these requests without a CSRF token, unless the body is a form (see
+    /// `handler::gate`).
+    pub fn takes_json(&self) -> bool {
+        matches!(
+            self,
+            Route::ApiStreams | Route::ApiStream(_) | Route::ApiStreamCheck(_) | Route::ApiSettings
+        )
+    }
+
+    /// The methods this route answers, for `Allow` on a 405.
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Route::ApiStreams => "GET, HEAD, POST",
+            Route::ApiStream(_) => "GET, HEAD, PUT, PATCH, DELETE",
+            Route::ApiStreamCheck(_) => "POST",
+            Route::ApiSettings => "GET, HEAD, PUT",
+            _ => "GET, HEAD, POST",
+        }
     }
 }
 
@@ -312,6 +357,20 @@ mod tests {
             ("/api/streams//availability", Route::NotFound),
             ("/api/streams/a/b/history.csv", Route::NotFound),
             ("/api/streams/a/b/history", Route::NotFound),
+            ("/api/settings", Route::ApiSettings),
+            ("/api/openapi.json", Route::ApiOpenApi),
+            ("/api/streams/cam1", Route::ApiStream(s("cam1"))),
+            ("/api/streams/a%2Fb", Route::ApiStream(s("a/b"))),
+            ("/api/streams/history", Route::ApiStream(s("history"))),
+            ("/api/streams/check", Route::ApiStream(s("check"))),
+            ("/api/streams/cam1/check", Route::ApiStreamCheck(s("cam1"))),
+            (
+                "/api/streams/check/check",
+                Route::ApiStreamCheck(s("check")),
+            ),
+            ("/api/streams//check", Route::NotFound),
+            ("/api/streams/a/b", Route::NotFound),
+            ("/api/streams/cam1/other", Route::NotFound),
             ("/api/streams/%ff/history", Route::NotFound),
             ("/api/statusx", Route::NotFound),
             ("/live", Route::Live),
@@ -384,5 +443,17 @@ mod tests {
         assert_eq!(Route::ApiLive.access(), Access::Live);
         assert_eq!(Route::System.access(), Access::Page);
         assert_eq!(Route::SystemDiagnostics.access(), Access::Admin);
+        assert_eq!(Route::ApiStream("x".into()).access(), Access::Admin);
+        assert_eq!(Route::ApiStreamCheck("x".into()).access(), Access::Admin);
+        assert_eq!(Route::ApiSettings.access(), Access::Admin);
+        for r in [
+            Route::ApiStreams,
+            Route::ApiStream("x".into()),
+            Route::ApiStreamCheck("x".into()),
+            Route::ApiSettings,
+        ] {
+            assert!(r.takes_json() && r.is_api() && !r.takes_upload(), "{r:?}");
+        }
+        assert!(!Route::ApiStatus.takes_json());
     }
 }

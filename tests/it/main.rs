@@ -34,3 +34,4 @@ mod update; // issue 18: the update routes on a host (no RAUC: refused with the 
 mod util; // real peers (RTSP, MJPEG, lighttpd, snapshot servers), the binary, temp dirs, /proc, Chromium flows
 mod web; // the web GUI: setup, login, CSRF, every route, editor, previews, escaping, tokens, Chromium e2e
 mod webhooks; // notify: POSTs per state change, bounded retries, a receiver that hangs
+mod write_api; // issue 19: the write API (streams, check, settings): validation, scopes, idempotent PUT, no secret in any answer

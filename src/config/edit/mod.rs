@@ -127,8 +127,9 @@ impl ConfigFile {
         &self.path
     }
 
-    /// Reads the file, lets `f` change the tree, validates and writes it.
-    /// Returns `f`'s value and the new validated config.
+    /// Reads the file, lets `f` change the tree, validates and writes it
+    /// (unless the result is the file's current text: then nothing is
+    /// written). Returns `f`'s value and the new validated config.
     ///
     /// # Errors
     /// `f`'s own errors; [`EditError::Invalid`] when the current file is not
@@ -157,7 +158,11 @@ impl ConfigFile {
         let new_text = render(&tree).map_err(EditError::Invalid)?;
         let cfg = config::parse(&new_text, &self.path.display().to_string())
             .map_err(|e| EditError::Invalid(format!("the change would not be valid: {e}")))?;
-        write_atomic(&self.path, new_text.as_bytes(), Some(&text)).map_err(EditError::Io)?;
+        // An edit that changes nothing (the write API's repeated PUT, a form
+        // saved as it was) leaves the file, its mtime and its `.bak` alone.
+        if new_text != text {
+            write_atomic(&self.path, new_text.as_bytes(), Some(&text)).map_err(EditError::Io)?;
+        }
         Ok((out, cfg))
     }
 }
@@ -223,6 +228,24 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o640,
             "the original's mode is kept"
+        );
+        // An edit that changes nothing writes nothing (same bytes, same
+        // mtime, the .bak keeps the last real change).
+        let (text, mtime) = (
+            std::fs::read(&p).unwrap(),
+            std::fs::metadata(&p).unwrap().modified().unwrap(),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cf.edit(|t| {
+            t.set("timezone", Yaml::Str("Europe/Paris".into()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), text);
+        assert_eq!(std::fs::metadata(&p).unwrap().modified().unwrap(), mtime);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("config.yaml.bak")).unwrap(),
+            "# mine\nheartbeat_seconds: 20\n"
         );
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()

@@ -192,7 +192,8 @@ pub(super) fn timezones() -> Vec<String> {
 }
 
 /// Writes the config with `f` and waits (bounded) until the daemon runs it.
-fn save<T>(
+/// Also the write API's save ([`crate::web::write_api`]).
+pub(crate) fn save<T>(
     ctx: &WebCtx,
     f: impl FnOnce(&mut Yaml) -> Result<T, EditError>,
 ) -> Result<T, EditError> {

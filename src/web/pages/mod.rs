@@ -47,6 +47,7 @@ use super::routes::Route;
 use super::{auth, HttpError, WebCtx};
 use crate::config::{Config, StreamConfig};
 
+pub(crate) use form::save as save_config;
 pub(crate) use format::fmt_duration;
 pub use format::{ago, fmt_time};
 pub use login::login;

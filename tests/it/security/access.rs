@@ -285,8 +285,13 @@ fn token_scopes_are_enforced_per_route() {
                     "{ctx}: {}",
                     r.text()
                 );
-            } else if want && matches!(*variant, "SystemUpdateReboot" | "SystemUpdateDismiss") {
-                // Past the gate: forms, POST only.
+            } else if want
+                && matches!(
+                    *variant,
+                    "SystemUpdateReboot" | "SystemUpdateDismiss" | "ApiStreamCheck"
+                )
+            {
+                // Past the gate: forms (a check: JSON), POST only.
                 assert_eq!(r.status, 405, "{ctx}\n{}", r.text());
             } else if want {
                 assert_eq!(r.status, 200, "{ctx}\n{}", r.text());

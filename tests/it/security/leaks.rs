@@ -269,6 +269,8 @@ fn scan_pages(b: &mut Browser, csrf: &str, leaks: &mut Leaks) {
         "/api/status",
         "/api/streams",
         "/api/live",
+        "/api/settings",
+        "/api/openapi.json",
         "/metrics",
         "/healthz",
         "/nope",
@@ -287,8 +289,15 @@ fn scan_pages(b: &mut Browser, csrf: &str, leaks: &mut Leaks) {
             format!("/streams/{e}/preview"),
             format!("/streams/{e}/frame.jpg"),
             format!("/api/streams/{e}/history"),
+            format!("/api/streams/{e}"),
             format!("/live/{e}/thumb.jpg"),
         ]);
+        // The write API's verdict of a check (the session's CSRF token in
+        // the form; the check takes no body).
+        let p = format!("/api/streams/{e}/check");
+        let r = b.post(&p, &[("csrf", csrf)]);
+        assert_eq!(r.status, 200, "POST {p}: {}", r.text());
+        leaks.scan(&format!("POST {p}"), &r.body);
     }
     for p in &pages {
         let r = b.get(p);

@@ -18,7 +18,8 @@ pub(super) enum Class {
     /// The live view's streams, thumbnails and JSON: a session or a
     /// `live`/`admin` API token, else 401.
     Live,
-    /// The diagnostics download: a session or an `admin` API token, else 401.
+    /// The diagnostics download, backups, updates and the write API: a
+    /// session or an `admin` API token, else 401.
     Admin,
     /// `/api/status`, `/metrics`: like `Api` unless `web.public_status`.
     PublicStatus,
@@ -56,6 +57,10 @@ pub(super) const ROUTES: &[(&str, &str, Class)] = &[
     ("Static", "/static/app.css", Class::Static),
     ("ApiStatus", "/api/status", Class::PublicStatus),
     ("ApiStreams", "/api/streams", Class::Api),
+    ("ApiStream", "/api/streams/cam%20x", Class::Admin),
+    ("ApiStreamCheck", "/api/streams/cam%20x/check", Class::Admin),
+    ("ApiSettings", "/api/settings", Class::Admin),
+    ("ApiOpenApi", "/api/openapi.json", Class::Api),
     (
         "ApiStreamHistory",
         "/api/streams/cam%20x/history",
