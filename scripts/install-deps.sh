@@ -77,3 +77,13 @@ if [ ! -d "$E2E/node_modules/playwright-core" ] || [ "$E2E/package-lock.json" -n
     echo "install-deps: npm ci in tests/e2e"
     (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# openapi-spec-validator (PyPI; Debian 12 does not package it), for the
+# write API's OpenAPI test (tests/it/write_api.rs), in a venv of Debian's
+# Python under target/.
+PYVENV="$(dirname "$0")/../target/pyvenv"
+if ! "$PYVENV/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+    echo "install-deps: openapi-spec-validator into target/pyvenv"
+    /usr/bin/python3 -m venv "$PYVENV"
+    "$PYVENV/bin/pip" install -q --disable-pip-version-check 'openapi-spec-validator==0.7.1'
+fi

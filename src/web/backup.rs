@@ -21,6 +21,9 @@ use crate::system::{backup, restore};
 /// Largest backup accepted: far above a year of 100 cameras' history.
 pub const MAX_BACKUP_BYTES: u64 = 4 << 30;
 
+/// Longest wait for the recorder to write what it holds before a backup.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Set while an upload or a backup runs: they are large, and one at a time
 /// is plenty for an admin action.
 static BUSY: AtomicBool = AtomicBool::new(false);
@@ -57,6 +60,15 @@ pub fn handle(ctx: &WebCtx, cfg: &Config, route: &Route, req: &Req) -> Result<Re
         Route::SystemBackup => {
             get_only(req)?;
             let _busy = Busy::take()?;
+            // Heartbeats of the open 10-minute window are still in memory:
+            // written first, so the backup holds history up to now.
+            if let Some(m) = &ctx.monitor {
+                if !m.recorder.flush(FLUSH_TIMEOUT) {
+                    tracing::warn!(
+                        "backup: the recorder did not write its unwritten heartbeats within {FLUSH_TIMEOUT:?}; the backup lacks them"
+                    );
+                }
+            }
             let now = ctx.clock.now_ms();
             let file = backup::create(
                 &ctx.db_path,

@@ -107,7 +107,7 @@ pub(super) fn commit(
                         params![id, t.ts_ms, t.from.as_str(), t.to.as_str(), t.reason.map(|r| r.as_str()), t.message],
                     )?;
                 }
-                Record::Retention(_) => {}
+                Record::Retention(_) | Record::Flush(_) => {}
             }
         }
         for (name, b) in blocks {

@@ -98,6 +98,9 @@ pub enum Record {
     Event(Transition),
     /// New retention settings after a config reload.
     Retention(Policy),
+    /// Write everything now, unwritten heartbeats of open windows too (a
+    /// backup is about to be made); answered once it is on the card.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// Heartbeat flag bit: the clock was not synchronised.
@@ -232,6 +235,8 @@ fn run(
     let mut next_commit = Instant::now() + commit_interval;
     let mut next_retention = Instant::now() + Duration::from_secs(30);
     let mut failing = Failing::default();
+    // Flush requests waiting for everything to be written.
+    let mut flushes: Vec<std::sync::mpsc::Sender<()>> = Vec::new();
     loop {
         stats
             .last_progress_ms
@@ -246,6 +251,10 @@ fn run(
                     policy = p;
                     false
                 }
+                Ok(Record::Flush(ack)) => {
+                    flushes.push(ack);
+                    false
+                }
                 Ok(r) => {
                     accept(r, &mut pending, &tail);
                     // Drain whatever else is queued without waiting.
@@ -254,6 +263,7 @@ fn run(
                         drained += 1;
                         match rx.try_recv() {
                             Ok(Record::Retention(p)) => policy = p,
+                            Ok(Record::Flush(ack)) => flushes.push(ack),
                             Ok(r) => accept(r, &mut pending, &tail),
                             Err(_) => break,
                         }
@@ -266,7 +276,7 @@ fn run(
         if disconnected {
             // Take what is still queued before the final commit.
             while let Ok(r) = rx.try_recv() {
-                if !matches!(r, Record::Retention(_)) {
+                if !matches!(r, Record::Retention(_) | Record::Flush(_)) {
                     accept(r, &mut pending, &tail);
                 }
             }
@@ -274,6 +284,7 @@ fn run(
         // Blocks to write with this commit: all at stop, on age or size,
         // else those whose window ended (so a window is one row per stream).
         let flush_edge = if disconnected
+            || !flushes.is_empty()
             || tail.bytes() >= TAIL_FLUSH_BYTES
             || tail.oldest_open_age() >= Some(timing.max_tail_age())
         {
@@ -367,6 +378,11 @@ fn run(
             .backlog
             .store(pending.len() as u64 + tail.waiting(), Ordering::Relaxed);
         stats.unwritten.store(tail.len(), Ordering::Relaxed);
+        if !flushes.is_empty() && pending.is_empty() && tail.is_empty() {
+            for ack in flushes.drain(..) {
+                let _ = ack.send(());
+            }
+        }
         if disconnected {
             if pending.is_empty() && tail.is_empty() {
                 tracing::debug!("recorder: all senders gone, last batch committed");

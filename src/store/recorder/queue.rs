@@ -41,6 +41,15 @@ impl RecorderTx {
         }
         true
     }
+
+    /// Asks the recorder to write everything it holds now (heartbeats of
+    /// open windows too) and waits up to `timeout` for it: true once it is
+    /// on the card, false when it could not be done in time (a failing
+    /// card, a full queue).
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (ack, done) = mpsc::channel();
+        self.send(Record::Flush(ack)) && done.recv_timeout(timeout).is_ok()
+    }
 }
 
 /// The receiving end: an unbounded channel plus the shared count that bounds

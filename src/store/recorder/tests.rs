@@ -218,3 +218,44 @@ fn retention_clock_is_anchored_at_start() {
     let now = steady.now_ms(crate::clock::Clock::now_ms(&clock), Instant::now());
     assert!((t0..t0 + 60_000).contains(&now), "{now}");
 }
+
+/// A flush request (a backup is about to be made) writes the heartbeats of
+/// the open window at once, and is answered only then; the window's later
+/// heartbeats are written as usual and the history reads the same.
+#[test]
+fn flush_writes_the_open_window_at_once() {
+    let t0 = 1_800_000_000_000 - 1_800_000_000_000 % blocks::WINDOW_MS;
+    let clock: SharedClock = Arc::new(SimulatedClock::new(t0 + 1000));
+    let (_dir, path, rec) =
+        recorder_on_file(clock, Duration::from_millis(50), Duration::from_secs(600));
+    let tx = rec.sender();
+    tx.send(stream("a"));
+    let at = |i: i64| Record::Heartbeat {
+        stream: "a".into(),
+        ts_ms: t0 + i * 15_000,
+        ok: true,
+        latency_ms: 10,
+        reason: None,
+        flags: 0,
+    };
+    for i in 0..5 {
+        tx.send(at(i));
+    }
+    let reader = crate::store::open_read_only(&path).unwrap();
+    let stored = || blocks::load(&reader, 1, 0, i64::MAX).unwrap().len();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stored(), 0, "the window has not ended");
+    assert!(tx.flush(Duration::from_secs(10)), "the flush was answered");
+    assert_eq!(stored(), 5, "written when the flush was answered");
+    for i in 5..8 {
+        tx.send(at(i));
+    }
+    drop(tx);
+    rec.stop();
+    let c = crate::store::open(&path).unwrap();
+    let hbs = blocks::load(&c, 1, 0, i64::MAX).unwrap();
+    assert_eq!(
+        hbs.iter().map(|h| h.ts_ms).collect::<Vec<_>>(),
+        (0..8).map(|i| t0 + i * 15_000).collect::<Vec<_>>()
+    );
+}
