@@ -172,7 +172,14 @@ pub fn run(mut args: Args) -> Result<u8> {
         // Readers of state changes, subscribed before the first probe; the
         // monitor's broadcast is bounded, so neither can ever slow it down.
         let transitions = monitor.ctx().transitions.clone();
-        let report = crate::report::Source::new(board.clone(), shared_cfg.clone());
+        let report = crate::report::Source::new(board.clone(), shared_cfg.clone()).with_box_facts(
+            box_facts(
+                clock.clone(),
+                sync.clone(),
+                args.data_dir.clone(),
+                config_error.clone(),
+            ),
+        );
         let mut mqtt = crate::mqtt::MqttHandle::start(&cfg, report, transitions.clone());
         let evidence = crate::evidence::start(
             crate::evidence::dir(&args.data_dir),
@@ -284,6 +291,26 @@ pub fn run(mut args: Args) -> Result<u8> {
         return Err(restart_in_place());
     }
     Ok(0)
+}
+
+/// What MQTT's box entities show, read when it publishes (every interval):
+/// the clock's sync state, the data partition's free space, and whether
+/// the config on disk failed to load (a flag: the error may quote the file).
+fn box_facts(
+    clock: clock::SharedClock,
+    sync: Arc<dyn SyncSource>,
+    data_dir: PathBuf,
+    config_error: Arc<Mutex<Option<String>>>,
+) -> crate::report::BoxFactsFn {
+    Arc::new(move || {
+        let now_ms = clock.now_ms();
+        crate::report::BoxFacts {
+            now_ms,
+            clock_synced: Some(sync.state(now_ms).trusted()),
+            disk_free_percent: store::disk::usage(&data_dir).ok().map(|u| u.free_percent()),
+            config_error: config_error.lock().expect("config_error lock").is_some(),
+        }
+    })
 }
 
 /// Replaces this process with a fresh start of the same command (same PID:

@@ -1,6 +1,8 @@
 //! MQTT publishing (rumqttc): the aggregate status on an interval, each
-//! stream's state (retained) on every change, availability with an LWT, and
-//! optional Home Assistant discovery.
+//! stream's state (retained) on every change and again every interval when
+//! it was probed since (the heartbeat HA's `expire_after` waits for), the
+//! box's own facts every interval, availability with an LWT, and optional
+//! Home Assistant discovery (see [`topics`] for the topics and entities).
 //!
 //! A reader of the board, never a writer, and never in the monitor's way:
 //! state changes arrive over the monitor's bounded broadcast (a lagging
@@ -20,8 +22,15 @@
 //!
 //! Stale topics: on connect we subscribe to our own state and discovery
 //! topics; a retained message there that belongs to no configured stream (a
-//! stream deleted while we were not running) is cleared with an empty
-//! retained message, which also removes the Home Assistant entity.
+//! stream deleted while we were not running, a state topic named after the
+//! stream as earlier versions did) is cleared with an empty retained message,
+//! which also removes the Home Assistant entity.
+//!
+//! Order matters to Home Assistant, which listens on the topics of the
+//! discovery config it has: new discovery configs go out first, then the
+//! clears of discovery topics (HA drops those entities), then the clears
+//! of state topics nobody listens to any more, then states. A rename
+//! changes no topic at all (ids and state topics come from the URL).
 //!
 //! [`MqttHandle::apply`] reconnects only when the `mqtt:` section (or the
 //! device name, which is part of every topic) changed; a change of streams
@@ -30,7 +39,7 @@
 pub mod client;
 pub mod topics;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -180,18 +189,22 @@ enum ConnEvent {
     },
 }
 
-/// What is due to be sent. Names and topics only: payloads are built from
-/// the board when sent, so this stays as small as the config.
+/// What is due to be sent, in the order [`Publisher::flush`] sends it.
+/// Names and topics only: payloads are built from the board when sent, so
+/// this stays as small as the config.
 #[derive(Debug, Default)]
 struct Outbox {
     online: bool,
     subscribe: bool,
-    /// Topics to clear with an empty retained message.
-    clears: BTreeSet<String>,
-    /// Streams whose discovery config is due.
+    /// Discovery topics whose config is due.
     discovery: BTreeSet<String>,
+    /// Discovery topics to clear (entities to remove), after `discovery`.
+    discovery_clears: BTreeSet<String>,
+    /// State topics to clear, after the discovery clears.
+    state_clears: BTreeSet<String>,
     /// Streams whose state is due.
     states: BTreeSet<String>,
+    box_state: bool,
     aggregate: bool,
 }
 
@@ -200,9 +213,20 @@ impl Outbox {
         !self.online
             && !self.subscribe
             && !self.aggregate
-            && self.clears.is_empty()
+            && !self.box_state
             && self.discovery.is_empty()
+            && self.discovery_clears.is_empty()
+            && self.state_clears.is_empty()
             && self.states.is_empty()
+    }
+
+    /// Queues an empty retained message on `topic`, in its phase.
+    fn clear(&mut self, topic: String, discovery_prefix: &str) {
+        if topic.starts_with(&format!("{discovery_prefix}/")) {
+            self.discovery_clears.insert(topic);
+        } else {
+            self.state_clears.insert(topic);
+        }
     }
 }
 
@@ -214,6 +238,10 @@ struct Publisher {
     outbox: Outbox,
     connected: bool,
     status: Arc<MqttStatus>,
+    /// Each stream's probe time in its last published state: the interval
+    /// republishes a state only once it was probed again, so a stuck
+    /// monitor stops feeding HA and its entities expire.
+    published_ts: HashMap<String, Option<i64>>,
 }
 
 async fn publish_loop(
@@ -265,6 +293,7 @@ async fn publish_loop(
         outbox: Outbox::default(),
         connected: false,
         status,
+        published_ts: HashMap::new(),
     };
     let mut transitions_open = true;
     loop {
@@ -287,7 +316,7 @@ async fn publish_loop(
                 }
                 Err(broadcast::error::RecvError::Closed) => transitions_open = false,
             },
-            _ = tick.tick() => p.outbox.aggregate = true,
+            _ = tick.tick() => p.on_tick(),
             ev = ev_rx.recv() => match ev {
                 Some(ConnEvent::Connected) => p.on_connect(),
                 Some(ConnEvent::Lost) => p.set_connected(false),
@@ -344,58 +373,75 @@ impl Publisher {
         }
     }
 
+    fn queue_all_discovery(&mut self) {
+        for t in self.layout.entities.keys() {
+            self.outbox.discovery.insert(t.clone());
+        }
+    }
+
     fn on_connect(&mut self) {
         self.set_connected(true);
         let o = &mut self.outbox;
         o.online = true;
         o.subscribe = true;
         o.aggregate = true;
-        if self.cfg.discovery {
-            for s in &self.layout.streams {
-                o.discovery.insert(s.name.clone());
-            }
-        }
+        o.box_state = true;
+        self.queue_all_discovery();
         self.queue_all_states();
     }
 
-    /// New stream list: clear the topics of streams that are gone (or were
-    /// renamed), announce and publish the current ones.
+    /// The interval: the aggregate, the box's facts, and the state of every
+    /// enabled stream probed since its last publication (HA's
+    /// `expire_after` counts on it; a disabled stream's state never changes).
+    fn on_tick(&mut self) {
+        self.outbox.aggregate = true;
+        self.outbox.box_state = true;
+        let enabled = self
+            .layout
+            .streams
+            .iter()
+            .filter(|s| s.enabled)
+            .map(|s| s.name.as_str());
+        for (name, ts) in self.report.probe_times(enabled) {
+            if self.published_ts.get(&name) != Some(&ts) {
+                self.outbox.states.insert(name);
+            }
+        }
+    }
+
+    /// New stream list: announce the current entities first, then clear
+    /// what is gone (a removed stream, another URL, a disabled stream's
+    /// entities), then publish the states. A rename clears nothing.
     fn set_streams(&mut self, streams: &[StreamConfig]) {
         let old = std::mem::replace(&mut self.layout, Layout::new(&self.cfg, streams));
-        let now = self.layout.owned_topics();
+        for t in old.entities.keys() {
+            if !self.layout.owns(t) {
+                self.outbox.clear(t.clone(), &self.cfg.discovery_prefix);
+            }
+        }
         for s in &old.streams {
-            if !now.contains_key(s.state_topic.as_str()) {
-                self.outbox.clears.insert(s.state_topic.clone());
-            }
-            if self.cfg.discovery && !now.contains_key(s.discovery_topic.as_str()) {
-                self.outbox.clears.insert(s.discovery_topic.clone());
+            if !self.layout.owns(&s.state_topic) {
+                self.outbox
+                    .clear(s.state_topic.clone(), &self.cfg.discovery_prefix);
             }
         }
-        for t in now.keys() {
-            self.outbox.clears.remove(*t);
-        }
-        if self.cfg.discovery {
-            for s in &self.layout.streams {
-                self.outbox.discovery.insert(s.name.clone());
-            }
-        }
+        let layout = &self.layout;
+        self.outbox.discovery_clears.retain(|t| !layout.owns(t));
+        self.outbox.state_clears.retain(|t| !layout.owns(t));
+        self.published_ts
+            .retain(|name, _| layout.stream(name).is_some());
+        self.queue_all_discovery();
         self.queue_all_states();
     }
 
-    /// A retained message under our own topics: clear it unless a configured
-    /// stream owns it.
+    /// A retained message under our own topics: clear it unless this
+    /// layout owns it.
     fn on_retained(&mut self, topic: String, empty: bool) {
-        if empty {
+        if empty || self.layout.owns(&topic) {
             return;
         }
-        let owned =
-            self.layout.streams.iter().any(|s| {
-                s.state_topic == topic || (self.cfg.discovery && s.discovery_topic == topic)
-            });
-        if !owned {
-            tracing::info!("mqtt: clearing stale retained topic {topic}");
-            self.outbox.clears.insert(topic);
-        }
+        tracing::info!("mqtt: clearing stale retained topic {topic}");
+        self.outbox.clear(topic, &self.cfg.discovery_prefix);
     }
 
     /// Hands what is due to rumqttc until its queue is full; the rest stays.
@@ -412,36 +458,42 @@ impl Publisher {
             o.online = false;
         }
         if o.subscribe {
-            let discovery = self.layout.discovery_wildcard.clone();
-            if c.try_subscribe(&self.layout.state_wildcard, QoS::AtMostOnce)
-                .is_err()
-                || c.try_subscribe(discovery, QoS::AtMostOnce).is_err()
+            let l = &self.layout;
+            let wildcards = std::iter::once(&l.state_wildcard).chain(&l.discovery_wildcards);
+            // rumqttc queues each request; a full queue fails the rest,
+            // and the whole subscription is asked for again.
+            if wildcards
+                .map(|w| c.try_subscribe(w.as_str(), QoS::AtMostOnce))
+                .any(|r| r.is_err())
             {
                 return;
             }
             o.subscribe = false;
         }
-        while let Some(topic) = o.clears.first().cloned() {
-            if c.try_publish(topic.as_str(), qos, true, Vec::new())
-                .is_err()
-            {
-                return;
-            }
-            o.clears.remove(&topic);
-        }
-        while let Some(name) = o.discovery.first().cloned() {
-            if let Some(s) = self.layout.stream(&name) {
-                let payload = topics::discovery_payload(&self.cfg, &self.layout, s).to_string();
-                if c.try_publish(s.discovery_topic.as_str(), qos, true, payload)
+        while let Some(topic) = o.discovery.first().cloned() {
+            if let Some(payload) = self.layout.discovery_payload(&self.cfg, &topic) {
+                if c.try_publish(topic.as_str(), qos, true, payload.to_string())
                     .is_err()
                 {
                     return;
                 }
             }
-            o.discovery.remove(&name);
+            o.discovery.remove(&topic);
+        }
+        for clears in [&mut o.discovery_clears, &mut o.state_clears] {
+            while let Some(topic) = clears.first().cloned() {
+                if c.try_publish(topic.as_str(), qos, true, Vec::new())
+                    .is_err()
+                {
+                    return;
+                }
+                clears.remove(&topic);
+            }
         }
         if !o.states.is_empty() {
-            let mut payloads = self.report.streams(o.states.iter().map(String::as_str));
+            let names = || o.states.iter().map(String::as_str);
+            let mut times = self.report.probe_times(names());
+            let mut payloads = self.report.streams(names());
             while let Some(name) = o.states.first().cloned() {
                 if let (Some(s), Some(payload)) =
                     (self.layout.stream(&name), payloads.remove(&name))
@@ -451,9 +503,20 @@ impl Publisher {
                     {
                         return;
                     }
+                    let ts = times.remove(&name).flatten();
+                    self.published_ts.insert(name.clone(), ts);
                 }
                 o.states.remove(&name);
             }
+        }
+        if o.box_state {
+            let payload = self.report.box_status();
+            if c.try_publish(&self.layout.box_state, qos, true, payload)
+                .is_err()
+            {
+                return;
+            }
+            o.box_state = false;
         }
         if o.aggregate {
             let payload = self.report.status();
