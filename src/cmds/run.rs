@@ -99,6 +99,7 @@ pub fn run(mut args: Args) -> Result<u8> {
     );
     let db_path = args.data_dir.join(store::DB_FILE);
     let conn = store::open(&db_path)?;
+    let board = restored_board(&conn, &cfg, clock::real().now_ms());
     system::health::global().set_data_dir(&args.data_dir);
     let clock = clock::real();
     let sync: Arc<dyn SyncSource> = Arc::new(KernelSync);
@@ -120,7 +121,6 @@ pub fn run(mut args: Args) -> Result<u8> {
         .build()
         .context("building the tokio runtime")?;
 
-    let board = state::new_board();
     let shared_cfg = Arc::new(RwLock::new(Arc::new(cfg.clone())));
     let config_error = Arc::new(Mutex::new(None));
     let (shutdown_tx, shutdown_rx) = shutdown::channel();
@@ -291,6 +291,43 @@ pub fn run(mut args: Args) -> Result<u8> {
         return Err(restart_in_place());
     }
     Ok(0)
+}
+
+/// The board as the streams were when the daemon last ran (from the
+/// database), so a restart is not a state change for MQTT, webhooks and
+/// the pages; [`Monitor::apply`] keeps these entries for the same camera.
+/// A database that cannot answer only costs the restore.
+fn restored_board(conn: &rusqlite::Connection, cfg: &Config, now_ms: i64) -> state::Board {
+    let board = state::new_board();
+    let wanted: Vec<store::last_state::Wanted> = cfg
+        .streams
+        .iter()
+        .map(|s| store::last_state::Wanted {
+            name: &s.name,
+            kind: s.target.kind,
+            url_redacted: &s.url_redacted,
+        })
+        .collect();
+    match store::last_state::last_states(conn, &wanted, now_ms) {
+        Ok(mut found) => {
+            let mut b = board.lock().expect("board lock");
+            // A disabled stream shows `disabled`, not its old health.
+            for sc in cfg.streams.iter().filter(|s| s.enabled) {
+                if let Some(r) = found.remove(&sc.name) {
+                    b.insert(sc.name.clone(), state::StreamState::restored(sc, r));
+                }
+            }
+            tracing::info!(
+                "restored the last state of {} of {} streams",
+                b.len(),
+                cfg.streams.len()
+            );
+        }
+        Err(e) => {
+            tracing::warn!("could not read the streams' last state ({e}); starting from unknown")
+        }
+    }
+    board
 }
 
 /// What MQTT's box entities show, read when it publishes (every interval):

@@ -162,20 +162,22 @@ impl Monitor {
         let wanted: HashMap<&str, &StreamConfig> =
             cfg.streams.iter().map(|s| (s.name.as_str(), s)).collect();
         let now_ms = self.ctx.clock.now_ms();
-        // Removed streams.
+        // Removed streams. Their states wait in `renamed` for a new name
+        // with the same camera (kind + URL): a rename is not a state change.
         let gone: Vec<String> = self
             .running
             .keys()
             .filter(|n| !wanted.contains_key(n.as_str()))
             .cloned()
             .collect();
+        let mut renamed: Vec<StreamState> = Vec::new();
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
                 if let Some(t) = r.task {
                     t.abort();
                 }
             }
-            self.ctx.board.lock().expect("board lock").remove(&name);
+            renamed.extend(self.ctx.board.lock().expect("board lock").remove(&name));
             self.ctx.recorder.send(Record::StreamRemoved {
                 name: name.clone(),
                 ts_ms: now_ms,
@@ -195,9 +197,26 @@ impl Monitor {
             }
             {
                 let mut board = self.ctx.board.lock().expect("board lock");
-                let keep = previous.as_ref().is_some_and(|p| {
-                    p.cfg.target.url == sc.target.url && p.cfg.target.kind == sc.target.kind
-                });
+                let same_camera = |st: &StreamState| {
+                    st.kind == sc.target.kind && st.url_redacted == sc.url_redacted
+                };
+                if previous.is_none() && !board.contains_key(&sc.name) {
+                    if let Some(i) = renamed.iter().position(same_camera) {
+                        let mut st = renamed.swap_remove(i);
+                        tracing::info!(stream = %sc.name, "renamed from {:?}; state kept", st.name);
+                        st.name = sc.name.clone();
+                        board.insert(sc.name.clone(), st);
+                    }
+                }
+                let keep = match &previous {
+                    Some(p) => {
+                        p.cfg.target.url == sc.target.url && p.cfg.target.kind == sc.target.kind
+                    }
+                    // Not running yet: a state restored from the database
+                    // (`cmds::run`) or carried over from a rename, if it is
+                    // this camera's.
+                    None => board.get(&sc.name).is_some_and(same_camera),
+                };
                 match board.get_mut(&sc.name) {
                     Some(st) if keep => {
                         st.enabled = sc.enabled;

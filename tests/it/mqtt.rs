@@ -676,7 +676,15 @@ fn mqtt_home_assistant_discovery() {
     sub.wait_after(n, WAIT, "Dead Cam's state removed", |m| {
         m.topic == dead_state && m.payload.is_empty()
     });
-    // A state of the renamed stream after the rename, still `up`.
+    // A state of the renamed stream after the rename: still `up`, since
+    // the same time (the state followed the rename), never `unknown`.
+    let up_since = sub
+        .on(&lobby_state)
+        .iter()
+        .rev()
+        .find(|m| state_is(m, "ha-box", &lobby_url, "up"))
+        .map(|m| m.json()["since"].clone())
+        .unwrap();
     sub.wait_after(n, WAIT, "Front Hall's state", |m| {
         m.topic == lobby_state && state_is(m, "ha-box", &lobby_url, "up")
     });
@@ -700,6 +708,11 @@ fn mqtt_home_assistant_discovery() {
             .any(|m| m.topic == lobby_state && m.payload.is_empty()),
         "a rename clears no state topic: {after:?}"
     );
+    for m in after.iter().filter(|m| m.topic == lobby_state) {
+        let v = m.json();
+        assert_eq!(v["state"], "up", "a rename is not a state change: {v}");
+        assert_eq!(v["since"], up_since, "{v}");
+    }
     let kept = broker.retained("homeassistant/#");
     assert_eq!(kept.len(), 3 + 5, "{kept:?}");
     assert!(kept.contains_key(&lobby.topic), "{kept:?}");
@@ -732,6 +745,100 @@ fn mqtt_home_assistant_discovery() {
     }
     drop(app);
     assert_no_secrets(&[&all_payloads(&sub)]);
+}
+
+/// A restart is not a state change: the states are restored from the
+/// database, so a camera already down is published `down` (never
+/// `unknown` in between) with its `since` kept, and nothing else moves;
+/// meanwhile each state is republished every interval with a fresh `ts`
+/// (the heartbeat HA's `expire_after` waits for).
+#[test]
+fn mqtt_restart_keeps_states_and_republishes_them() {
+    let broker = Broker::start(Spec::default());
+    let snap = SnapshotServer::start();
+    let dir = temp_dir("mqtt_restore");
+    let config = dir.path().join("config.yaml");
+    let data = dir.path().join("data");
+    let dead_port = closed_port();
+    let (lobby_url, dead_url) = (snap.url("snap.jpg"), format!(":{dead_port}/"));
+    write_config(
+        &config,
+        &format!(
+            "device_name: rb\nheartbeat_seconds: 5\nmqtt:\n  host: 127.0.0.1\n  port: {}\n  \
+             interval: 5\n  discovery: true\n{}",
+            broker.tcp_port,
+            streams(&snap, dead_port)
+        ),
+    );
+    let sub = Sub::start(&broker, "streampulse/#");
+    let app = App::start(&config, &data);
+    let dead = sub.wait(WAIT, "Dead Cam down", |m| {
+        state_is(m, "rb", &dead_url, "down")
+    });
+    let lobby = sub.wait(WAIT, "Lobby Cam up", |m| {
+        state_is(m, "rb", &lobby_url, "up")
+    });
+    let (dead_since, lobby_since) = (dead.json()["since"].clone(), lobby.json()["since"].clone());
+    assert!(dead_since.is_string() && lobby_since.is_string());
+
+    // Republished on the interval with a fresh probe time, without a change.
+    let n = sub.count();
+    sub.wait_all(
+        Duration::from_secs(30),
+        "three more Dead Cam states",
+        |all| all.iter().skip(n).filter(|m| m.topic == dead.topic).count() >= 3,
+    );
+    let ts: Vec<i64> = sub
+        .all()
+        .iter()
+        .skip(n)
+        .filter(|m| m.topic == dead.topic)
+        .map(|m| m.json()["ts_ms"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ts.windows(2).all(|w| w[0] < w[1]),
+        "each republish carries a newer probe: {ts:?}"
+    );
+    assert_eq!(app.terminate(), Some(0));
+
+    let n = sub.count();
+    let app = App::start(&config, &data);
+    // The first states after the restart, and a few fresh probes later.
+    sub.wait_all(WAIT, "Dead Cam probed again after the restart", |all| {
+        all.iter()
+            .skip(n)
+            .filter(|m| m.topic == dead.topic)
+            .filter(|m| m.json()["ts_ms"].as_i64() > ts.last().copied())
+            .count()
+            >= 2
+    });
+    let after: Vec<_> = sub.all().into_iter().skip(n).collect();
+    for (topic, state, since) in [
+        (&dead.topic, "down", &dead_since),
+        (&lobby.topic, "up", &lobby_since),
+    ] {
+        let seen: Vec<Value> = after
+            .iter()
+            .filter(|m| &m.topic == topic)
+            .map(|m| m.json())
+            .collect();
+        assert!(!seen.is_empty(), "no state on {topic} after the restart");
+        for v in &seen {
+            assert_eq!(v["state"], state, "a restart is not a state change: {v}");
+            assert_eq!(&v["since"], since, "since is kept: {v}");
+        }
+    }
+    let first = after.iter().find(|m| m.topic == dead.topic).unwrap().json();
+    assert_eq!(first["reason"], "connect", "{first}");
+    assert!(first["last_failure"].is_object(), "{first}");
+    // The box entities' state came too.
+    assert!(after.iter().any(|m| m.topic == "streampulse/rb/box/state"));
+    let (_, status) = app.get("/api/status");
+    assert_eq!(status["Dead Cam"]["since"], dead_since);
+    assert!(app
+        .log_text()
+        .contains("restored the last state of 2 of 2 streams"));
+    assert_no_secrets(&[&all_payloads(&sub), &app.log_text()]);
 }
 
 /// Hot reload to another broker: the old one is told `offline` (retained),
