@@ -307,12 +307,15 @@ async fn publish_loop(
                 Err(_) => break,
             },
             t = transitions.recv(), if transitions_open => match t {
+                // The box's counts change with every transition.
                 Ok(t) => {
                     p.outbox.states.insert(t.stream);
+                    p.outbox.box_state = true;
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::debug!("mqtt: missed {n} state changes; republishing every state");
                     p.queue_all_states();
+                    p.outbox.box_state = true;
                 }
                 Err(broadcast::error::RecvError::Closed) => transitions_open = false,
             },

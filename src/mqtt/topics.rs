@@ -297,9 +297,14 @@ pub fn latency_payload(cfg: &MqttConfig, layout: &Layout, s: &StreamTopics) -> V
     )
 }
 
-/// When a stream's last successful probe ran (diagnostic; unknown if never).
+/// When a stream's last successful probe ran (diagnostic). Unavailable
+/// while no OK is known: HA 2024.3 takes `None` as "unknown" only for
+/// numeric sensors and logs a warning for every other non-date payload of
+/// a timestamp sensor, every interval. So the state topic also says
+/// whether the entity is available, and the placeholder date a null
+/// `last_ok` renders to is never shown.
 pub fn last_ok_payload(cfg: &MqttConfig, layout: &Layout, s: &StreamTopics) -> Value {
-    common(
+    let mut v = common(
         cfg,
         layout,
         json!({
@@ -307,12 +312,33 @@ pub fn last_ok_payload(cfg: &MqttConfig, layout: &Layout, s: &StreamTopics) -> V
             "unique_id": format!("{}_last_ok", s.unique_id),
             "object_id": entity_object_id(cfg, &format!("{}_last_ok", slug(&s.name, "stream"))),
             "state_topic": s.state_topic,
-            "value_template": "{{ value_json.last_ok or 'None' }}",
+            "value_template": "{{ value_json.last_ok or '1970-01-01T00:00:00+00:00' }}",
             "device_class": "timestamp",
             "entity_category": "diagnostic",
             "expire_after": s.expire_after_secs,
         }),
-    )
+    );
+    let o = v.as_object_mut().expect("an entity config is an object");
+    for k in [
+        "availability_topic",
+        "payload_available",
+        "payload_not_available",
+    ] {
+        o.remove(k);
+    }
+    v["availability"] = json!([
+        {
+            "topic": layout.availability,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        },
+        {
+            "topic": s.state_topic,
+            "value_template": "{{ 'online' if value_json.last_ok else 'offline' }}",
+        },
+    ]);
+    v["availability_mode"] = json!("all");
+    v
 }
 
 /// One of the box's own entities.
@@ -543,7 +569,9 @@ mod tests {
             assert!(p["state_topic"].is_string(), "{p}");
             assert!(p["name"].is_string(), "{p}");
             let online = p["unique_id"] == "streampulse_shop_floor_online";
-            assert_eq!(p.get("availability_topic").is_none(), online, "{p}");
+            let available = p["availability_topic"] == l.availability.as_str()
+                || p["availability"][0]["topic"] == l.availability.as_str();
+            assert_eq!(available, !online, "{p}");
             if topic.contains("/sensor/") {
                 assert!(p.get("payload_on").is_none(), "{p}");
             }
@@ -575,6 +603,12 @@ mod tests {
             )
             .unwrap();
         assert_eq!(ok["device_class"], "timestamp");
+        assert_eq!(ok["availability_mode"], "all");
+        assert_eq!(ok["availability"][1]["topic"], front.state_topic.as_str());
+        assert!(
+            ok.get("availability_topic").is_none(),
+            "exclusive with availability"
+        );
         assert_eq!(ok["expire_after"], 3 * 120 + 10);
     }
 

@@ -485,8 +485,11 @@ fn check_entity(topic: &str, p: &Value, node: &str) {
         assert!(p.get("payload_on").is_none(), "{p}");
     }
     let online = p["unique_id"] == format!("{node}_online");
+    let availability = p["availability_topic"]
+        .as_str()
+        .or(p["availability"][0]["topic"].as_str());
     assert_eq!(
-        p["availability_topic"].is_string(),
+        availability.is_some_and(|t| t.ends_with("/availability")),
         !online,
         "every entity but Online follows availability: {p}"
     );
