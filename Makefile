@@ -91,6 +91,19 @@ audit:
 	@test -x target/tools/bin/cargo-audit || $(CARGO) install cargo-audit --locked --root target/tools
 	target/tools/bin/cargo-audit audit $(if $(AUDIT_DB),--db $(AUDIT_DB) --no-fetch --stale)
 
+# The Home Assistant discovery payloads of a running daemon, validated with
+# Home Assistant Core's own MQTT schemas and template engine
+# (scripts/check-ha-discovery.py). Home Assistant 2024.3.3 is the newest that
+# installs on Python 3.11; it goes into a venv in target/ha-venv (~400 MB,
+# once; it needs josepy<2 beside it). Not part of `test`: heavy, and it needs
+# the package index.
+HA_VENV ?= target/ha-venv
+.PHONY: ha-check
+ha-check: deps build
+	@test -x $(HA_VENV)/bin/hass || { python3 -m venv $(HA_VENV) && \
+		$(HA_VENV)/bin/pip install -q 'homeassistant==2024.3.3' 'josepy<2'; }
+	$(HA_VENV)/bin/python scripts/check-ha-discovery.py target/debug/streampulse
+
 # --- The appliance (docs/APPLIANCE.md) ----------------------------------------
 BOARD ?= rpi4_64
 BUILDROOT_VERSION ?= 2026.05.1
