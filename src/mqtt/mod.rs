@@ -47,12 +47,13 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 pub use crate::config::mqtt::{MqttConfig, MqttTransport, RawMqtt};
 use crate::config::{Config, StreamConfig};
 use crate::report;
 use crate::state::Transition;
-use topics::Layout;
+use topics::{Entity, Layout};
 
 /// Requests rumqttc may hold at once; the rest waits in our [`Outbox`].
 const REQUEST_CAP: usize = 64;
@@ -63,6 +64,13 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How long stopping may take to say `offline` and disconnect.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long Home Assistant gets to remove entities before the state topics
+/// they listened on are cleared ([`Settle`]).
+const SETTLE_CLEARS: Duration = Duration::from_secs(2);
+/// How long Home Assistant gets to apply a changed config before the
+/// entity's state is sent again ([`Settle`]): the entity is unavailable
+/// meanwhile, so short.
+const SETTLE_STATES: Duration = Duration::from_millis(500);
 
 /// What the publisher knows about its connection, for pages and `/metrics`.
 #[derive(Debug, Default)]
@@ -200,8 +208,9 @@ struct Outbox {
     discovery: BTreeSet<String>,
     /// Discovery topics to clear (entities to remove), after `discovery`.
     discovery_clears: BTreeSet<String>,
-    /// State topics to clear, after the discovery clears.
+    /// State topics to clear, after the discovery clears and [`SETTLE_CLEARS`].
     state_clears: BTreeSet<String>,
+    settle: Settle,
     /// Streams whose state is due.
     states: BTreeSet<String>,
     box_state: bool,
@@ -220,12 +229,62 @@ impl Outbox {
             && self.states.is_empty()
     }
 
-    /// Queues an empty retained message on `topic`, in its phase.
+    /// Queues an empty retained message on `topic`, in its phase (a state
+    /// topic's after [`SETTLE_CLEARS`]).
     fn clear(&mut self, topic: String, discovery_prefix: &str) {
         if topic.starts_with(&format!("{discovery_prefix}/")) {
             self.discovery_clears.insert(topic);
         } else {
-            self.state_clears.insert(topic);
+            self.settle.clears.insert(topic);
+            self.settle
+                .clears_at
+                .get_or_insert_with(|| Instant::now() + SETTLE_CLEARS);
+        }
+    }
+
+    /// Moves what waited in [`Settle`] and is due at `now` to the outbox.
+    fn settled(&mut self, now: Instant) {
+        let s = &mut self.settle;
+        if s.states_at.is_some_and(|t| t <= now) {
+            s.states_at = None;
+            self.states.append(&mut s.states);
+            self.box_state |= std::mem::take(&mut s.box_state);
+        }
+        if s.clears_at.is_some_and(|t| t <= now) {
+            s.clears_at = None;
+            self.state_clears.append(&mut s.clears);
+        }
+    }
+}
+
+/// What waits until Home Assistant has applied the discovery messages just
+/// sent (HA 2024.3, seen with a real Core, `make ha-core-check`):
+/// * a removed entity listens on its state topic until HA has removed it,
+///   and an empty "clear" there meanwhile logs `Erroneous JSON` and
+///   `'value_json' is undefined`: state topics are cleared
+///   [`SETTLE_CLEARS`] after the last discovery message;
+/// * a changed config (a rename) makes an entity with `expire_after`
+///   unavailable until its next state (home-assistant/core#34259), and the
+///   state sent right after the config may reach HA before the change is
+///   applied: the state of each entity whose config was sent is sent again
+///   [`SETTLE_STATES`] later.
+#[derive(Debug, Default)]
+struct Settle {
+    /// When `states` and `box_state` are due; None: nothing waits.
+    states_at: Option<Instant>,
+    states: BTreeSet<String>,
+    box_state: bool,
+    /// When `clears` are due; None: nothing waits.
+    clears_at: Option<Instant>,
+    clears: BTreeSet<String>,
+}
+
+impl Settle {
+    /// The next time something here is due.
+    fn next(&self) -> Option<Instant> {
+        match (self.states_at, self.clears_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -298,6 +357,7 @@ async fn publish_loop(
     let mut transitions_open = true;
     loop {
         let retry = p.connected && !p.outbox.is_empty();
+        let settle_at = p.outbox.settle.next();
         tokio::select! {
             changed = streams_rx.changed() => match changed {
                 Ok(()) => {
@@ -331,6 +391,8 @@ async fn publish_loop(
                 }
             },
             _ = tokio::time::sleep(FLUSH_RETRY), if retry => {}
+            _ = tokio::time::sleep_until(settle_at.unwrap_or_else(Instant::now)),
+                if settle_at.is_some() => p.outbox.settled(Instant::now()),
         }
         if p.connected {
             p.flush();
@@ -431,6 +493,7 @@ impl Publisher {
         let layout = &self.layout;
         self.outbox.discovery_clears.retain(|t| !layout.owns(t));
         self.outbox.state_clears.retain(|t| !layout.owns(t));
+        self.outbox.settle.clears.retain(|t| !layout.owns(t));
         self.published_ts
             .retain(|name, _| layout.stream(name).is_some());
         self.queue_all_discovery();
@@ -480,18 +543,33 @@ impl Publisher {
                 {
                     return;
                 }
+                // Its state again once HA applied the config (see Settle).
+                o.settle.states_at = Some(Instant::now() + SETTLE_STATES);
+                match self.layout.entities.get(&topic) {
+                    Some(Entity::Connectivity(i) | Entity::Latency(i) | Entity::LastOk(i)) => {
+                        o.settle.states.insert(self.layout.streams[*i].name.clone());
+                    }
+                    _ => o.settle.box_state = true,
+                }
             }
             o.discovery.remove(&topic);
         }
-        for clears in [&mut o.discovery_clears, &mut o.state_clears] {
-            while let Some(topic) = clears.first().cloned() {
-                if c.try_publish(topic.as_str(), qos, true, Vec::new())
-                    .is_err()
-                {
-                    return;
-                }
-                clears.remove(&topic);
+        while let Some(topic) = o.discovery_clears.first().cloned() {
+            if c.try_publish(topic.as_str(), qos, true, Vec::new())
+                .is_err()
+            {
+                return;
             }
+            o.settle.clears_at = Some(Instant::now() + SETTLE_CLEARS);
+            o.discovery_clears.remove(&topic);
+        }
+        while let Some(topic) = o.state_clears.first().cloned() {
+            if c.try_publish(topic.as_str(), qos, true, Vec::new())
+                .is_err()
+            {
+                return;
+            }
+            o.state_clears.remove(&topic);
         }
         if !o.states.is_empty() {
             let names = || o.states.iter().map(String::as_str);
@@ -598,5 +676,52 @@ async fn connection_loop(
         if tx.send(ev).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state topic is cleared only [`SETTLE_CLEARS`] after it was queued
+    /// (HA first removes the entity listening there); a discovery topic at once.
+    #[test]
+    fn state_clears_wait_for_home_assistant() {
+        let mut o = Outbox::default();
+        let t0 = Instant::now();
+        o.clear(
+            "homeassistant/binary_sensor/n/x/config".into(),
+            "homeassistant",
+        );
+        o.clear("streampulse/dev/x/state".into(), "homeassistant");
+        assert_eq!(o.discovery_clears.len(), 1);
+        assert!(o.state_clears.is_empty());
+        let due = o.settle.next().unwrap();
+        assert!(due >= t0 + SETTLE_CLEARS);
+        o.settled(due - Duration::from_millis(1));
+        assert!(o.state_clears.is_empty());
+        o.settled(due);
+        assert_eq!(
+            o.state_clears.iter().collect::<Vec<_>>(),
+            ["streampulse/dev/x/state"]
+        );
+        assert_eq!(o.settle.next(), None);
+    }
+
+    /// States waiting for HA to apply a changed config come back first.
+    #[test]
+    fn states_settle_before_clears() {
+        let mut o = Outbox::default();
+        let now = Instant::now();
+        o.settle.states.insert("cam".into());
+        o.settle.box_state = true;
+        o.settle.states_at = Some(now + SETTLE_STATES);
+        o.settle.clears.insert("t".into());
+        o.settle.clears_at = Some(now + SETTLE_CLEARS);
+        assert_eq!(o.settle.next(), Some(now + SETTLE_STATES));
+        o.settled(now + SETTLE_STATES);
+        assert!(o.states.contains("cam") && o.box_state);
+        assert!(o.state_clears.is_empty());
+        assert_eq!(o.settle.next(), Some(now + SETTLE_CLEARS));
     }
 }
