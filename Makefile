@@ -97,12 +97,21 @@ audit:
 # installs on Python 3.11; it goes into a venv in target/ha-venv (~400 MB,
 # once; it needs josepy<2 beside it). Not part of `test`: heavy, and it needs
 # the package index.
+# `make ha-core-check` runs a real Home Assistant Core against Mosquitto and
+# the daemon (a restart with a camera down, a rename, a removal, a disabled
+# stream; HA's states through its mqtt_statestream, its log searched for MQTT
+# warnings); about a minute.
 HA_VENV ?= target/ha-venv
-.PHONY: ha-check
-ha-check: deps build
-	@test -x $(HA_VENV)/bin/hass || { python3 -m venv $(HA_VENV) && \
-		$(HA_VENV)/bin/pip install -q 'homeassistant==2024.3.3' 'josepy<2'; }
+HA_REQS = 'homeassistant==2024.3.3' 'josepy<2' 'paho-mqtt==1.6.1' 'aiohttp_cors==0.7.0' \
+	'aiohttp-fast-url-dispatcher==0.3.0' 'aiohttp-zlib-ng==0.3.1' 'janus==1.0.0'
+.PHONY: ha-check ha-core-check ha-venv
+ha-venv:
+	@test -x $(HA_VENV)/bin/hass -a -d $(HA_VENV)/lib/python3.11/site-packages/paho || { \
+		python3 -m venv $(HA_VENV) && $(HA_VENV)/bin/pip install -q $(HA_REQS); }
+ha-check: deps build ha-venv
 	$(HA_VENV)/bin/python scripts/check-ha-discovery.py target/debug/streampulse
+ha-core-check: deps build ha-venv
+	$(HA_VENV)/bin/python scripts/check-ha-discovery.py --core target/debug/streampulse
 
 # --- The appliance (docs/APPLIANCE.md) ----------------------------------------
 BOARD ?= rpi4_64
