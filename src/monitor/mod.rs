@@ -512,6 +512,56 @@ mod tests {
         h.stop().await;
     }
 
+    /// A rename (same camera, another name) carries the state over: no
+    /// `unknown`, `since` kept; a new camera under a new name starts anew.
+    #[tokio::test(start_paused = true)]
+    async fn a_renamed_stream_keeps_its_state() {
+        let mut h = Harness::start(&config(4, &[A, B]), Duration::from_millis(200));
+        run_for(10).await;
+        assert_eq!(h.board()["a"], Health::Up);
+        let since = |h: &Harness, n: &str| h.monitor.ctx().board.lock().unwrap()[n].health_since_ms;
+        let a_since = since(&h, "a");
+        let hall = "{name: hall, url: 'rtsp://127.0.0.1:1/a'}";
+        let other = "{name: other, url: 'rtsp://127.0.0.1:1/x'}";
+        h.monitor.apply(&config(4, &[hall, other]));
+        let board = h.board();
+        assert_eq!(board.keys().collect::<Vec<_>>(), ["hall", "other"]);
+        assert_eq!(board["hall"], Health::Up, "same camera: state kept");
+        assert_eq!(since(&h, "hall"), a_since);
+        assert_eq!(
+            board["other"],
+            Health::Unknown,
+            "b's state is not another camera's"
+        );
+        assert_eq!(h.monitor.ctx().board.lock().unwrap()["hall"].name, "hall");
+        h.stop().await;
+    }
+
+    /// A state seeded on the board before the first apply (restored from
+    /// the database by `cmds::run`) is kept for the same camera only.
+    #[tokio::test(start_paused = true)]
+    async fn a_restored_state_is_kept_for_the_same_camera() {
+        let cfg = config(4, &[A, B]);
+        let mut h = Harness::start(&config(4, &[]), Duration::from_millis(200));
+        {
+            let mut board = h.monitor.ctx().board.lock().unwrap();
+            for sc in &cfg.streams {
+                let r = crate::state::Restored {
+                    health: Some(Health::Down),
+                    since_ms: Some(1),
+                    ..Default::default()
+                };
+                board.insert(sc.name.clone(), StreamState::restored(sc, r));
+            }
+            // b's entry was another camera's.
+            board.get_mut("b").unwrap().url_redacted = "rtsp://elsewhere/".into();
+        }
+        h.monitor.apply(&cfg);
+        assert_eq!(h.board()["a"], Health::Down);
+        assert_eq!(h.board()["b"], Health::Unknown);
+        h.stop().await;
+    }
+
     #[tokio::test(start_paused = true)]
     async fn interval_is_kept_within_its_jitter() {
         let h = Harness::start(&config(4, &[A]), Duration::from_secs(2));
