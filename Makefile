@@ -91,6 +91,28 @@ audit:
 	@test -x target/tools/bin/cargo-audit || $(CARGO) install cargo-audit --locked --root target/tools
 	target/tools/bin/cargo-audit audit $(if $(AUDIT_DB),--db $(AUDIT_DB) --no-fetch --stale)
 
+# The Home Assistant discovery payloads of a running daemon, validated with
+# Home Assistant Core's own MQTT schemas and template engine
+# (scripts/check-ha-discovery.py). Home Assistant 2024.3.3 is the newest that
+# installs on Python 3.11; it goes into a venv in target/ha-venv (~400 MB,
+# once; it needs josepy<2 beside it). Not part of `test`: heavy, and it needs
+# the package index.
+# `make ha-core-check` runs a real Home Assistant Core against Mosquitto and
+# the daemon (a restart with a camera down, a rename, a removal, a disabled
+# stream; HA's states through its mqtt_statestream, its log searched for MQTT
+# warnings); about a minute.
+HA_VENV ?= target/ha-venv
+HA_REQS = 'homeassistant==2024.3.3' 'josepy<2' 'paho-mqtt==1.6.1' 'aiohttp_cors==0.7.0' \
+	'aiohttp-fast-url-dispatcher==0.3.0' 'aiohttp-zlib-ng==0.3.1' 'janus==1.0.0'
+.PHONY: ha-check ha-core-check ha-venv
+ha-venv:
+	@test -x $(HA_VENV)/bin/hass -a -d $(HA_VENV)/lib/python3.11/site-packages/paho || { \
+		python3 -m venv $(HA_VENV) && $(HA_VENV)/bin/pip install -q $(HA_REQS); }
+ha-check: deps build ha-venv
+	$(HA_VENV)/bin/python scripts/check-ha-discovery.py target/debug/streampulse
+ha-core-check: deps build ha-venv
+	$(HA_VENV)/bin/python scripts/check-ha-discovery.py --core target/debug/streampulse
+
 # --- The appliance (docs/APPLIANCE.md) ----------------------------------------
 BOARD ?= rpi4_64
 BUILDROOT_VERSION ?= 2026.05.1

@@ -226,6 +226,47 @@ impl StreamState {
     }
 }
 
+/// What a stream's state was when the daemon last ran, read from the
+/// database at start (`store::last_state`), so a restart is not a state
+/// change: no `unknown` in between, no transition (webhook, MQTT, event)
+/// for a camera that was already down, `since` kept. Counters
+/// (`probes_total`, `failures_total`) are not restored: they count since
+/// the process started, as in `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Restored {
+    pub health: Option<Health>,
+    pub since_ms: Option<i64>,
+    pub last: Option<LastResult>,
+    pub last_ok_ms: Option<i64>,
+    pub last_failure: Option<LastResult>,
+    /// The run of equal results at the end of the stored heartbeats, so
+    /// the debounce goes on where it stopped.
+    pub consecutive_ok: u32,
+    pub consecutive_fail: u32,
+    pub media: MediaFacts,
+}
+
+impl StreamState {
+    /// A configured stream as it was before the restart (its
+    /// [`StreamState::for_config`] with `r` applied). The next probe result
+    /// is judged against the restored health: only a real change is a
+    /// transition.
+    pub fn restored(sc: &StreamConfig, r: Restored) -> Self {
+        let mut s = StreamState::for_config(sc);
+        if let Some(h) = r.health {
+            s.health = h;
+            s.health_since_ms = r.since_ms;
+        }
+        s.last = r.last;
+        s.last_ok_ms = r.last_ok_ms;
+        s.last_failure = r.last_failure;
+        s.consecutive_ok = r.consecutive_ok;
+        s.consecutive_fail = r.consecutive_fail;
+        s.media = r.media;
+        s
+    }
+}
+
 /// Shared board of all configured streams, keyed by name.
 pub type Board = Arc<Mutex<BTreeMap<String, StreamState>>>;
 
@@ -309,6 +350,36 @@ mod tests {
         assert_eq!(s.last_ok_ms, Some(7));
         assert_eq!(s.last_failure.as_ref().unwrap().reason, Some(Reason::Auth));
         assert_eq!((s.probes_total, s.failures_total), (7, 4));
+    }
+
+    /// A restored `down` stream that still fails makes no transition (no
+    /// `unknown` in between, `since` kept); one that recovers does.
+    #[test]
+    fn restored_state_is_not_a_state_change() {
+        let sc = crate::config::parse(
+            "streams:\n- name: cam\n  url: rtsp://h/x\n  fail_threshold: 3\n",
+            "c.yaml",
+        )
+        .unwrap()
+        .streams
+        .remove(0);
+        let r = Restored {
+            health: Some(Health::Down),
+            since_ms: Some(100),
+            consecutive_fail: 7,
+            ..Restored::default()
+        };
+        let mut s = StreamState::restored(&sc, r.clone());
+        assert_eq!((s.health, s.health_since_ms), (Health::Down, Some(100)));
+        assert_eq!(s.apply(200, &fail(Reason::Connect), false), None);
+        assert_eq!((s.health, s.health_since_ms), (Health::Down, Some(100)));
+        assert_eq!(s.consecutive_fail, 8);
+        let mut s = StreamState::restored(&sc, r);
+        let t = s.apply(200, &ok(), false).expect("a recovery is a change");
+        assert_eq!((t.from, t.to), (Health::Down, Health::Up));
+        // Nothing known: as a new stream.
+        let s = StreamState::restored(&sc, Restored::default());
+        assert_eq!(s.health, Health::Unknown);
     }
 
     #[test]

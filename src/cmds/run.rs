@@ -111,6 +111,7 @@ pub fn run(mut args: Args) -> Result<u8> {
     );
     let db_path = args.data_dir.join(store::DB_FILE);
     let conn = store::open(&db_path)?;
+    let board = restored_board(&conn, &cfg, clock::real().now_ms());
     system::health::global().set_data_dir(&args.data_dir);
     let clock = clock::real();
     let sync: Arc<dyn SyncSource> = Arc::new(KernelSync);
@@ -132,7 +133,6 @@ pub fn run(mut args: Args) -> Result<u8> {
         .build()
         .context("building the tokio runtime")?;
 
-    let board = state::new_board();
     let shared_cfg = Arc::new(RwLock::new(Arc::new(cfg.clone())));
     let config_error = Arc::new(Mutex::new(None));
     let (shutdown_tx, shutdown_rx) = shutdown::channel();
@@ -185,7 +185,14 @@ pub fn run(mut args: Args) -> Result<u8> {
         // Readers of state changes, subscribed before the first probe; the
         // monitor's broadcast is bounded, so neither can ever slow it down.
         let transitions = monitor.ctx().transitions.clone();
-        let report = crate::report::Source::new(board.clone(), shared_cfg.clone());
+        let report = crate::report::Source::new(board.clone(), shared_cfg.clone()).with_box_facts(
+            box_facts(
+                clock.clone(),
+                sync.clone(),
+                args.data_dir.clone(),
+                config_error.clone(),
+            ),
+        );
         let mut mqtt = crate::mqtt::MqttHandle::start(&cfg, report, transitions.clone());
         let evidence = crate::evidence::start(
             crate::evidence::dir(&args.data_dir),
@@ -297,6 +304,63 @@ pub fn run(mut args: Args) -> Result<u8> {
         return Err(restart_in_place());
     }
     Ok(0)
+}
+
+/// The board as the streams were when the daemon last ran (from the
+/// database), so a restart is not a state change for MQTT, webhooks and
+/// the pages; [`Monitor::apply`] keeps these entries for the same camera.
+/// A database that cannot answer only costs the restore.
+fn restored_board(conn: &rusqlite::Connection, cfg: &Config, now_ms: i64) -> state::Board {
+    let board = state::new_board();
+    let wanted: Vec<store::last_state::Wanted> = cfg
+        .streams
+        .iter()
+        .map(|s| store::last_state::Wanted {
+            name: &s.name,
+            kind: s.target.kind,
+            url_redacted: &s.url_redacted,
+        })
+        .collect();
+    match store::last_state::last_states(conn, &wanted, now_ms) {
+        Ok(mut found) => {
+            let mut b = board.lock().expect("board lock");
+            // A disabled stream shows `disabled`, not its old health.
+            for sc in cfg.streams.iter().filter(|s| s.enabled) {
+                if let Some(r) = found.remove(&sc.name) {
+                    b.insert(sc.name.clone(), state::StreamState::restored(sc, r));
+                }
+            }
+            tracing::info!(
+                "restored the last state of {} of {} streams",
+                b.len(),
+                cfg.streams.len()
+            );
+        }
+        Err(e) => {
+            tracing::warn!("could not read the streams' last state ({e}); starting from unknown")
+        }
+    }
+    board
+}
+
+/// What MQTT's box entities show, read when it publishes (every interval):
+/// the clock's sync state, the data partition's free space, and whether
+/// the config on disk failed to load (a flag: the error may quote the file).
+fn box_facts(
+    clock: clock::SharedClock,
+    sync: Arc<dyn SyncSource>,
+    data_dir: PathBuf,
+    config_error: Arc<Mutex<Option<String>>>,
+) -> crate::report::BoxFactsFn {
+    Arc::new(move || {
+        let now_ms = clock.now_ms();
+        crate::report::BoxFacts {
+            now_ms,
+            clock_synced: Some(sync.state(now_ms).trusted()),
+            disk_free_percent: store::disk::usage(&data_dir).ok().map(|u| u.free_percent()),
+            config_error: config_error.lock().expect("config_error lock").is_some(),
+        }
+    })
 }
 
 /// Replaces this process with a fresh start of the same command (same PID:

@@ -309,7 +309,7 @@ impl Config {
             }
         };
 
-        let mqtt = match &raw.mqtt {
+        let mut mqtt = match &raw.mqtt {
             None => None,
             Some(m) => Some(
                 mqtt::MqttConfig::from_raw(m, raw.device_name.as_deref().unwrap_or("streampulse"))
@@ -322,6 +322,10 @@ impl Config {
                 crate::network::NetworkConfig::from_raw(n).map_err(|e| at.err(&e.at, e.message))?
             }
         };
+        if let Some(m) = mqtt.as_mut() {
+            m.configuration_url =
+                mqtt::browser_url(&web.listen, &web.allowed_hosts, network.hostname.as_deref());
+        }
         let notify = webhooks::from_raw(raw.notify.as_deref(), &at)?;
         let live = live::from_raw(raw.live.as_ref(), &at)?;
         let streams = stream::streams_from_raw(&raw.streams, heartbeat_secs, &at)?;

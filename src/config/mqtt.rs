@@ -193,6 +193,11 @@ pub struct MqttConfig {
     pub discovery_prefix: String,
     /// v2.2 keys accepted without meaning here; logged once at start.
     pub ignored_keys: Vec<&'static str>,
+    /// The box's web GUI as a browser elsewhere reaches it, for Home
+    /// Assistant's device page ([`browser_url`]); None when the box knows
+    /// no such address. Set by [`crate::config::Config`]'s parser from
+    /// `web:` and `network:`, not an `mqtt:` key.
+    pub configuration_url: Option<String>,
 }
 
 /// A validation error and where it points.
@@ -389,8 +394,49 @@ impl MqttConfig {
             discovery: r.discovery.unwrap_or(false),
             discovery_prefix,
             ignored_keys,
+            configuration_url: None,
         })
     }
+}
+
+/// The web GUI's address for a browser on another machine, or None when the
+/// box does not know one: a name the owner gave (`web.allowed_hosts`'
+/// first, else `network.hostname` + `.local`, the appliance's mDNS name),
+/// on the first listen port that is not loopback-only (port 80 → no port in
+/// the URL). Listen addresses (`0.0.0.0`, a LAN address seen from inside)
+/// are not used as the host: a wildcard is no address, and a DHCP lease
+/// changes.
+pub fn browser_url(
+    listen: &[String],
+    allowed_hosts: &[String],
+    hostname: Option<&str>,
+) -> Option<String> {
+    let host = match (allowed_hosts.first(), hostname) {
+        (Some(h), _) => h.clone(),
+        (None, Some(h)) => format!("{h}.local"),
+        (None, None) => return None,
+    };
+    let ports: Vec<u16> = listen
+        .iter()
+        .filter_map(|a| a.parse::<std::net::SocketAddr>().ok())
+        .filter(|a| !a.ip().is_loopback())
+        .map(|a| a.port())
+        .collect();
+    let port = if ports.contains(&80) {
+        80
+    } else {
+        *ports.first()?
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Some(if port == 80 {
+        format!("http://{host}/")
+    } else {
+        format!("http://{host}:{port}/")
+    })
 }
 
 /// Lower-case ASCII letters and digits, everything else one `-`; `fallback`
@@ -541,6 +587,42 @@ mod tests {
         assert!(e.message.contains("at least 5 seconds"), "{e}");
         assert_eq!(e.line, Some(4), "{e}");
         assert!(parse("mqtt:\n  host: b\n  interval: 5\n", "c").is_ok());
+    }
+
+    /// HA's `configuration_url`: only from a name the owner gave, on a
+    /// port a browser elsewhere reaches.
+    #[test]
+    fn browser_url_needs_a_name_and_a_reachable_port() {
+        let l = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let appliance = l(&["0.0.0.0:80", "0.0.0.0:8000"]);
+        assert_eq!(browser_url(&appliance, &[], None), None);
+        assert_eq!(
+            browser_url(&appliance, &[], Some("cams")).as_deref(),
+            Some("http://cams.local/")
+        );
+        assert_eq!(
+            browser_url(
+                &l(&["0.0.0.0:8000"]),
+                &l(&["nvr.example.lan"]),
+                Some("cams")
+            )
+            .as_deref(),
+            Some("http://nvr.example.lan:8000/")
+        );
+        assert_eq!(
+            browser_url(&l(&["127.0.0.1:8000"]), &[], Some("cams")),
+            None,
+            "loopback only: no browser elsewhere reaches it"
+        );
+        let c = crate::config::parse(
+            "network:\n  hostname: shed\nmqtt:\n  host: b\nstreams: []\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.mqtt.unwrap().configuration_url.as_deref(),
+            Some("http://shed.local:8000/")
+        );
     }
 
     #[test]

@@ -162,20 +162,22 @@ impl Monitor {
         let wanted: HashMap<&str, &StreamConfig> =
             cfg.streams.iter().map(|s| (s.name.as_str(), s)).collect();
         let now_ms = self.ctx.clock.now_ms();
-        // Removed streams.
+        // Removed streams. Their states wait in `renamed` for a new name
+        // with the same camera (kind + URL): a rename is not a state change.
         let gone: Vec<String> = self
             .running
             .keys()
             .filter(|n| !wanted.contains_key(n.as_str()))
             .cloned()
             .collect();
+        let mut renamed: Vec<StreamState> = Vec::new();
         for name in gone {
             if let Some(r) = self.running.remove(&name) {
                 if let Some(t) = r.task {
                     t.abort();
                 }
             }
-            self.ctx.board.lock().expect("board lock").remove(&name);
+            renamed.extend(self.ctx.board.lock().expect("board lock").remove(&name));
             self.ctx.recorder.send(Record::StreamRemoved {
                 name: name.clone(),
                 ts_ms: now_ms,
@@ -195,9 +197,26 @@ impl Monitor {
             }
             {
                 let mut board = self.ctx.board.lock().expect("board lock");
-                let keep = previous.as_ref().is_some_and(|p| {
-                    p.cfg.target.url == sc.target.url && p.cfg.target.kind == sc.target.kind
-                });
+                let same_camera = |st: &StreamState| {
+                    st.kind == sc.target.kind && st.url_redacted == sc.url_redacted
+                };
+                if previous.is_none() && !board.contains_key(&sc.name) {
+                    if let Some(i) = renamed.iter().position(same_camera) {
+                        let mut st = renamed.swap_remove(i);
+                        tracing::info!(stream = %sc.name, "renamed from {:?}; state kept", st.name);
+                        st.name = sc.name.clone();
+                        board.insert(sc.name.clone(), st);
+                    }
+                }
+                let keep = match &previous {
+                    Some(p) => {
+                        p.cfg.target.url == sc.target.url && p.cfg.target.kind == sc.target.kind
+                    }
+                    // Not running yet: a state restored from the database
+                    // (`cmds::run`) or carried over from a rename, if it is
+                    // this camera's.
+                    None => board.get(&sc.name).is_some_and(same_camera),
+                };
                 match board.get_mut(&sc.name) {
                     Some(st) if keep => {
                         st.enabled = sc.enabled;
@@ -490,6 +509,56 @@ mod tests {
         let b2 = "{name: b, url: 'rtsp://127.0.0.1:1/other', interval: 30}";
         h.monitor.apply(&config(4, &[a, b2]));
         assert_eq!(h.board()["b"], Health::Unknown, "new camera: state reset");
+        h.stop().await;
+    }
+
+    /// A rename (same camera, another name) carries the state over: no
+    /// `unknown`, `since` kept; a new camera under a new name starts anew.
+    #[tokio::test(start_paused = true)]
+    async fn a_renamed_stream_keeps_its_state() {
+        let mut h = Harness::start(&config(4, &[A, B]), Duration::from_millis(200));
+        run_for(10).await;
+        assert_eq!(h.board()["a"], Health::Up);
+        let since = |h: &Harness, n: &str| h.monitor.ctx().board.lock().unwrap()[n].health_since_ms;
+        let a_since = since(&h, "a");
+        let hall = "{name: hall, url: 'rtsp://127.0.0.1:1/a'}";
+        let other = "{name: other, url: 'rtsp://127.0.0.1:1/x'}";
+        h.monitor.apply(&config(4, &[hall, other]));
+        let board = h.board();
+        assert_eq!(board.keys().collect::<Vec<_>>(), ["hall", "other"]);
+        assert_eq!(board["hall"], Health::Up, "same camera: state kept");
+        assert_eq!(since(&h, "hall"), a_since);
+        assert_eq!(
+            board["other"],
+            Health::Unknown,
+            "b's state is not another camera's"
+        );
+        assert_eq!(h.monitor.ctx().board.lock().unwrap()["hall"].name, "hall");
+        h.stop().await;
+    }
+
+    /// A state seeded on the board before the first apply (restored from
+    /// the database by `cmds::run`) is kept for the same camera only.
+    #[tokio::test(start_paused = true)]
+    async fn a_restored_state_is_kept_for_the_same_camera() {
+        let cfg = config(4, &[A, B]);
+        let mut h = Harness::start(&config(4, &[]), Duration::from_millis(200));
+        {
+            let mut board = h.monitor.ctx().board.lock().unwrap();
+            for sc in &cfg.streams {
+                let r = crate::state::Restored {
+                    health: Some(Health::Down),
+                    since_ms: Some(1),
+                    ..Default::default()
+                };
+                board.insert(sc.name.clone(), StreamState::restored(sc, r));
+            }
+            // b's entry was another camera's.
+            board.get_mut("b").unwrap().url_redacted = "rtsp://elsewhere/".into();
+        }
+        h.monitor.apply(&cfg);
+        assert_eq!(h.board()["a"], Health::Down);
+        assert_eq!(h.board()["b"], Health::Unknown);
         h.stop().await;
     }
 

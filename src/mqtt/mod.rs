@@ -1,6 +1,8 @@
 //! MQTT publishing (rumqttc): the aggregate status on an interval, each
-//! stream's state (retained) on every change, availability with an LWT, and
-//! optional Home Assistant discovery.
+//! stream's state (retained) on every change and again every interval when
+//! it was probed since (the heartbeat HA's `expire_after` waits for), the
+//! box's own facts every interval, availability with an LWT, and optional
+//! Home Assistant discovery (see [`topics`] for the topics and entities).
 //!
 //! A reader of the board, never a writer, and never in the monitor's way:
 //! state changes arrive over the monitor's bounded broadcast (a lagging
@@ -20,8 +22,15 @@
 //!
 //! Stale topics: on connect we subscribe to our own state and discovery
 //! topics; a retained message there that belongs to no configured stream (a
-//! stream deleted while we were not running) is cleared with an empty
-//! retained message, which also removes the Home Assistant entity.
+//! stream deleted while we were not running, a state topic named after the
+//! stream as earlier versions did) is cleared with an empty retained message,
+//! which also removes the Home Assistant entity.
+//!
+//! Order matters to Home Assistant, which listens on the topics of the
+//! discovery config it has: new discovery configs go out first, then the
+//! clears of discovery topics (HA drops those entities), then the clears
+//! of state topics nobody listens to any more, then states. A rename
+//! changes no topic at all (ids and state topics come from the URL).
 //!
 //! [`MqttHandle::apply`] reconnects only when the `mqtt:` section (or the
 //! device name, which is part of every topic) changed; a change of streams
@@ -30,7 +39,7 @@
 pub mod client;
 pub mod topics;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,12 +47,13 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, QoS};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 pub use crate::config::mqtt::{MqttConfig, MqttTransport, RawMqtt};
 use crate::config::{Config, StreamConfig};
 use crate::report;
 use crate::state::Transition;
-use topics::Layout;
+use topics::{Entity, Layout};
 
 /// Requests rumqttc may hold at once; the rest waits in our [`Outbox`].
 const REQUEST_CAP: usize = 64;
@@ -54,6 +64,13 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How long stopping may take to say `offline` and disconnect.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long Home Assistant gets to remove entities before the state topics
+/// they listened on are cleared ([`Settle`]).
+const SETTLE_CLEARS: Duration = Duration::from_secs(2);
+/// How long Home Assistant gets to apply a changed config before the
+/// entity's state is sent again ([`Settle`]): the entity is unavailable
+/// meanwhile, so short.
+const SETTLE_STATES: Duration = Duration::from_millis(500);
 
 /// What the publisher knows about its connection, for pages and `/metrics`.
 #[derive(Debug, Default)]
@@ -180,18 +197,23 @@ enum ConnEvent {
     },
 }
 
-/// What is due to be sent. Names and topics only: payloads are built from
-/// the board when sent, so this stays as small as the config.
+/// What is due to be sent, in the order [`Publisher::flush`] sends it.
+/// Names and topics only: payloads are built from the board when sent, so
+/// this stays as small as the config.
 #[derive(Debug, Default)]
 struct Outbox {
     online: bool,
     subscribe: bool,
-    /// Topics to clear with an empty retained message.
-    clears: BTreeSet<String>,
-    /// Streams whose discovery config is due.
+    /// Discovery topics whose config is due.
     discovery: BTreeSet<String>,
+    /// Discovery topics to clear (entities to remove), after `discovery`.
+    discovery_clears: BTreeSet<String>,
+    /// State topics to clear, after the discovery clears and [`SETTLE_CLEARS`].
+    state_clears: BTreeSet<String>,
+    settle: Settle,
     /// Streams whose state is due.
     states: BTreeSet<String>,
+    box_state: bool,
     aggregate: bool,
 }
 
@@ -200,9 +222,70 @@ impl Outbox {
         !self.online
             && !self.subscribe
             && !self.aggregate
-            && self.clears.is_empty()
+            && !self.box_state
             && self.discovery.is_empty()
+            && self.discovery_clears.is_empty()
+            && self.state_clears.is_empty()
             && self.states.is_empty()
+    }
+
+    /// Queues an empty retained message on `topic`, in its phase (a state
+    /// topic's after [`SETTLE_CLEARS`]).
+    fn clear(&mut self, topic: String, discovery_prefix: &str) {
+        if topic.starts_with(&format!("{discovery_prefix}/")) {
+            self.discovery_clears.insert(topic);
+        } else {
+            self.settle.clears.insert(topic);
+            self.settle
+                .clears_at
+                .get_or_insert_with(|| Instant::now() + SETTLE_CLEARS);
+        }
+    }
+
+    /// Moves what waited in [`Settle`] and is due at `now` to the outbox.
+    fn settled(&mut self, now: Instant) {
+        let s = &mut self.settle;
+        if s.states_at.is_some_and(|t| t <= now) {
+            s.states_at = None;
+            self.states.append(&mut s.states);
+            self.box_state |= std::mem::take(&mut s.box_state);
+        }
+        if s.clears_at.is_some_and(|t| t <= now) {
+            s.clears_at = None;
+            self.state_clears.append(&mut s.clears);
+        }
+    }
+}
+
+/// What waits until Home Assistant has applied the discovery messages just
+/// sent (HA 2024.3, seen with a real Core, `make ha-core-check`):
+/// * a removed entity listens on its state topic until HA has removed it,
+///   and an empty "clear" there meanwhile logs `Erroneous JSON` and
+///   `'value_json' is undefined`: state topics are cleared
+///   [`SETTLE_CLEARS`] after the last discovery message;
+/// * a changed config (a rename) makes an entity with `expire_after`
+///   unavailable until its next state (home-assistant/core#34259), and the
+///   state sent right after the config may reach HA before the change is
+///   applied: the state of each entity whose config was sent is sent again
+///   [`SETTLE_STATES`] later.
+#[derive(Debug, Default)]
+struct Settle {
+    /// When `states` and `box_state` are due; None: nothing waits.
+    states_at: Option<Instant>,
+    states: BTreeSet<String>,
+    box_state: bool,
+    /// When `clears` are due; None: nothing waits.
+    clears_at: Option<Instant>,
+    clears: BTreeSet<String>,
+}
+
+impl Settle {
+    /// The next time something here is due.
+    fn next(&self) -> Option<Instant> {
+        match (self.states_at, self.clears_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -214,6 +297,10 @@ struct Publisher {
     outbox: Outbox,
     connected: bool,
     status: Arc<MqttStatus>,
+    /// Each stream's probe time in its last published state: the interval
+    /// republishes a state only once it was probed again, so a stuck
+    /// monitor stops feeding HA and its entities expire.
+    published_ts: HashMap<String, Option<i64>>,
 }
 
 async fn publish_loop(
@@ -265,10 +352,12 @@ async fn publish_loop(
         outbox: Outbox::default(),
         connected: false,
         status,
+        published_ts: HashMap::new(),
     };
     let mut transitions_open = true;
     loop {
         let retry = p.connected && !p.outbox.is_empty();
+        let settle_at = p.outbox.settle.next();
         tokio::select! {
             changed = streams_rx.changed() => match changed {
                 Ok(()) => {
@@ -278,16 +367,19 @@ async fn publish_loop(
                 Err(_) => break,
             },
             t = transitions.recv(), if transitions_open => match t {
+                // The box's counts change with every transition.
                 Ok(t) => {
                     p.outbox.states.insert(t.stream);
+                    p.outbox.box_state = true;
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::debug!("mqtt: missed {n} state changes; republishing every state");
                     p.queue_all_states();
+                    p.outbox.box_state = true;
                 }
                 Err(broadcast::error::RecvError::Closed) => transitions_open = false,
             },
-            _ = tick.tick() => p.outbox.aggregate = true,
+            _ = tick.tick() => p.on_tick(),
             ev = ev_rx.recv() => match ev {
                 Some(ConnEvent::Connected) => p.on_connect(),
                 Some(ConnEvent::Lost) => p.set_connected(false),
@@ -299,6 +391,8 @@ async fn publish_loop(
                 }
             },
             _ = tokio::time::sleep(FLUSH_RETRY), if retry => {}
+            _ = tokio::time::sleep_until(settle_at.unwrap_or_else(Instant::now)),
+                if settle_at.is_some() => p.outbox.settled(Instant::now()),
         }
         if p.connected {
             p.flush();
@@ -344,58 +438,76 @@ impl Publisher {
         }
     }
 
+    fn queue_all_discovery(&mut self) {
+        for t in self.layout.entities.keys() {
+            self.outbox.discovery.insert(t.clone());
+        }
+    }
+
     fn on_connect(&mut self) {
         self.set_connected(true);
         let o = &mut self.outbox;
         o.online = true;
         o.subscribe = true;
         o.aggregate = true;
-        if self.cfg.discovery {
-            for s in &self.layout.streams {
-                o.discovery.insert(s.name.clone());
-            }
-        }
+        o.box_state = true;
+        self.queue_all_discovery();
         self.queue_all_states();
     }
 
-    /// New stream list: clear the topics of streams that are gone (or were
-    /// renamed), announce and publish the current ones.
+    /// The interval: the aggregate, the box's facts, and the state of every
+    /// enabled stream probed since its last publication (HA's
+    /// `expire_after` counts on it; a disabled stream's state never changes).
+    fn on_tick(&mut self) {
+        self.outbox.aggregate = true;
+        self.outbox.box_state = true;
+        let enabled = self
+            .layout
+            .streams
+            .iter()
+            .filter(|s| s.enabled)
+            .map(|s| s.name.as_str());
+        for (name, ts) in self.report.probe_times(enabled) {
+            if self.published_ts.get(&name) != Some(&ts) {
+                self.outbox.states.insert(name);
+            }
+        }
+    }
+
+    /// New stream list: announce the current entities first, then clear
+    /// what is gone (a removed stream, another URL, a disabled stream's
+    /// entities), then publish the states. A rename clears nothing.
     fn set_streams(&mut self, streams: &[StreamConfig]) {
         let old = std::mem::replace(&mut self.layout, Layout::new(&self.cfg, streams));
-        let now = self.layout.owned_topics();
+        for t in old.entities.keys() {
+            if !self.layout.owns(t) {
+                self.outbox.clear(t.clone(), &self.cfg.discovery_prefix);
+            }
+        }
         for s in &old.streams {
-            if !now.contains_key(s.state_topic.as_str()) {
-                self.outbox.clears.insert(s.state_topic.clone());
-            }
-            if self.cfg.discovery && !now.contains_key(s.discovery_topic.as_str()) {
-                self.outbox.clears.insert(s.discovery_topic.clone());
+            if !self.layout.owns(&s.state_topic) {
+                self.outbox
+                    .clear(s.state_topic.clone(), &self.cfg.discovery_prefix);
             }
         }
-        for t in now.keys() {
-            self.outbox.clears.remove(*t);
-        }
-        if self.cfg.discovery {
-            for s in &self.layout.streams {
-                self.outbox.discovery.insert(s.name.clone());
-            }
-        }
+        let layout = &self.layout;
+        self.outbox.discovery_clears.retain(|t| !layout.owns(t));
+        self.outbox.state_clears.retain(|t| !layout.owns(t));
+        self.outbox.settle.clears.retain(|t| !layout.owns(t));
+        self.published_ts
+            .retain(|name, _| layout.stream(name).is_some());
+        self.queue_all_discovery();
         self.queue_all_states();
     }
 
-    /// A retained message under our own topics: clear it unless a configured
-    /// stream owns it.
+    /// A retained message under our own topics: clear it unless this
+    /// layout owns it.
     fn on_retained(&mut self, topic: String, empty: bool) {
-        if empty {
+        if empty || self.layout.owns(&topic) {
             return;
         }
-        let owned =
-            self.layout.streams.iter().any(|s| {
-                s.state_topic == topic || (self.cfg.discovery && s.discovery_topic == topic)
-            });
-        if !owned {
-            tracing::info!("mqtt: clearing stale retained topic {topic}");
-            self.outbox.clears.insert(topic);
-        }
+        tracing::info!("mqtt: clearing stale retained topic {topic}");
+        self.outbox.clear(topic, &self.cfg.discovery_prefix);
     }
 
     /// Hands what is due to rumqttc until its queue is full; the rest stays.
@@ -412,36 +524,57 @@ impl Publisher {
             o.online = false;
         }
         if o.subscribe {
-            let discovery = self.layout.discovery_wildcard.clone();
-            if c.try_subscribe(&self.layout.state_wildcard, QoS::AtMostOnce)
-                .is_err()
-                || c.try_subscribe(discovery, QoS::AtMostOnce).is_err()
+            let l = &self.layout;
+            let wildcards = std::iter::once(&l.state_wildcard).chain(&l.discovery_wildcards);
+            // rumqttc queues each request; a full queue fails the rest,
+            // and the whole subscription is asked for again.
+            if wildcards
+                .map(|w| c.try_subscribe(w.as_str(), QoS::AtMostOnce))
+                .any(|r| r.is_err())
             {
                 return;
             }
             o.subscribe = false;
         }
-        while let Some(topic) = o.clears.first().cloned() {
+        while let Some(topic) = o.discovery.first().cloned() {
+            if let Some(payload) = self.layout.discovery_payload(&self.cfg, &topic) {
+                if c.try_publish(topic.as_str(), qos, true, payload.to_string())
+                    .is_err()
+                {
+                    return;
+                }
+                // Its state again once HA applied the config (see Settle).
+                o.settle.states_at = Some(Instant::now() + SETTLE_STATES);
+                match self.layout.entities.get(&topic) {
+                    Some(Entity::Connectivity(i) | Entity::Latency(i) | Entity::LastOk(i)) => {
+                        o.settle.states.insert(self.layout.streams[*i].name.clone());
+                    }
+                    _ => o.settle.box_state = true,
+                }
+            }
+            o.discovery.remove(&topic);
+        }
+        while let Some(topic) = o.discovery_clears.first().cloned() {
             if c.try_publish(topic.as_str(), qos, true, Vec::new())
                 .is_err()
             {
                 return;
             }
-            o.clears.remove(&topic);
+            o.settle.clears_at = Some(Instant::now() + SETTLE_CLEARS);
+            o.discovery_clears.remove(&topic);
         }
-        while let Some(name) = o.discovery.first().cloned() {
-            if let Some(s) = self.layout.stream(&name) {
-                let payload = topics::discovery_payload(&self.cfg, &self.layout, s).to_string();
-                if c.try_publish(s.discovery_topic.as_str(), qos, true, payload)
-                    .is_err()
-                {
-                    return;
-                }
+        while let Some(topic) = o.state_clears.first().cloned() {
+            if c.try_publish(topic.as_str(), qos, true, Vec::new())
+                .is_err()
+            {
+                return;
             }
-            o.discovery.remove(&name);
+            o.state_clears.remove(&topic);
         }
         if !o.states.is_empty() {
-            let mut payloads = self.report.streams(o.states.iter().map(String::as_str));
+            let names = || o.states.iter().map(String::as_str);
+            let mut times = self.report.probe_times(names());
+            let mut payloads = self.report.streams(names());
             while let Some(name) = o.states.first().cloned() {
                 if let (Some(s), Some(payload)) =
                     (self.layout.stream(&name), payloads.remove(&name))
@@ -451,9 +584,20 @@ impl Publisher {
                     {
                         return;
                     }
+                    let ts = times.remove(&name).flatten();
+                    self.published_ts.insert(name.clone(), ts);
                 }
                 o.states.remove(&name);
             }
+        }
+        if o.box_state {
+            let payload = self.report.box_status();
+            if c.try_publish(&self.layout.box_state, qos, true, payload)
+                .is_err()
+            {
+                return;
+            }
+            o.box_state = false;
         }
         if o.aggregate {
             let payload = self.report.status();
@@ -532,5 +676,52 @@ async fn connection_loop(
         if tx.send(ev).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state topic is cleared only [`SETTLE_CLEARS`] after it was queued
+    /// (HA first removes the entity listening there); a discovery topic at once.
+    #[test]
+    fn state_clears_wait_for_home_assistant() {
+        let mut o = Outbox::default();
+        let t0 = Instant::now();
+        o.clear(
+            "homeassistant/binary_sensor/n/x/config".into(),
+            "homeassistant",
+        );
+        o.clear("streampulse/dev/x/state".into(), "homeassistant");
+        assert_eq!(o.discovery_clears.len(), 1);
+        assert!(o.state_clears.is_empty());
+        let due = o.settle.next().unwrap();
+        assert!(due >= t0 + SETTLE_CLEARS);
+        o.settled(due - Duration::from_millis(1));
+        assert!(o.state_clears.is_empty());
+        o.settled(due);
+        assert_eq!(
+            o.state_clears.iter().collect::<Vec<_>>(),
+            ["streampulse/dev/x/state"]
+        );
+        assert_eq!(o.settle.next(), None);
+    }
+
+    /// States waiting for HA to apply a changed config come back first.
+    #[test]
+    fn states_settle_before_clears() {
+        let mut o = Outbox::default();
+        let now = Instant::now();
+        o.settle.states.insert("cam".into());
+        o.settle.box_state = true;
+        o.settle.states_at = Some(now + SETTLE_STATES);
+        o.settle.clears.insert("t".into());
+        o.settle.clears_at = Some(now + SETTLE_CLEARS);
+        assert_eq!(o.settle.next(), Some(now + SETTLE_STATES));
+        o.settled(now + SETTLE_STATES);
+        assert!(o.states.contains("cam") && o.box_state);
+        assert!(o.state_clears.is_empty());
+        assert_eq!(o.settle.next(), Some(now + SETTLE_CLEARS));
     }
 }

@@ -25,7 +25,7 @@ pub use status::{StatusReport, StreamReport};
 pub use time::{iso, Iso};
 
 use crate::config::Config;
-use crate::state::{Board, StreamState};
+use crate::state::{Board, Health, StreamState};
 
 /// Characters escaped in a path segment: everything but unreserved ones.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -84,6 +84,41 @@ pub fn write_status(
     write_json(out, &StatusReport::new(&board, &tz), style);
 }
 
+/// The box's own facts beyond its streams, as `streampulse run` reads them
+/// when asked ([`Source::with_box_facts`]): the report does no I/O itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BoxFacts {
+    /// Now, ms since the epoch (the payload's `ts`).
+    pub now_ms: i64,
+    /// The kernel says the clock is synchronised and it reads a plausible date.
+    pub clock_synced: Option<bool>,
+    /// Free space on the data partition, % of its size.
+    pub disk_free_percent: Option<f64>,
+    /// The config file on disk failed to load (the previous one runs). A
+    /// flag only: the error's text may quote the file.
+    pub config_error: bool,
+}
+
+/// Reads [`BoxFacts`]; called once per MQTT interval.
+pub type BoxFactsFn = Arc<dyn Fn() -> BoxFacts + Send + Sync>;
+
+/// The box payload (MQTT `<prefix>/<device>/box/state`), fields in
+/// alphabetical order like the stream entries.
+#[derive(serde::Serialize)]
+struct BoxReport<'a> {
+    clock_synced: Option<bool>,
+    config_error: bool,
+    disk_free_percent: Option<f64>,
+    /// Configured streams, enabled or not.
+    streams: usize,
+    streams_disabled: usize,
+    streams_down: usize,
+    streams_unknown: usize,
+    streams_up: usize,
+    ts: Iso<'a>,
+    ts_ms: i64,
+}
+
 /// The report's inputs, as a reader that runs on its own (MQTT) holds them:
 /// the board and the live config, shared with the monitor and reload loop.
 /// Cheap to clone.
@@ -91,11 +126,65 @@ pub fn write_status(
 pub struct Source {
     board: Board,
     config: Arc<RwLock<Arc<Config>>>,
+    box_facts: Option<BoxFactsFn>,
 }
 
 impl Source {
     pub fn new(board: Board, config: Arc<RwLock<Arc<Config>>>) -> Source {
-        Source { board, config }
+        Source {
+            board,
+            config,
+            box_facts: None,
+        }
+    }
+
+    /// Adds where the box's own facts come from (without: all unknown, ts 0).
+    pub fn with_box_facts(mut self, f: BoxFactsFn) -> Source {
+        self.box_facts = Some(f);
+        self
+    }
+
+    /// The box payload, compact: the facts and the streams counted by health.
+    pub fn box_status(&self) -> Vec<u8> {
+        let facts = self.box_facts.as_ref().map(|f| f()).unwrap_or_default();
+        let tz = self.config.read().expect("config lock").tz();
+        let board = self.board.lock().expect("board lock");
+        let mut r = BoxReport {
+            clock_synced: facts.clock_synced,
+            config_error: facts.config_error,
+            disk_free_percent: facts.disk_free_percent.map(|p| (p * 10.0).round() / 10.0),
+            streams: board.len(),
+            streams_disabled: 0,
+            streams_down: 0,
+            streams_unknown: 0,
+            streams_up: 0,
+            ts: Iso::new(facts.now_ms, &tz),
+            ts_ms: facts.now_ms,
+        };
+        for s in board.values() {
+            match (s.enabled, s.health) {
+                (false, _) => r.streams_disabled += 1,
+                (true, Health::Up) => r.streams_up += 1,
+                (true, Health::Down) => r.streams_down += 1,
+                (true, Health::Unknown) => r.streams_unknown += 1,
+            }
+        }
+        let mut out = Vec::new();
+        write_json(&mut out, &r, Style::Compact);
+        out
+    }
+
+    /// When each named stream's last probe ran (None: not yet), from one
+    /// look at the board; streams not on it are absent.
+    pub fn probe_times<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> BTreeMap<String, Option<i64>> {
+        let board = self.board.lock().expect("board lock");
+        names
+            .into_iter()
+            .filter_map(|n| Some((n.to_owned(), board.get(n)?.last.as_ref().map(|l| l.ts_ms))))
+            .collect()
     }
 
     /// The whole report, compact (the MQTT aggregate).
@@ -129,6 +218,7 @@ impl Source {
 mod tests {
     use super::status::tests::assert_same;
     use super::*;
+    use serde_json::Value;
 
     fn source() -> Source {
         let cfg = crate::config::parse("timezone: Asia/Kolkata\nstreams: []\n", "c.yaml")
@@ -152,6 +242,35 @@ mod tests {
             include_str!("testdata/stream_lobby_cam.json"),
         );
         assert!(states.is_empty(), "a stream not on the board has no entry");
+    }
+
+    /// The box payload counts the board by health; the facts come from the
+    /// function `streampulse run` gives.
+    #[test]
+    fn box_status_counts_and_facts() {
+        let s = source();
+        let empty: Value = serde_json::from_slice(&s.box_status()).unwrap();
+        assert_eq!(empty["clock_synced"], Value::Null);
+        assert_eq!(empty["streams"], fixture::board().len());
+        let s = s.with_box_facts(Arc::new(|| BoxFacts {
+            now_ms: 1_700_000_000_000,
+            clock_synced: Some(true),
+            disk_free_percent: Some(42.1234),
+            config_error: true,
+        }));
+        let v: Value = serde_json::from_slice(&s.box_status()).unwrap();
+        assert_eq!(v["clock_synced"], true);
+        assert_eq!(v["config_error"], true);
+        assert_eq!(v["disk_free_percent"], 42.1);
+        assert_eq!(v["ts"], "2023-11-15T03:43:20+05:30");
+        let b = fixture::board();
+        let n = |h| b.values().filter(|s| s.enabled && s.health == h).count();
+        assert_eq!(v["streams_down"], n(Health::Down));
+        assert_eq!(v["streams_up"], n(Health::Up));
+        assert_eq!(
+            s.probe_times(["Lobby Cam", "nope"]),
+            BTreeMap::from([("Lobby Cam".to_owned(), Some(1_700_000_005_000))])
+        );
     }
 
     /// What the web sends: appended after anything already in the buffer.

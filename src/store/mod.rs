@@ -11,6 +11,7 @@ pub mod availability;
 pub mod blocks;
 pub mod disk;
 pub mod export;
+pub mod last_state;
 pub mod query;
 pub mod recorder;
 pub mod retention;

@@ -4,6 +4,7 @@
 //! real snapshot server (up) and at closed ports (down) so that state
 //! changes really happen. Every wait is bounded.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -57,8 +58,23 @@ fn wait_log(app: &App, timeout: Duration, what: &str, pred: impl Fn(&str) -> boo
     }
 }
 
-fn state_is(m: &super::mosquitto::Msg, topic: &str, state: &str) -> bool {
-    m.topic == topic && serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["state"] == state)
+/// A stream's state topic of `device` (`streampulse/<device>/<id>/state`,
+/// the id made from the stream's URL), not the box's.
+fn is_state_topic(topic: &str, device: &str) -> bool {
+    topic
+        .strip_prefix(&format!("streampulse/{device}/"))
+        .and_then(|t| t.strip_suffix("/state"))
+        .is_some_and(|id| id != "box" && !id.contains('/'))
+}
+
+/// A state message of `device` for the stream whose (redacted) URL
+/// contains `url_part`, in `state`. State topics are named by an id made
+/// from the URL, so tests find a stream by its URL, not its name.
+fn state_is(m: &super::mosquitto::Msg, device: &str, url_part: &str, state: &str) -> bool {
+    is_state_topic(&m.topic, device)
+        && serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| {
+            v["state"] == state && v["url"].as_str().is_some_and(|u| u.contains(url_part))
+        })
 }
 
 fn assert_no_secrets(texts: &[&str]) {
@@ -86,13 +102,15 @@ fn mqtt_tcp_publishes_status_states_and_availability() {
     let snap = SnapshotServer::start();
     let dir = temp_dir("mqtt_tcp");
     let config = dir.path().join("config.yaml");
+    let dead_port = closed_port();
+    let (lobby_url, dead_url) = (snap.url("snap.jpg"), format!(":{dead_port}/"));
     write_config(
         &config,
         &format!(
             "device_name: Test Box\nheartbeat_seconds: 5\nmqtt:\n  host: 127.0.0.1\n  port: {}\n  \
              interval: 5\n{}",
             broker.tcp_port,
-            streams(&snap, closed_port())
+            streams(&snap, dead_port)
         ),
     );
     let sub = Sub::start(&broker, "#");
@@ -102,11 +120,11 @@ fn mqtt_tcp_publishes_status_states_and_availability() {
     sub.wait(WAIT, "online", |m| {
         m.topic == avail && m.payload == "online"
     });
-    sub.wait(WAIT, "Lobby Cam up", |m| {
-        state_is(m, "streampulse/test-box/lobby-cam/state", "up")
+    let lobby = sub.wait(WAIT, "Lobby Cam up", |m| {
+        state_is(m, "test-box", &lobby_url, "up")
     });
     let dead = sub.wait(WAIT, "Dead Cam down", |m| {
-        state_is(m, "streampulse/test-box/dead-cam/state", "down")
+        state_is(m, "test-box", &dead_url, "down")
     });
     assert_eq!(dead.json()["reason"], "connect", "{}", dead.payload);
     assert_eq!(dead.json()["status"], "fail");
@@ -152,14 +170,8 @@ fn mqtt_tcp_publishes_status_states_and_availability() {
         Some("online"),
         "{kept:?}"
     );
-    assert!(
-        kept.contains_key("streampulse/test-box/lobby-cam/state"),
-        "{kept:?}"
-    );
-    assert!(
-        kept.contains_key("streampulse/test-box/dead-cam/state"),
-        "{kept:?}"
-    );
+    assert!(kept.contains_key(&lobby.topic), "{kept:?}");
+    assert!(kept.contains_key(&dead.topic), "{kept:?}");
     assert!(!kept.contains_key("streampulse/status"), "{kept:?}");
 
     let before = sub.count();
@@ -224,24 +236,24 @@ fn mqtt_password_file_wrong_then_right_and_reload_without_reconnect() {
         m.topic == "streampulse/pw-box/availability" && m.payload == "online"
     });
     sub.wait(WAIT, "Lobby Cam up", |m| {
-        state_is(m, "streampulse/pw-box/lobby-cam/state", "up")
+        state_is(m, "pw-box", &snap.url("snap.jpg"), "up")
     });
     assert_eq!(count(&app, "mqtt: settings changed; reconnecting"), 1);
     assert_eq!(count(&app, "mqtt: connected to"), 1);
 
     // Streams only: same connection, new stream announced.
+    let dead_port = closed_port();
     write_config(
         &config,
         &cfg(
             MQTT_SECRET,
             &format!(
-                "- name: Dead Cam\n  url: http://127.0.0.1:{}/x.jpg\n  kind: snapshot\n  fail_threshold: 1\n",
-                closed_port()
+                "- name: Dead Cam\n  url: http://127.0.0.1:{dead_port}/x.jpg\n  kind: snapshot\n  fail_threshold: 1\n"
             ),
         ),
     );
     sub.wait(WAIT, "the new stream's state", |m| {
-        state_is(m, "streampulse/pw-box/dead-cam/state", "down")
+        state_is(m, "pw-box", &format!(":{dead_port}/"), "down")
     });
     assert_eq!(
         count(&app, "mqtt: connected to"),
@@ -281,7 +293,7 @@ fn mqtt_over_websockets() {
     let sub = Sub::start(&broker, "#");
     let app = App::start(&config, &dir.path().join("data"));
     sub.wait(WAIT, "state over websockets", |m| {
-        state_is(m, "streampulse/ws/lobby-cam/state", "up")
+        state_is(m, "ws", &snap.url("snap.jpg"), "up")
     });
     sub.wait(WAIT, "aggregate over websockets", |m| {
         m.topic == "streampulse/status"
@@ -325,7 +337,7 @@ fn mqtt_over_tls_and_wss_with_test_ca() {
     let sub = Sub::start(&broker, "#");
     let app = App::start(&config, &dir.path().join("data"));
     sub.wait(WAIT, "state over TLS", |m| {
-        state_is(m, "streampulse/tls/lobby-cam/state", "up")
+        state_is(m, "tls", &snap.url("snap.jpg"), "up")
     });
     assert!(
         broker.log().contains(&format!("on port {tls_port}")),
@@ -371,27 +383,29 @@ fn mqtt_broker_killed_and_restarted() {
     let snap = SnapshotServer::start();
     let dir = temp_dir("mqtt_restart");
     let config = dir.path().join("config.yaml");
+    let dead_port = closed_port();
+    let (lobby_url, dead_url) = (snap.url("snap.jpg"), format!(":{dead_port}/"));
     write_config(
         &config,
         &format!(
             "device_name: rs\nheartbeat_seconds: 5\nmqtt:\n  host: 127.0.0.1\n  port: {}\n  interval: 5\n\
              streams:\n- name: Lobby Cam\n  url: {}\n  kind: snapshot\n  fail_threshold: 1\n\
-             - name: Dead Cam\n  url: http://127.0.0.1:{}/x.jpg\n  kind: snapshot\n  fail_threshold: 1\n",
+             - name: Dead Cam\n  url: http://127.0.0.1:{dead_port}/x.jpg\n  kind: snapshot\n  fail_threshold: 1\n",
             broker.tcp_port,
             snap.url("snap.jpg"),
-            closed_port()
         ),
     );
     let app = App::start(&config, &dir.path().join("data"));
-    {
+    let (lobby_topic, dead_topic) = {
         let sub = Sub::start(&broker, "#");
-        sub.wait(WAIT, "Lobby Cam up", |m| {
-            state_is(m, "streampulse/rs/lobby-cam/state", "up")
+        let lobby = sub.wait(WAIT, "Lobby Cam up", |m| {
+            state_is(m, "rs", &lobby_url, "up")
         });
-        sub.wait(WAIT, "Dead Cam down", |m| {
-            state_is(m, "streampulse/rs/dead-cam/state", "down")
+        let dead = sub.wait(WAIT, "Dead Cam down", |m| {
+            state_is(m, "rs", &dead_url, "down")
         });
-    }
+        (lobby.topic, dead.topic)
+    };
     broker.kill9();
     // While the broker is away the camera loses its picture.
     std::fs::remove_file(snap.dir().join("snap.jpg")).unwrap();
@@ -409,12 +423,12 @@ fn mqtt_broker_killed_and_restarted() {
     loop {
         let kept = broker.retained("streampulse/#");
         let state = kept
-            .get("streampulse/rs/lobby-cam/state")
+            .get(&lobby_topic)
             .and_then(|p| serde_json::from_str::<Value>(p).ok());
         // Dead Cam did not change while the broker was away: only a full
         // republish on reconnect brings its retained state back.
         let unchanged = kept
-            .get("streampulse/rs/dead-cam/state")
+            .get(&dead_topic)
             .and_then(|p| serde_json::from_str::<Value>(p).ok());
         if kept.get("streampulse/rs/availability").map(String::as_str) == Some("online")
             && state.as_ref().is_some_and(|s| s["state"] == "down")
@@ -437,9 +451,59 @@ fn mqtt_broker_killed_and_restarted() {
     sub.wait(WAIT, "the LWT", |m| m.payload == "offline");
 }
 
-/// Home Assistant discovery, field by field; a rename keeps the entity
-/// (same topic and unique_id), a deleted stream's entity and state are
-/// removed, and stale entities left from an earlier run are cleared.
+/// Discovery configs of `node` seen so far: topic → latest payload (an
+/// empty payload removes the entity).
+fn discovery_configs(sub: &Sub, node: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for m in sub.all() {
+        if m.topic.starts_with("homeassistant/")
+            && m.topic.contains(&format!("/{node}/"))
+            && m.topic.ends_with("/config")
+        {
+            out.insert(m.topic, m.payload);
+        }
+    }
+    out.retain(|_, p| !p.is_empty());
+    out
+}
+
+/// What HA needs of every entity: a unique_id (distinct), a name, a
+/// state topic, the one device, and per component the keys it reads.
+fn check_entity(topic: &str, p: &Value, node: &str) {
+    for k in ["name", "unique_id", "state_topic", "object_id"] {
+        assert!(p[k].is_string(), "{topic}: no {k}: {p}");
+    }
+    assert_eq!(p["device"]["identifiers"], serde_json::json!([node]), "{p}");
+    assert_eq!(p["origin"]["name"], "StreamPulse");
+    if topic.contains("/binary_sensor/") {
+        assert!(
+            p["payload_on"].is_string() && p["payload_off"].is_string(),
+            "{p}"
+        );
+    } else {
+        assert!(topic.contains("/sensor/"), "{topic}");
+        assert!(p.get("payload_on").is_none(), "{p}");
+    }
+    let online = p["unique_id"] == format!("{node}_online");
+    let availability = p["availability_topic"]
+        .as_str()
+        .or(p["availability"][0]["topic"].as_str());
+    assert_eq!(
+        availability.is_some_and(|t| t.ends_with("/availability")),
+        !online,
+        "every entity but Online follows availability: {p}"
+    );
+    if !online {
+        assert!(p["expire_after"].as_u64().is_some_and(|e| e >= 15), "{p}");
+    }
+}
+
+/// Home Assistant discovery, field by field: three entities per enabled
+/// stream (connectivity, latency, last OK) and five for the box, unique
+/// ids stable and distinct, none for a disabled stream; a rename keeps
+/// every topic and id and publishes the new config before any clear; a
+/// deleted stream's entities are removed before its state; stale entities
+/// and state topics named the old way (by stream name) are cleared.
 #[test]
 fn mqtt_home_assistant_discovery() {
     let broker = Broker::start(Spec::default());
@@ -447,12 +511,13 @@ fn mqtt_home_assistant_discovery() {
     let dead_port = closed_port();
     let dir = temp_dir("mqtt_ha");
     let config = dir.path().join("config.yaml");
+    let lobby_url = snap.url("snap.jpg");
     let cfg = |lobby_name: &str, with_dead: bool| {
         let mut s = format!(
             "device_name: HA Box\nheartbeat_seconds: 5\nmqtt:\n  host: 127.0.0.1\n  port: {}\n  \
-             interval: 5\n  discovery: true\nstreams:\n- name: {lobby_name}\n  url: {}\n  kind: snapshot\n",
+             interval: 5\n  discovery: true\nstreams:\n- name: {lobby_name}\n  url: {lobby_url}\n  kind: snapshot\n\
+             - name: Spare Cam\n  url: http://127.0.0.1:{dead_port}/spare.jpg\n  kind: snapshot\n  enabled: false\n",
             broker.tcp_port,
-            snap.url("snap.jpg")
         );
         if with_dead {
             s.push_str(&format!(
@@ -462,14 +527,22 @@ fn mqtt_home_assistant_discovery() {
         }
         s
     };
+    // Left over from an earlier version: the state topic named after the stream.
+    broker.publish(
+        "streampulse/ha-box/lobby-cam/state",
+        "{\"state\":\"up\"}",
+        true,
+    );
     write_config(&config, &cfg("Lobby Cam", true));
     let sub = Sub::start(&broker, "#");
     let app = App::start(&config, &dir.path().join("data"));
-    let node = "homeassistant/binary_sensor/streampulse_ha_box/";
+    let node_id = "streampulse_ha_box";
+    let node = format!("homeassistant/binary_sensor/{node_id}/");
     let config_for = |name: &str| {
         let name = name.to_owned();
+        let node = node.clone();
         sub.wait(WAIT, &format!("discovery of {name}"), move |m| {
-            m.topic.starts_with(node)
+            m.topic.starts_with(&node)
                 && m.topic.ends_with("/config")
                 && serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["name"] == *name)
         })
@@ -480,18 +553,17 @@ fn mqtt_home_assistant_discovery() {
     let p = lobby.json();
     let object_id = lobby
         .topic
-        .strip_prefix(node)
+        .strip_prefix(&node)
         .and_then(|t| t.strip_suffix("/config"))
         .unwrap();
     assert!(
-        object_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        object_id.len() == 12 && object_id.chars().all(|c| c.is_ascii_hexdigit()),
         "{object_id}"
     );
-    assert_eq!(p["unique_id"], format!("streampulse_ha_box_{object_id}"));
+    assert_eq!(p["unique_id"], format!("{node_id}_{object_id}"));
     assert_eq!(p["device_class"], "connectivity");
-    assert_eq!(p["state_topic"], "streampulse/ha-box/lobby-cam/state");
+    let lobby_state = format!("streampulse/ha-box/{object_id}/state");
+    assert_eq!(p["state_topic"], lobby_state);
     assert_eq!(p["json_attributes_topic"], p["state_topic"]);
     assert_eq!(p["availability_topic"], "streampulse/ha-box/availability");
     assert_eq!(p["payload_available"], "online");
@@ -502,24 +574,86 @@ fn mqtt_home_assistant_discovery() {
         p["value_template"],
         "{{ {'up': 'ON', 'down': 'OFF'}.get(value_json.state, 'None') }}"
     );
+    // 3 × max(5 s MQTT interval, 5 s probes) + the timeout (min(10 s, interval)).
+    assert_eq!(p["expire_after"], 20);
     assert_eq!(p["qos"], 0);
-    assert_eq!(
-        p["device"]["identifiers"],
-        serde_json::json!(["streampulse_ha_box"])
-    );
+    assert_eq!(p["device"]["identifiers"], serde_json::json!([node_id]));
     assert_eq!(p["device"]["name"], "HA Box");
     assert_eq!(p["device"]["manufacturer"], "StreamPulse");
     assert_eq!(p["device"]["sw_version"], health["version"]);
+    assert!(
+        p["device"].get("configuration_url").is_none(),
+        "no name a browser could use is configured: {p}"
+    );
     assert_eq!(p["origin"]["name"], "StreamPulse");
     assert!(lobby.retained || broker.retained(&lobby.topic).contains_key(&lobby.topic));
     assert_ne!(dead.json()["unique_id"], p["unique_id"]);
-    assert_eq!(
-        dead.json()["state_topic"],
-        "streampulse/ha-box/dead-cam/state"
-    );
-    // The state the template reads.
+    let dead_state = dead.json()["state_topic"].as_str().unwrap().to_owned();
+    assert!(is_state_topic(&dead_state, "ha-box"), "{dead_state}");
+
+    // Every entity: 3 per enabled stream, 5 for the box; the disabled one has none.
+    sub.wait_all(WAIT, "11 discovery configs", |_| {
+        discovery_configs(&sub, node_id).len() == 11
+    });
+    let configs = discovery_configs(&sub, node_id);
+    let mut ids = std::collections::HashSet::new();
+    for (topic, payload) in &configs {
+        let v: Value = serde_json::from_str(payload).unwrap();
+        check_entity(topic, &v, node_id);
+        assert!(
+            ids.insert(v["unique_id"].as_str().unwrap().to_owned()),
+            "{v}"
+        );
+        assert!(
+            !payload.contains("Spare Cam"),
+            "a disabled stream has no entity: {payload}"
+        );
+    }
+    let latency = &configs[&format!("homeassistant/sensor/{node_id}/{object_id}_latency/config")];
+    let latency: Value = serde_json::from_str(latency).unwrap();
+    assert_eq!(latency["unit_of_measurement"], "ms");
+    assert_eq!(latency["state_class"], "measurement");
+    assert_eq!(latency["device_class"], "duration");
+    assert_eq!(latency["entity_category"], "diagnostic");
+    assert_eq!(latency["state_topic"], lobby_state);
+    let last_ok = &configs[&format!("homeassistant/sensor/{node_id}/{object_id}_last_ok/config")];
+    let last_ok: Value = serde_json::from_str(last_ok).unwrap();
+    assert_eq!(last_ok["device_class"], "timestamp");
+    assert_eq!(last_ok["entity_category"], "diagnostic");
+    for (component, id) in [
+        ("binary_sensor", "online"),
+        ("sensor", "streams_down"),
+        ("binary_sensor", "clock_synced"),
+        ("sensor", "disk_free"),
+        ("binary_sensor", "config_error"),
+    ] {
+        let t = format!("homeassistant/{component}/{node_id}/{id}/config");
+        let v: Value = serde_json::from_str(&configs[&t]).unwrap();
+        assert_eq!(v["unique_id"], format!("{node_id}_{id}"), "{v}");
+    }
+    // The box entities' state: counted streams and the facts.
+    let boxed = sub.wait(WAIT, "the box state with Dead Cam down", |m| {
+        m.topic == "streampulse/ha-box/box/state"
+            && serde_json::from_str::<Value>(&m.payload).is_ok_and(|v| v["streams_down"] == 1)
+    });
+    let b = boxed.json();
+    assert_eq!(b["streams"], 3);
+    assert_eq!(b["streams_disabled"], 1);
+    assert!(b["clock_synced"].is_boolean(), "{b}");
+    assert!(b["disk_free_percent"].is_number(), "{b}");
+    assert_eq!(b["config_error"], false);
+    // The state the templates read; the disabled stream's too (no entity).
     sub.wait(WAIT, "Lobby Cam up", |m| {
-        state_is(m, "streampulse/ha-box/lobby-cam/state", "up")
+        m.topic == lobby_state && state_is(m, "ha-box", &lobby_url, "up")
+    });
+    sub.wait(WAIT, "Spare Cam's state, disabled", |m| {
+        is_state_topic(&m.topic, "ha-box")
+            && serde_json::from_str::<Value>(&m.payload)
+                .is_ok_and(|v| v["enabled"] == false && v["message"] == "disabled")
+    });
+    // The state topic named the old way is cleared.
+    sub.wait(WAIT, "the old-style state topic cleared", |m| {
+        m.topic == "streampulse/ha-box/lobby-cam/state" && m.payload.is_empty()
     });
 
     // Rename Lobby Cam, delete Dead Cam.
@@ -536,27 +670,64 @@ fn mqtt_home_assistant_discovery() {
     );
     assert_eq!(
         renamed.json()["state_topic"],
-        "streampulse/ha-box/front-hall/state"
+        lobby_state,
+        "a rename keeps the state topic"
     );
     sub.wait_after(n, WAIT, "Dead Cam's entity removed", |m| {
         m.topic == dead.topic && m.payload.is_empty()
     });
     sub.wait_after(n, WAIT, "Dead Cam's state removed", |m| {
-        m.topic == "streampulse/ha-box/dead-cam/state" && m.payload.is_empty()
+        m.topic == dead_state && m.payload.is_empty()
     });
-    sub.wait_after(n, WAIT, "the old state topic removed", |m| {
-        m.topic == "streampulse/ha-box/lobby-cam/state" && m.payload.is_empty()
+    // A state of the renamed stream after the rename: still `up`, since
+    // the same time (the state followed the rename), never `unknown`.
+    let up_since = sub
+        .on(&lobby_state)
+        .iter()
+        .rev()
+        .find(|m| state_is(m, "ha-box", &lobby_url, "up"))
+        .map(|m| m.json()["since"].clone())
+        .unwrap();
+    sub.wait_after(n, WAIT, "Front Hall's state", |m| {
+        m.topic == lobby_state && state_is(m, "ha-box", &lobby_url, "up")
     });
+    let after: Vec<_> = sub.all().into_iter().skip(n).collect();
+    let pos = |pred: &dyn Fn(&super::mosquitto::Msg) -> bool| after.iter().position(pred);
+    let first_config = pos(&|m| m.topic == lobby.topic && !m.payload.is_empty()).unwrap();
+    let first_clear = pos(&|m| m.payload.is_empty()).unwrap();
+    assert!(
+        first_config < first_clear,
+        "the new discovery config goes before any clear: {after:?}"
+    );
+    let dead_entity_cleared = pos(&|m| m.topic == dead.topic && m.payload.is_empty()).unwrap();
+    let dead_state_cleared = pos(&|m| m.topic == dead_state && m.payload.is_empty()).unwrap();
+    assert!(
+        dead_entity_cleared < dead_state_cleared,
+        "an entity goes before the state it reads: {after:?}"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|m| m.topic == lobby_state && m.payload.is_empty()),
+        "a rename clears no state topic: {after:?}"
+    );
+    for m in after.iter().filter(|m| m.topic == lobby_state) {
+        let v = m.json();
+        assert_eq!(v["state"], "up", "a rename is not a state change: {v}");
+        assert_eq!(v["since"], up_since, "{v}");
+    }
     let kept = broker.retained("homeassistant/#");
-    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept.len(), 3 + 5, "{kept:?}");
     assert!(kept.contains_key(&lobby.topic), "{kept:?}");
     assert_eq!(app.terminate(), Some(0));
 
     // Left over from an earlier run (e.g. deleted while streampulse was off).
     let stale_cfg = format!("{node}0123456789ab/config");
+    let stale_sensor = format!("homeassistant/sensor/{node_id}/0123456789ab_latency/config");
     broker.publish(&stale_cfg, "{\"name\":\"Old Cam\"}", true);
+    broker.publish(&stale_sensor, "{\"name\":\"Old Cam latency\"}", true);
     broker.publish(
-        "streampulse/ha-box/old-cam/state",
+        "streampulse/ha-box/0123456789ab/state",
         "{\"state\":\"up\"}",
         true,
     );
@@ -565,8 +736,10 @@ fn mqtt_home_assistant_discovery() {
     loop {
         let kept = broker.retained("#");
         if !kept.contains_key(&stale_cfg)
-            && !kept.contains_key("streampulse/ha-box/old-cam/state")
+            && !kept.contains_key(&stale_sensor)
+            && !kept.contains_key("streampulse/ha-box/0123456789ab/state")
             && kept.contains_key(&lobby.topic)
+            && kept.contains_key("streampulse/ha-box/box/state")
         {
             break;
         }
@@ -575,6 +748,100 @@ fn mqtt_home_assistant_discovery() {
     }
     drop(app);
     assert_no_secrets(&[&all_payloads(&sub)]);
+}
+
+/// A restart is not a state change: the states are restored from the
+/// database, so a camera already down is published `down` (never
+/// `unknown` in between) with its `since` kept, and nothing else moves;
+/// meanwhile each state is republished every interval with a fresh `ts`
+/// (the heartbeat HA's `expire_after` waits for).
+#[test]
+fn mqtt_restart_keeps_states_and_republishes_them() {
+    let broker = Broker::start(Spec::default());
+    let snap = SnapshotServer::start();
+    let dir = temp_dir("mqtt_restore");
+    let config = dir.path().join("config.yaml");
+    let data = dir.path().join("data");
+    let dead_port = closed_port();
+    let (lobby_url, dead_url) = (snap.url("snap.jpg"), format!(":{dead_port}/"));
+    write_config(
+        &config,
+        &format!(
+            "device_name: rb\nheartbeat_seconds: 5\nmqtt:\n  host: 127.0.0.1\n  port: {}\n  \
+             interval: 5\n  discovery: true\n{}",
+            broker.tcp_port,
+            streams(&snap, dead_port)
+        ),
+    );
+    let sub = Sub::start(&broker, "streampulse/#");
+    let app = App::start(&config, &data);
+    let dead = sub.wait(WAIT, "Dead Cam down", |m| {
+        state_is(m, "rb", &dead_url, "down")
+    });
+    let lobby = sub.wait(WAIT, "Lobby Cam up", |m| {
+        state_is(m, "rb", &lobby_url, "up")
+    });
+    let (dead_since, lobby_since) = (dead.json()["since"].clone(), lobby.json()["since"].clone());
+    assert!(dead_since.is_string() && lobby_since.is_string());
+
+    // Republished on the interval with a fresh probe time, without a change.
+    let n = sub.count();
+    sub.wait_all(
+        Duration::from_secs(30),
+        "three more Dead Cam states",
+        |all| all.iter().skip(n).filter(|m| m.topic == dead.topic).count() >= 3,
+    );
+    let ts: Vec<i64> = sub
+        .all()
+        .iter()
+        .skip(n)
+        .filter(|m| m.topic == dead.topic)
+        .map(|m| m.json()["ts_ms"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ts.windows(2).all(|w| w[0] < w[1]),
+        "each republish carries a newer probe: {ts:?}"
+    );
+    assert_eq!(app.terminate(), Some(0));
+
+    let n = sub.count();
+    let app = App::start(&config, &data);
+    // The first states after the restart, and a few fresh probes later.
+    sub.wait_all(WAIT, "Dead Cam probed again after the restart", |all| {
+        all.iter()
+            .skip(n)
+            .filter(|m| m.topic == dead.topic)
+            .filter(|m| m.json()["ts_ms"].as_i64() > ts.last().copied())
+            .count()
+            >= 2
+    });
+    let after: Vec<_> = sub.all().into_iter().skip(n).collect();
+    for (topic, state, since) in [
+        (&dead.topic, "down", &dead_since),
+        (&lobby.topic, "up", &lobby_since),
+    ] {
+        let seen: Vec<Value> = after
+            .iter()
+            .filter(|m| &m.topic == topic)
+            .map(|m| m.json())
+            .collect();
+        assert!(!seen.is_empty(), "no state on {topic} after the restart");
+        for v in &seen {
+            assert_eq!(v["state"], state, "a restart is not a state change: {v}");
+            assert_eq!(&v["since"], since, "since is kept: {v}");
+        }
+    }
+    let first = after.iter().find(|m| m.topic == dead.topic).unwrap().json();
+    assert_eq!(first["reason"], "connect", "{first}");
+    assert!(first["last_failure"].is_object(), "{first}");
+    // The box entities' state came too.
+    assert!(after.iter().any(|m| m.topic == "streampulse/rb/box/state"));
+    let (_, status) = app.get("/api/status");
+    assert_eq!(status["Dead Cam"]["since"], dead_since);
+    assert!(app
+        .log_text()
+        .contains("restored the last state of 2 of 2 streams"));
+    assert_no_secrets(&[&all_payloads(&sub), &app.log_text()]);
 }
 
 /// Hot reload to another broker: the old one is told `offline` (retained),
@@ -601,7 +868,7 @@ fn mqtt_hot_reload_switches_brokers() {
         m.topic == "streampulse/sw/availability" && m.payload == "online"
     });
     sub_a.wait(WAIT, "state on A", |m| {
-        state_is(m, "streampulse/sw/lobby-cam/state", "up")
+        state_is(m, "sw", &snap.url("snap.jpg"), "up")
     });
     assert!(sub_b.on("streampulse/sw/availability").is_empty());
 
@@ -610,7 +877,7 @@ fn mqtt_hot_reload_switches_brokers() {
         m.topic == "streampulse/sw/availability" && m.payload == "online"
     });
     sub_b.wait(WAIT, "state on B", |m| {
-        state_is(m, "streampulse/sw/lobby-cam/state", "up")
+        state_is(m, "sw", &snap.url("snap.jpg"), "up")
     });
     sub_b.wait(WAIT, "aggregate on B", |m| m.topic == "streampulse/status");
     sub_a.wait(WAIT, "offline on A", |m| {
