@@ -14,7 +14,11 @@ starts on a key frame). The picture is a moving ball (on slate blue, so a
 thumbnail is not black) placed by the wall clock
 (`animation-mode=wall-time`), so two sessions a few seconds apart see two
 different pictures, as with a live camera (a frame-counted picture starts the
-same in every session and would read as frozen):
+same in every session and would read as frozen). The ball is drawn at
+160x120 and scaled up (videotestsrc's ball has a fixed 20 px radius): at
+320x240 it covered 1.6 % of the picture, under the 2 % of changed samples
+that tells two pictures apart, so two checks that caught it in overlapping
+places read as frozen (seen in CI). At 160x120 it covers 6.5 %:
   /h264      H.264 (x264enc), anonymous
   /h265      H.265 (x265enc), anonymous
   /mjpeg     JPEG over RTP (RFC 2435), anonymous
@@ -50,9 +54,15 @@ USER, PASSWORD = "admin", "s3cret-Pa55"
 RAW = "video/x-raw,format=I420,width=320,height=240,framerate=15/1"
 
 
-def src(opts="pattern=ball animation-mode=wall-time background-color=0xff305070"):
+BALL = "pattern=ball animation-mode=wall-time background-color=0xff305070"
+# The ball's picture, drawn small and scaled up (see the module docs).
+SMALL = "video/x-raw,format=I420,width=160,height=120,framerate=15/1 ! videoscale"
+
+
+def src(opts=BALL):
     """A live test picture; `opts` are extra videotestsrc properties."""
-    return f"videotestsrc is-live=true {opts} ! {RAW}"
+    small = f" ! {SMALL}" if opts == BALL else ""
+    return f"videotestsrc is-live=true {opts}{small} ! {RAW}"
 
 
 SRC = src()
@@ -90,7 +100,7 @@ MOUNTS = {
     "/solid": (f"{src('pattern=solid-color foreground-color=0xff808080')} ! {H264}", {}),
     "/still": (f"{src('pattern=smpte')} ! {H264}", {}),
     "/mjpegbars": (f"{src('pattern=smpte')} ! {JPEG.replace('quality=70', 'quality=95')}", {}),
-    "/scene": (f"videotestsrc name=scene is-live=true ! {RAW} ! {H264}", {"scene": True}),
+    "/scene": (f"videotestsrc name=scene is-live=true ! {SMALL} ! {RAW} ! {H264}", {"scene": True}),
     "/audioonly": (PCMA, {}),
     "/h264opus": (f"{SRC} ! {H264}  {OPUS}", {}),  # two branches: pay0 + pay1
 }
