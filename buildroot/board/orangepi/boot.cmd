@@ -74,6 +74,7 @@ if test -z "${slot_name}"; then
 fi
 
 setenv bootargs "console=tty1 console=${console} rootfstype=ext4 ro rootwait fsck.repair=yes panic=10 root=PARTUUID=${slot_uuid} rauc.slot=${slot_name}"
+echo "Kernel arguments: ${bootargs}"
 echo "Loading the kernel from slot ${slot_name} (partition ${slot_part})"
 load mmc ${devnum}:${slot_part} ${fdt_addr_r} /boot/${fdtfile}
 if load mmc ${devnum}:${slot_part} ${kernel_addr_r} /boot/Image; then

@@ -75,6 +75,7 @@ fi
 fdt addr ${fdt_addr}
 fdt get value bootargs /chosen bootargs
 setenv bootargs "${bootargs} root=/dev/mmcblk0p${slot_part} rauc.slot=${slot_name}"
+echo "Kernel arguments: ${bootargs}"
 echo "Loading the kernel from slot ${slot_name} (partition ${slot_part})"
 load mmc ${devnum}:${slot_part} ${kernel_addr_r} /boot/Image
 booti ${kernel_addr_r} - ${fdt_addr}
