@@ -537,3 +537,201 @@ fn post_build_refuses_an_image_without_a_proper_keyring() {
         assert!(!target.join("etc/rauc/keyring.pem").exists());
     }
 }
+
+/// A child process killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// RAUC itself (Debian's, as a service on a private D-Bus) driving the
+/// tryboot backend on a Pi 4/5 card (the real layout on a loop device, the
+/// system.conf the rpi4_64 post-build makes): `rauc install` writes slot
+/// B's root and boot partition and arms a tryboot into B, `rauc status`
+/// reports B as next; after the trial boot from partition 3, `rauc status
+/// mark-good` commits B in autoboot.txt. What the test changes: the slot
+/// devices are the loop partitions, /boot and the boot partitions the
+/// backend edits are directories (this CI kernel has no vfat), the bundle
+/// is "plain" (no device-mapper for verity here), and RAUC is told the
+/// booted slot (`--override-boot-slot`: Debian's RAUC 1.8 predates the
+/// backend's get-current; on the box the kernel command line says it).
+#[test]
+fn rauc_installs_and_commits_through_the_tryboot_backend() {
+    super::image::need_root();
+    let dir = temp_dir("rauc-tryboot");
+    let d = dir.path();
+    let ext4 = |text: &str, out: &Path| {
+        let root = d.join(format!("{text}-root"));
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/version"), text).unwrap();
+        super::image::ext4_from_dir(&root, "rootfs", 8, out);
+    };
+    let (old, new) = (d.join("old.ext4"), d.join("new.ext4"));
+    ext4("old", &old);
+    ext4("new", &new);
+    let kernel = d.join("Image");
+    fs::write(&kernel, vec![0x5Au8; 128 * 1024]).unwrap();
+    let config = d.join("config.txt");
+    fs::write(&config, "kernel=Image\n").unwrap();
+    let cmdline = |n: u32, slot: &str| {
+        format!(
+            "root=PARTUUID={} ro rootwait rauc.slot={slot}\n",
+            partuuid(n)
+        )
+    };
+    let autoboot =
+        "# A/B boot\n# bad=\n[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n";
+    let card_dir = d.join("card");
+    fs::create_dir_all(&card_dir).unwrap();
+    let built = super::image::genimage_rpi_tryboot(
+        &card_dir,
+        autoboot,
+        [&cmdline(4, "A"), &cmdline(5, "B")],
+        &[("Image", &kernel), ("config.txt", &config)],
+        &old,
+    );
+    let card = d.join("card.img");
+    fs::copy(&built, &card).unwrap();
+    let lo = super::image::Loop::with_partitions(&card);
+
+    // The backend's view of the Pi, booted normally from partition 2.
+    let pi = Pi::new("rauc-tryboot-sysroot");
+    pi.write("boot/autoboot.txt", autoboot);
+
+    // The board's system.conf, pointed at the loop device and the test's files.
+    let keys = d.join("keys");
+    run(Command::new(manifest_dir().join("scripts/rauc-keys.sh")).arg(&keys));
+    let target = d.join("target");
+    let out = post_build("rpi4_64", &target, d, Some(&keys.join("ca.cert.pem")));
+    assert!(out.status.success(), "{out:?}");
+    let mut conf = fs::read_to_string(target.join("etc/rauc/system.conf")).unwrap();
+    for n in 2..=5 {
+        conf = conf.replace(
+            &format!("/dev/disk/by-partuuid/{}", partuuid(n)),
+            &lo.part(n),
+        );
+    }
+    let handler = manifest_dir().join("buildroot/board/raspberrypi/rauc-tryboot");
+    let conf: String = conf
+        .lines()
+        .filter(|l| !l.starts_with("post-install=") && !l.starts_with("bundle-formats="))
+        .map(|l| match l.split_once('=') {
+            Some(("path", _)) => format!("path={}", keys.join("ca.cert.pem").display()),
+            Some(("statusfile", _)) => format!("statusfile={}", d.join("status.raucs").display()),
+            Some(("mountprefix", _)) => format!("mountprefix={}", d.join("mnt").display()),
+            Some(("bootloader-custom-backend", _)) => {
+                format!("bootloader-custom-backend={}", handler.display())
+            }
+            _ => l.to_owned(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    assert!(conf.contains("\nbootloader=custom\n"), "{conf}");
+    let conf_path = d.join("system.conf");
+    fs::write(&conf_path, &conf).unwrap();
+    fs::create_dir_all(d.join("mnt")).unwrap();
+
+    // A bundle for the board: the new root and the build's boot-a.vfat.
+    let content = d.join("content");
+    fs::create_dir_all(&content).unwrap();
+    fs::copy(&new, content.join("rootfs.ext4")).unwrap();
+    let boot_a = card_dir.join("images/boot-a.vfat");
+    fs::copy(&boot_a, content.join("boot.vfat")).unwrap();
+    fs::write(
+        content.join("manifest.raucm"),
+        "[update]\ncompatible=streampulse-rpi4_64\nversion=2.0\n\n[image.rootfs]\nfilename=rootfs.ext4\n\n[image.boot]\nfilename=boot.vfat\n",
+    )
+    .unwrap();
+    let bundle = d.join("update.raucb");
+    run(Command::new("rauc")
+        .arg("bundle")
+        .arg(format!(
+            "--cert={}",
+            keys.join("signing.cert.pem").display()
+        ))
+        .arg(format!("--key={}", keys.join("signing.key.pem").display()))
+        .arg(format!("--keyring={}", keys.join("ca.cert.pem").display()))
+        .arg(&content)
+        .arg(&bundle));
+
+    // A private session bus for RAUC's service and its CLI.
+    let bus = format!("unix:path={}", d.join("bus").display());
+    let _dbus = Child(
+        Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--address", &bus])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (package dbus-daemon) should start"),
+    );
+    let rauc = |args: &[&str]| {
+        let mut cmd = Command::new("rauc");
+        cmd.args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .env("DBUS_STARTER_BUS_TYPE", "session")
+            .env("STREAMPULSE_SYSROOT", pi.dir.path());
+        cmd
+    };
+    let service = |booted: &str| {
+        let child = Child(
+            rauc(&[
+                &format!("--conf={}", conf_path.display()),
+                &format!("--override-boot-slot={booted}"),
+                "service",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+        );
+        let start = std::time::Instant::now();
+        while !rauc(&["status"]).output().unwrap().status.success() {
+            assert!(
+                start.elapsed().as_secs() < 20,
+                "rauc service did not come up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        child
+    };
+    let status = || {
+        let out = run(&mut rauc(&["status", "--output-format=json"]));
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let debugfs_cat = |part: u32| {
+        run(Command::new("debugfs")
+            .args(["-R", "cat /etc/version"])
+            .arg(lo.part(part)))
+    };
+
+    let svc = service("A");
+    let out = run(&mut rauc(&["install", bundle.to_str().unwrap()]));
+    assert!(out.contains("succeeded"), "{out}");
+    let st = status();
+    assert_eq!(st["booted"], "A", "{st}");
+    assert_eq!(st["boot_primary"], "rootfs.1", "{st}");
+    assert_eq!(debugfs_cat(5).trim(), "new", "slot B's root");
+    assert_eq!(debugfs_cat(4).trim(), "old", "slot A's root untouched");
+    assert_eq!(fs::read(lo.part(3)).unwrap(), fs::read(&boot_a).unwrap());
+    assert_eq!(pi.read("run/systemd/reboot-param").trim(), "0 tryboot");
+    assert!(pi
+        .cmdline(3)
+        .starts_with(&format!("root=PARTUUID={} ", partuuid(5))));
+    assert!(pi
+        .read("boot/autoboot.txt")
+        .contains("[all]\ntryboot_a_b=1\nboot_partition=2\n"));
+    drop(svc);
+
+    // The reboot: tryboot into partition 3; the health gate marks B good.
+    assert_eq!(pi.reboot(), (3, true));
+    let _svc = service("B");
+    let out = run(&mut rauc(&["status", "mark-good"]));
+    assert!(out.contains("marked slot rootfs.1 as good"), "{out}");
+    let st = status();
+    assert_eq!(st["booted"], "B", "{st}");
+    assert_eq!(st["boot_primary"], "rootfs.1", "{st}");
+    assert_eq!(pi.reboot(), (3, false), "B is committed");
+}
