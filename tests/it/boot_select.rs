@@ -735,3 +735,124 @@ fn rauc_installs_and_commits_through_the_tryboot_backend() {
     assert_eq!(st["boot_primary"], "rootfs.1", "{st}");
     assert_eq!(pi.reboot(), (3, false), "B is committed");
 }
+
+/// Runs `board/raspberrypi/post-image.sh` as Buildroot does (BINARIES_DIR
+/// and BUILD_DIR set, `$1` the images directory, `$2` the mode) on stand-in
+/// build outputs, and returns the card it made.
+fn pi_post_image(dir: &Path, mode: &str) -> PathBuf {
+    let images = dir.join(format!("{mode}-images"));
+    let fw = images.join("rpi-firmware");
+    fs::create_dir_all(fw.join("overlays")).unwrap();
+    fs::write(
+        fw.join("config.txt"),
+        "start_file=start4.elf\nfixup_file=fixup4.dat\nkernel=Image\narm_64bit=1\n",
+    )
+    .unwrap();
+    let cmdline = if mode == "uboot" {
+        "cmdline-uboot.txt"
+    } else {
+        "cmdline.txt"
+    };
+    fs::copy(
+        manifest_dir()
+            .join("buildroot/board/raspberrypi")
+            .join(cmdline),
+        fw.join("cmdline.txt"),
+    )
+    .unwrap();
+    fs::write(fw.join("start4.elf"), vec![1u8; 4096]).unwrap();
+    fs::write(fw.join("overlays/miniuart-bt.dtbo"), "dtbo").unwrap();
+    fs::write(images.join("bcm2711-rpi-4-b.dtb"), "dtb").unwrap();
+    fs::write(images.join("Image"), vec![2u8; 64 * 1024]).unwrap();
+    fs::write(images.join("u-boot.bin"), vec![3u8; 4096]).unwrap();
+    fs::write(images.join("boot.scr"), "scr").unwrap();
+    let root = dir.join(format!("{mode}-root"));
+    fs::create_dir_all(root.join("etc")).unwrap();
+    super::image::ext4_from_dir(&root, "rootfs", 8, &images.join("rootfs.ext4"));
+    let build = dir.join(format!("{mode}-build"));
+    fs::create_dir_all(&build).unwrap();
+    run(
+        Command::new(manifest_dir().join("buildroot/board/raspberrypi/post-image.sh"))
+            .arg(&images)
+            .arg(mode)
+            .env("BINARIES_DIR", &images)
+            .env("BUILD_DIR", &build),
+    );
+    images.join("sdcard.img")
+}
+
+/// The Pi post-image on stand-in build outputs: in `uboot` mode (Pi 3,
+/// Zero 2 W) the MBR card whose FAT has U-Boot as the firmware's kernel,
+/// boot.scr, the DTBs and a command line without root= (the boot script
+/// adds it); in `tryboot` mode (Pi 4, 5) the GPT card whose p1 has
+/// autoboot.txt and whose boot partitions each name their own root slot.
+#[test]
+fn pi_post_image_builds_both_cards() {
+    use super::image::{fat_ls, fat_read, partitions};
+    let dir = temp_dir("pi-post-image");
+
+    let card = pi_post_image(dir.path(), "uboot");
+    let (label, parts) = partitions(&card);
+    assert_eq!((label.as_str(), parts.len()), ("dos", 4));
+    let fat = parts[0].start;
+    let mut files = fat_ls(&card, fat);
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "bcm2711-rpi-4-b.dtb",
+            "boot.scr",
+            "cmdline.txt",
+            "config.txt",
+            "config.yaml.example",
+            "overlays/",
+            "start4.elf",
+            "u-boot.bin"
+        ]
+    );
+    let config = fat_read(&card, fat, "config.txt").unwrap();
+    assert!(config.contains("\nkernel=u-boot.bin\n"), "{config}");
+    assert!(config.contains("dtparam=watchdog=on"), "{config}");
+    let cmdline = fat_read(&card, fat, "cmdline.txt").unwrap();
+    assert!(!cmdline.contains("root="), "{cmdline}");
+    assert!(
+        cmdline.contains(" ro ") && cmdline.contains("panic=10"),
+        "{cmdline}"
+    );
+
+    let card = pi_post_image(dir.path(), "tryboot");
+    let (label, parts) = partitions(&card);
+    assert_eq!((label.as_str(), parts.len()), ("gpt", 6));
+    let autoboot = fat_read(&card, parts[0].start, "autoboot.txt").unwrap();
+    assert!(
+        autoboot.contains("[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"),
+        "{autoboot}"
+    );
+    for (p, root, slot) in [(&parts[1], 4, "A"), (&parts[2], 5, "B")] {
+        let mut files = fat_ls(&card, p.start);
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "Image",
+                "bcm2711-rpi-4-b.dtb",
+                "cmdline.txt",
+                "config.txt",
+                "overlays/",
+                "start4.elf"
+            ]
+        );
+        let cmdline = fat_read(&card, p.start, "cmdline.txt").unwrap();
+        assert!(
+            cmdline.starts_with(&format!("root=PARTUUID={} ", partuuid(root))),
+            "{cmdline}"
+        );
+        assert!(
+            cmdline.trim_end().ends_with(&format!(" rauc.slot={slot}")),
+            "{cmdline}"
+        );
+        assert!(cmdline.contains("panic=10"), "{cmdline}");
+        let config = fat_read(&card, p.start, "config.txt").unwrap();
+        assert!(config.contains("\nkernel=Image\n"), "{config}");
+    }
+}
