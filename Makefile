@@ -133,18 +133,30 @@ qemu-test: deps
 
 # The SD-card image for BOARD (rpi3_64 rpi4_64 rpi5 rpizero2w_64 orangepi_pc
 # orangepi_zero3) with Buildroot $(BUILDROOT_VERSION). Needs the internet.
+# The image trusts update bundles signed under STREAMPULSE_RAUC_KEYRING
+# (default: ca.cert.pem in STREAMPULSE_RAUC_KEYS, target/rauc-keys), made
+# once with scripts/rauc-keys.sh. docs/UPDATES.md.
 image:
 	./buildroot/build-image.sh $(BOARD) $(BUILDROOT_VERSION)
 
 # A signed RAUC update bundle of BOARD's root filesystem (after `make image
 # BOARD=...`), next to the image: target/image-<board>/images/update.raucb.
-# Keys: STREAMPULSE_RAUC_KEYS (default target/rauc-keys), made once with
-# scripts/rauc-keys.sh; VERSION defaults to the crate's. docs/UPDATES.md.
+# Its compatible is the one the image's /etc/rauc/system.conf carries
+# (streampulse-<board>, from board/common/post-build.sh), so a box only takes
+# bundles built for its board; Pi 4/5 bundles also carry the slot's boot
+# partition (boot-a.vfat). Signed with Buildroot's host rauc. Keys:
+# STREAMPULSE_RAUC_KEYS (default target/rauc-keys); VERSION defaults to the
+# crate's. docs/UPDATES.md.
+BUNDLE_OUT = target/image-$(BOARD)
 bundle:
 	@test -n "$(BOARD)" || { echo "usage: make bundle BOARD=<board> [VERSION=...]"; exit 2; }
-	./scripts/make-bundle.sh target/image-$(BOARD)/images/rootfs.ext4 \
+	@test -f $(BUNDLE_OUT)/target/etc/rauc/system.conf || { echo "make bundle: no $(BUNDLE_OUT)/target/etc/rauc/system.conf: run make image BOARD=$(BOARD) first"; exit 2; }
+	STREAMPULSE_RAUC_COMPATIBLE="$$(sed -n 's/^compatible=//p' $(BUNDLE_OUT)/target/etc/rauc/system.conf)" \
+	PATH="$(CURDIR)/$(BUNDLE_OUT)/host/bin:$(CURDIR)/$(BUNDLE_OUT)/host/sbin:$$PATH" \
+	./scripts/make-bundle.sh $(BUNDLE_OUT)/images/rootfs.ext4 \
 		"$${VERSION:-$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)}" \
-		target/image-$(BOARD)/images/update.raucb
+		$(BUNDLE_OUT)/images/update.raucb \
+		$$(grep -q '^\[slot\.boot\.' $(BUNDLE_OUT)/target/etc/rauc/system.conf && echo $(BUNDLE_OUT)/images/boot-a.vfat)
 
 # Buildroot's kconfig on every defconfig; fails on any symbol it dropped.
 check-defconfigs:

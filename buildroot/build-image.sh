@@ -8,6 +8,11 @@
 # the first time. BUILDROOT=/path uses an existing Buildroot tree instead of
 # cloning the pinned release into target/buildroot-<version>.
 # Output: target/image-<board>/images/sdcard.img (+ .xz), for ./flash.sh.
+#
+# The image trusts update bundles signed under the CA certificate
+# STREAMPULSE_RAUC_KEYRING (default: $STREAMPULSE_RAUC_KEYS/ca.cert.pem, and
+# that defaults to target/rauc-keys, as for `make bundle`); checked here
+# before the long build, installed by board/common/post-build.sh.
 set -eu
 [ $# -ge 1 ] || { echo "usage: $0 BOARD [BUILDROOT_VERSION]" >&2; exit 2; }
 BOARD=$1
@@ -24,6 +29,17 @@ if [ ! -f "$DEF" ]; then
     ls "$REPO/buildroot/configs" | sed -n 's/^streampulse_\(.*\)_defconfig$/  \1/p' >&2
     exit 2
 fi
+
+keys=${STREAMPULSE_RAUC_KEYS:-$REPO/target/rauc-keys}
+STREAMPULSE_RAUC_KEYRING=${STREAMPULSE_RAUC_KEYRING:-$keys/ca.cert.pem}
+if [ ! -f "$STREAMPULSE_RAUC_KEYRING" ]; then
+    echo "no update keyring $STREAMPULSE_RAUC_KEYRING: make the keys once with" >&2
+    echo "  scripts/rauc-keys.sh $keys" >&2
+    echo "(keep them out of git and back them up), or set STREAMPULSE_RAUC_KEYRING to your CA certificate" >&2
+    exit 2
+fi
+STREAMPULSE_RAUC_KEYRING=$(cd "$(dirname "$STREAMPULSE_RAUC_KEYRING")" && pwd)/$(basename "$STREAMPULSE_RAUC_KEYRING")
+export STREAMPULSE_RAUC_KEYRING
 
 # The static binary the package installs (buildroot/package/streampulse).
 if grep -q '^BR2_aarch64=y' "$DEF"; then arch=aarch64; else arch=armv7; fi

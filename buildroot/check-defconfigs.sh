@@ -61,7 +61,8 @@ for def in "$@"; do
     # Files named by the defconfig must exist.
     for var in BR2_ROOTFS_POST_BUILD_SCRIPT BR2_ROOTFS_POST_IMAGE_SCRIPT BR2_ROOTFS_OVERLAY \
         BR2_LINUX_KERNEL_CONFIG_FRAGMENT_FILES BR2_PACKAGE_RPI_FIRMWARE_CONFIG_FILE \
-        BR2_PACKAGE_RPI_FIRMWARE_CMDLINE_FILE BR2_GLOBAL_PATCH_DIR; do
+        BR2_PACKAGE_RPI_FIRMWARE_CMDLINE_FILE BR2_GLOBAL_PATCH_DIR \
+        BR2_PACKAGE_HOST_UBOOT_TOOLS_BOOT_SCRIPT_SOURCE; do
         value=$(sed -n "s/^$var=\"\(.*\)\"$/\1/p" "$def")
         for f in $value; do
             path=$(printf '%s' "$f" | sed "s|\$(BR2_EXTERNAL_STREAMPULSE_PATH)|$EXT|")

@@ -14,7 +14,7 @@ time faketime systemd wpasupplicant \
 wrk strace iproute2 python3-venv \
 file xz-utils cpio kmod fdisk dosfstools mtools e2fsprogs genimage \
 qemu-user-static qemu-system-arm mmdebstrap arch-test \
-u-boot-qemu u-boot-tools rauc squashfs-tools"
+u-boot-qemu u-boot-tools rauc squashfs-tools dbus-daemon"
 
 missing=""
 for p in $PKGS; do

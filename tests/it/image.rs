@@ -81,12 +81,15 @@ pub fn genimage_mbr_with(
     genimage(out, &input, &cfg)
 }
 
-/// Builds `sdcard.img` from the Orange Pi template (`genimage-sunxi.cfg.in`).
-pub fn genimage_sunxi(out: &Path, uboot: &Path, rootfs: &Path, partuuid: &str) -> PathBuf {
+/// Builds `sdcard.img` from the Orange Pi template (`genimage-sunxi.cfg.in`):
+/// `uboot` as the raw SPL + U-Boot, a stand-in `boot.scr`, `rootfs` in both
+/// root slots, an empty data partition.
+pub fn genimage_sunxi(out: &Path, uboot: &Path, rootfs: &Path) -> PathBuf {
     let input = out.join("input");
     std::fs::create_dir_all(&input).unwrap();
     std::fs::copy(uboot, input.join("u-boot-sunxi-with-spl.bin")).unwrap();
     std::fs::copy(rootfs, input.join("rootfs.ext4")).unwrap();
+    std::fs::write(input.join("boot.scr"), "boot script\n").unwrap();
     std::fs::copy(
         manifest_dir().join("buildroot/board/common/config.yaml.example"),
         input.join("config.yaml.example"),
@@ -96,7 +99,43 @@ pub fn genimage_sunxi(out: &Path, uboot: &Path, rootfs: &Path, partuuid: &str) -
         manifest_dir().join("buildroot/board/common/genimage-sunxi.cfg.in"),
     )
     .unwrap();
-    genimage(out, &input, &template.replace("%PARTUUID%", partuuid))
+    genimage(out, &input, &template)
+}
+
+/// Builds `sdcard.img` from the Raspberry Pi 4/5 template
+/// (`genimage-rpi-tryboot.cfg.in`) as `board/raspberrypi/post-image.sh`
+/// fills it: `autoboot.txt` and the example on p1; `boot_files` plus each
+/// slot's own `cmdline.txt` on p2 and p3; `rootfs` in both root slots.
+pub fn genimage_rpi_tryboot(
+    out: &Path,
+    autoboot: &str,
+    cmdlines: [&str; 2],
+    boot_files: &[(&str, &Path)],
+    rootfs: &Path,
+) -> PathBuf {
+    let input = out.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    for (name, src) in boot_files {
+        std::fs::copy(src, input.join(name)).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+    }
+    std::fs::write(input.join("autoboot.txt"), autoboot).unwrap();
+    std::fs::write(input.join("cmdline-a.txt"), cmdlines[0]).unwrap();
+    std::fs::write(input.join("cmdline-b.txt"), cmdlines[1]).unwrap();
+    std::fs::copy(rootfs, input.join("rootfs.ext4")).unwrap();
+    std::fs::copy(
+        manifest_dir().join("buildroot/board/common/config.yaml.example"),
+        input.join("config.yaml.example"),
+    )
+    .unwrap();
+    let list: String = boot_files
+        .iter()
+        .map(|(n, _)| format!("\t\t\t\"{n}\",\n"))
+        .collect();
+    let template = std::fs::read_to_string(
+        manifest_dir().join("buildroot/board/common/genimage-rpi-tryboot.cfg.in"),
+    )
+    .unwrap();
+    genimage(out, &input, &template.replace("#BOOT_FILES#\n", &list))
 }
 
 fn genimage(out: &Path, input: &Path, cfg: &str) -> PathBuf {
@@ -131,6 +170,8 @@ pub struct Part {
     pub kind: String,
     pub uuid: Option<String>,
     pub bootable: bool,
+    /// GPT attributes (`LegacyBIOSBootable`), if any.
+    pub attrs: Option<String>,
 }
 
 /// The partition table of `img` (`sfdisk --json`); also returns the label type.
@@ -149,6 +190,7 @@ pub fn partitions(img: &Path) -> (String, Vec<Part>) {
             kind: p["type"].as_str().unwrap().to_ascii_lowercase(),
             uuid: p["uuid"].as_str().map(str::to_ascii_lowercase),
             bootable: p["bootable"].as_bool().unwrap_or(false),
+            attrs: p["attrs"].as_str().map(str::to_owned),
         })
         .collect();
     (t["label"].as_str().unwrap().to_owned(), parts)
@@ -379,9 +421,17 @@ fn raspberry_pi_layout() {
     assert_eq!(ext4_block_size(&dir.path().join("images/data.ext4")), 4096);
 }
 
-/// Orange Pi layout: U-Boot SPL raw at 8 KiB, GPT, root first (U-Boot's
-/// distro boot reads partition 1) with the PARTUUID extlinux.conf names,
-/// then the FAT partition for config.yaml, then data.
+/// The fixed GPT PARTUUID of partition `n` on the Pi 4/5 and Orange Pi
+/// cards (what RAUC's slots, the boot scripts and the tryboot handler name).
+fn sp_partuuid(n: u32) -> String {
+    format!("53504344-5350-4000-8000-{n:012}")
+}
+
+/// Orange Pi layout (A/B): U-Boot SPL raw at 8 KiB, GPT with its entries at
+/// 1008 KiB, 1 MiB free for the boot counter, then the bootable FAT with
+/// boot.scr (U-Boot's standard boot scans bootable partitions only), the
+/// root slots A and B and data, all with the fixed PARTUUIDs that
+/// `board/orangepi/boot.cmd` and `rauc-slots.conf` name.
 #[test]
 fn orange_pi_layout() {
     let dir = super::util::temp_dir("layout-sunxi");
@@ -389,8 +439,7 @@ fn orange_pi_layout() {
     let uboot = dir.path().join("u-boot.bin");
     let spl: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&uboot, &spl).unwrap();
-    let partuuid = "5d3f0e1a-7c2b-4e5f-9a8b-1c2d3e4f5a6b";
-    let built = genimage_sunxi(dir.path(), &uboot, &rootfs, partuuid);
+    let built = genimage_sunxi(dir.path(), &uboot, &rootfs);
     // As on a card: written without a backup GPT (gpt-no-backup, as
     // Buildroot's own Orange Pi layout), onto a device larger than the image.
     // (grow-data moves the backup GPT to the end at first boot.)
@@ -400,23 +449,38 @@ fn orange_pi_layout() {
     f.set_len(f.metadata().unwrap().len() + (16 << 20)).unwrap();
     let (label, parts) = partitions(&img);
     assert_eq!(label, "gpt");
-    assert_eq!(parts.len(), 3, "{parts:?}");
-    assert_eq!(parts[0].start, 1 << 20);
-    assert_eq!(parts[0].uuid.as_deref(), Some(partuuid));
+    assert_eq!(parts.len(), 4, "{parts:?}");
     assert_eq!(
-        fs_at(&img, parts[0].start),
-        ("rootfs".into(), "ext4".into())
+        parts[0].start,
+        2 << 20,
+        "p1 at 2 MiB: 1 MiB..2 MiB is the boot counter's"
     );
+    for (i, p) in parts.iter().enumerate() {
+        assert_eq!(
+            p.uuid.as_deref(),
+            Some(sp_partuuid(i as u32 + 1).as_str()),
+            "{p:?}"
+        );
+        assert_eq!(p.start % (1 << 20), 0, "not MiB-aligned: {p:?}");
+    }
     assert_eq!(
-        parts[1].kind, "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7",
+        parts[0].kind, "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7",
         "FAT partition type"
     );
+    assert_eq!(parts[0].attrs.as_deref(), Some("LegacyBIOSBootable"));
     assert_eq!(
-        fs_at(&img, parts[1].start),
+        fs_at(&img, parts[0].start),
         ("STREAMPULSE".into(), "vfat".into())
     );
+    let mut files = fat_ls(&img, parts[0].start);
+    files.sort();
+    assert_eq!(files, ["boot.scr", "config.yaml.example"]);
+    for p in &parts[1..3] {
+        assert_eq!(fs_at(&img, p.start), ("rootfs".into(), "ext4".into()));
+        assert!(p.attrs.is_none(), "only the FAT is bootable: {p:?}");
+    }
     assert_eq!(
-        fs_at(&img, parts[2].start),
+        fs_at(&img, parts[3].start),
         ("SPDATA".into(), "ext4".into())
     );
     let bytes = std::fs::read(&img).unwrap();
@@ -425,17 +489,115 @@ fn orange_pi_layout() {
         &spl[..],
         "SPL at 8 KiB"
     );
+    // The boot counter's block (board/orangepi/fw_env.config: 0x100000,
+    // 0x4000) is blank on a new card: U-Boot's CRC check fails and the
+    // script starts with 3 tries each, A first.
+    assert!(bytes[0x10_0000..0x10_4000].iter().all(|&b| b == 0));
+    let fw_env =
+        std::fs::read_to_string(manifest_dir().join("buildroot/board/orangepi/fw_env.config"))
+            .unwrap();
+    assert!(
+        fw_env
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["/dev/mmcblk0", "0x100000", "0x4000"]),
+        "{fw_env}"
+    );
     assert_eq!(ext4_block_size(&dir.path().join("images/data.ext4")), 4096);
 }
 
-/// `grow-data` on a card larger than the image, for both layouts (MBR on a
-/// Pi, GPT written without its backup on an Orange Pi), with the root
+/// Raspberry Pi 4/5 layout (tryboot A/B): GPT; p1 the bootable FAT
+/// `STREAMPULSE` with autoboot.txt; p2/p3 each slot's FAT boot partition
+/// with the same files except a cmdline.txt naming its own root; p4/p5 the
+/// root slots; p6 data. The fixed PARTUUIDs are what
+/// `board/raspberrypi/rauc-slots-tryboot.conf` and `rauc-tryboot` name.
+#[test]
+fn raspberry_pi_tryboot_layout() {
+    let dir = super::util::temp_dir("layout-tryboot");
+    let rootfs = tiny_rootfs(dir.path());
+    let kernel = dir.path().join("Image");
+    std::fs::write(&kernel, vec![0xA5u8; 256 * 1024]).unwrap();
+    let config = dir.path().join("config.txt");
+    std::fs::write(&config, "kernel=Image\n").unwrap();
+    let autoboot = "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n";
+    let cmdline = |n: u32, slot: &str| {
+        format!(
+            "root=PARTUUID={} ro rootwait rauc.slot={slot}\n",
+            sp_partuuid(n)
+        )
+    };
+    let (a, b) = (cmdline(4, "A"), cmdline(5, "B"));
+    let built = genimage_rpi_tryboot(
+        dir.path(),
+        autoboot,
+        [&a, &b],
+        &[("Image", &kernel), ("config.txt", &config)],
+        &rootfs,
+    );
+    let img = dir.path().join("card.img");
+    std::fs::copy(&built, &img).unwrap();
+    let (label, parts) = partitions(&img);
+    assert_eq!(label, "gpt");
+    assert_eq!(parts.len(), 6, "{parts:?}");
+    for (i, p) in parts.iter().enumerate() {
+        assert_eq!(
+            p.uuid.as_deref(),
+            Some(sp_partuuid(i as u32 + 1).as_str()),
+            "{p:?}"
+        );
+        assert_eq!(p.start % (1 << 20), 0, "not MiB-aligned: {p:?}");
+    }
+    let fat_type = "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7";
+    let linux_type = "0fc63daf-8483-4772-8e79-3d69d8477de4";
+    assert_eq!(parts[0].attrs.as_deref(), Some("LegacyBIOSBootable"));
+    assert_eq!(
+        fs_at(&img, parts[0].start),
+        ("STREAMPULSE".into(), "vfat".into())
+    );
+    let mut files = fat_ls(&img, parts[0].start);
+    files.sort();
+    assert_eq!(files, ["autoboot.txt", "config.yaml.example"]);
+    assert_eq!(
+        fat_read(&img, parts[0].start, "autoboot.txt").unwrap(),
+        autoboot
+    );
+    for (p, want) in [(&parts[1], &a), (&parts[2], &b)] {
+        assert_eq!(p.kind, fat_type);
+        assert_eq!(fs_at(&img, p.start), ("SPBOOT".into(), "vfat".into()));
+        let mut files = fat_ls(&img, p.start);
+        files.sort();
+        assert_eq!(files, ["Image", "cmdline.txt", "config.txt"]);
+        assert_eq!(&fat_read(&img, p.start, "cmdline.txt").unwrap(), want);
+        assert_eq!(
+            fat_read(&img, p.start, "config.txt").unwrap(),
+            "kernel=Image\n"
+        );
+    }
+    for p in &parts[3..5] {
+        assert_eq!(p.kind, linux_type);
+        assert_eq!(fs_at(&img, p.start), ("rootfs".into(), "ext4".into()));
+    }
+    assert_eq!(parts[5].kind, linux_type);
+    assert_eq!(
+        fs_at(&img, parts[5].start),
+        ("SPDATA".into(), "ext4".into())
+    );
+    let stat = run(Command::new("debugfs")
+        .args(["-R", "stat /"])
+        .arg(dir.path().join("images/data.ext4")));
+    assert!(stat.contains("User:   990   Group:   990"), "{stat}");
+    assert_eq!(ext4_block_size(&dir.path().join("images/data.ext4")), 4096);
+}
+
+/// `grow-data` on a card larger than the image, for every layout (MBR on a
+/// Pi 3/Zero 2 W, GPT written without its backup on an Orange Pi, GPT with
+/// its backup at the image's end on a Pi 4/5), with the root
 /// partition mounted as on the box: the data partition then ends at the end
 /// of the disk (GPT: right before the backup table, which is now there and
 /// valid), the kernel knows the new size, the filesystem is intact, and a
 /// second run (every later boot) changes nothing.
 #[test]
-fn grow_data_grows_the_data_partition_on_both_layouts() {
+fn grow_data_grows_the_data_partition_on_every_layout() {
     need_root();
     let dir = super::util::temp_dir("grow-data");
     let rootfs = tiny_rootfs(dir.path());
@@ -446,26 +608,30 @@ fn grow_data_grows_the_data_partition_on_both_layouts() {
     std::fs::create_dir_all(&gpt_dir).unwrap();
     let uboot = dir.path().join("u-boot.bin");
     std::fs::write(&uboot, vec![0x5Au8; 64 * 1024]).unwrap();
+    let tryboot_dir = dir.path().join("tryboot");
+    std::fs::create_dir_all(&tryboot_dir).unwrap();
     let layouts = [
         (
             "dos",
             genimage_mbr(&mbr_dir, &[("config.yaml.example", &example)], &rootfs),
-            2, // rootfs
+            2, // root slot A
         ),
+        ("gpt", genimage_sunxi(&gpt_dir, &uboot, &rootfs), 2),
         (
             "gpt",
-            genimage_sunxi(
-                &gpt_dir,
-                &uboot,
+            genimage_rpi_tryboot(
+                &tryboot_dir,
+                "[all]\nboot_partition=2\n",
+                ["root=x\n", "root=y\n"],
+                &[("config.yaml.example", &example)],
                 &rootfs,
-                "5d3f0e1a-7c2b-4e5f-9a8b-1c2d3e4f5a6b",
             ),
-            1,
+            4,
         ),
     ];
     let grow_data = manifest_dir().join("overlay/usr/libexec/streampulse/grow-data");
-    for (label, built, root_part) in layouts {
-        let card = dir.path().join(format!("card-{label}.img"));
+    for (i, (label, built, root_part)) in layouts.into_iter().enumerate() {
+        let card = dir.path().join(format!("card-{i}-{label}.img"));
         std::fs::copy(&built, &card).unwrap();
         let f = std::fs::OpenOptions::new().write(true).open(&card).unwrap();
         let card_len = f.metadata().unwrap().len() + (32 << 20);
@@ -476,7 +642,7 @@ fn grow_data_grows_the_data_partition_on_both_layouts() {
         let lo = Loop::with_partitions(&card);
         let _root = Mounted::new(
             &lo.part(root_part),
-            &dir.path().join(format!("root-{label}")),
+            &dir.path().join(format!("root-{i}-{label}")),
             "ro",
         );
         let grow = || {
@@ -498,7 +664,7 @@ fn grow_data_grows_the_data_partition_on_both_layouts() {
         let (got_label, parts) = partitions(&card);
         assert_eq!(got_label, label);
         // The data partition is the last: 4th on MBR (after two root
-        // slots), 3rd on GPT.
+        // slots), 4th on the Orange Pi's GPT, 6th on the Pi 4/5's.
         let n = before.len();
         assert_eq!(parts.len(), n, "{label}: {parts:?}");
         for (b, a) in before.iter().zip(&parts).take(n - 1) {
@@ -538,7 +704,7 @@ fn grow_data_grows_the_data_partition_on_both_layouts() {
                 "{label}: no backup GPT header at the end"
             );
         }
-        run(Command::new("e2fsck").args(["-fn", &lo.part(3)]));
+        run(Command::new("e2fsck").args(["-fn", &lo.part(n as u32)]));
 
         let dump = || run(Command::new("sfdisk").arg("--dump").arg(&card));
         let table = dump();

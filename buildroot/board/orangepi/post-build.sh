@@ -1,16 +1,25 @@
 #!/bin/sh
-# StreamPulse post-build for Orange Pi (Allwinner) boards. Runs after
-# Buildroot's board/orangepi/common/post-build.sh, which wrote extlinux.conf
-# and a genimage.cfg with a fresh root PARTUUID: mount the root read-only and
-# use StreamPulse's layout (board/common/genimage-sunxi.cfg.in) with the same
-# PARTUUID. The FAT partition only carries config.yaml here (U-Boot boots
-# from the root partition's /boot).
+# StreamPulse post-build for Orange Pi (Allwinner) boards, before
+# board/common/post-build.sh: the A/B card (board/common/genimage-sunxi.cfg.in,
+# docs/UPDATES.md). U-Boot runs boot.scr from the FAT partition
+# (board/orangepi/boot.cmd, made by BR2_PACKAGE_HOST_UBOOT_TOOLS_BOOT_SCRIPT),
+# which keeps RAUC's boot counter in the block fw_env.config names and boots
+# the kernel from the chosen root slot's /boot. So no extlinux.conf (Buildroot's
+# board/orangepi/common/post-build.sh is not run), and RAUC's system.conf gets
+# this layout's slots (rauc-slots.conf, by GPT PARTUUID). genimage.sh
+# (post-image) builds $BINARIES_DIR/genimage-streampulse.cfg.
 set -eu
 TARGET_DIR="$1"
-COMMON_DIR="$(dirname "$0")/../common"
+BOARD_DIR="$(dirname "$0")"
+COMMON_DIR="$BOARD_DIR/../common"
+CONF=$TARGET_DIR/etc/rauc/system.conf
+[ -f "$CONF" ] || { echo "orangepi post-build: no $CONF (from overlay/)" >&2; exit 1; }
 
-sed -i -e 's/ rootwait/ ro rootwait/' -e 's/ ro ro / ro /' "$TARGET_DIR/boot/extlinux/extlinux.conf"
-PARTUUID=$(sed -n 's/.*partition-uuid = *//p' "$BINARIES_DIR/genimage.cfg" | head -n 1)
-[ -n "$PARTUUID" ] || { echo "orangepi post-build: no partition-uuid in $BINARIES_DIR/genimage.cfg" >&2; exit 1; }
-sed "s/%PARTUUID%/$PARTUUID/g" "$COMMON_DIR/genimage-sunxi.cfg.in" >"$BINARIES_DIR/genimage-streampulse.cfg"
+install -m 0644 "$BOARD_DIR/fw_env.config" "$TARGET_DIR/etc/fw_env.config"
+# Everything before the first slot stays (compatible, bootloader=uboot,
+# keyring, bundle formats, handlers); the slots are replaced.
+sed -i '/^\[slot\./,$d' "$CONF"
+cat "$BOARD_DIR/rauc-slots.conf" >>"$CONF"
+rm -rf "$TARGET_DIR/boot/extlinux"
+cp "$COMMON_DIR/genimage-sunxi.cfg.in" "$BINARIES_DIR/genimage-streampulse.cfg"
 cp "$COMMON_DIR/config.yaml.example" "$BINARIES_DIR/config.yaml.example"
