@@ -221,6 +221,10 @@ pub struct Progress {
     /// stream joined mid-frame, loss over UDP), and the last one's error:
     /// named in the verdict if no clean key frame comes in time.
     pub skipped: Skipped,
+    /// Whole frames received while waiting for the first key frame (RTSP):
+    /// a deadline that passes after some is `no_frame`, not `timeout` (the
+    /// camera answers; its key frames are too far apart or never come).
+    pub frames_without_key: usize,
     /// Milliseconds to the frame that proved the stream, when the probe
     /// went on after it (measuring the key-frame interval): the latency.
     pub proved_ms: Option<u32>,
@@ -243,6 +247,7 @@ impl Progress {
             keep_frame: false,
             frame: None,
             skipped: Skipped::default(),
+            frames_without_key: 0,
             proved_ms: None,
         }
     }
@@ -292,6 +297,15 @@ async fn run_inner(target: &Target, keep_frame: bool) -> (Outcome, Option<Frame>
                 target.timeout.as_secs_f32(),
                 progress.skipped.count,
                 progress.skipped.last_error.as_deref().unwrap_or_default()
+            ),
+        )),
+        Err(_) if progress.frames_without_key > 0 => Err(Failure::new(
+            Reason::NoFrame,
+            format!(
+                "{} frames but no key frame within {:.1} s (are the camera's key frames \
+                 further apart than the timeout?)",
+                progress.frames_without_key,
+                target.timeout.as_secs_f32(),
             ),
         )),
         Err(_) => Err(Failure::new(

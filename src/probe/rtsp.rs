@@ -193,14 +193,16 @@ async fn play_to_keyframe(
 
     progress.stage = Stage::FirstFrame;
     let t = Instant::now();
-    let mut frames_seen = 0usize;
     let mut bytes_seen = 0usize;
     loop {
         let item = match demuxed.next().await {
             None => {
                 return Err(Failure::new(
                     Reason::NoFrame,
-                    format!("stream ended after {frames_seen} frames without a key frame"),
+                    format!(
+                        "stream ended after {} frames without a key frame",
+                        progress.frames_without_key
+                    ),
                 ))
             }
             // A damaged packet (the first ones after PLAY can be the middle
@@ -244,7 +246,6 @@ async fn play_to_keyframe(
             }
             _ => continue,
         };
-        frames_seen += 1;
         bytes_seen += frame.data().len();
         if frame.data().len() > target.max_frame_bytes {
             return Err(Failure::new(
@@ -277,10 +278,16 @@ async fn play_to_keyframe(
             }
             return Ok(());
         }
-        if frames_seen >= MAX_FRAMES_BEFORE_KEYFRAME || bytes_seen > 4 * target.max_frame_bytes {
+        progress.frames_without_key += 1;
+        if progress.frames_without_key >= MAX_FRAMES_BEFORE_KEYFRAME
+            || bytes_seen > 4 * target.max_frame_bytes
+        {
             return Err(Failure::new(
                 Reason::NoFrame,
-                format!("{frames_seen} frames ({bytes_seen} bytes) without a complete key frame"),
+                format!(
+                    "{} frames ({bytes_seen} bytes) without a complete key frame",
+                    progress.frames_without_key
+                ),
             ));
         }
     }

@@ -221,6 +221,22 @@ fn rtsp_endless_p_frames_without_keyframe_is_no_frame() {
     );
 }
 
+/// Frames, but no key frame before the deadline (key frames further apart
+/// than the timeout): the camera answers, so `no_frame` naming the frames,
+/// not `timeout`.
+#[test]
+fn rtsp_p_frames_until_the_deadline_are_no_frame_not_timeout() {
+    let cam = FakeRtspCamera::start(RtspFault::PFramesAt15Fps);
+    let m = probe_measured(&[&cam.url("/live")]);
+    check("rtsp P-frames at 15 fps", &m, &["no_frame"]);
+    let message = m.v["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("frames but no key frame within"),
+        "{:#}",
+        m.v
+    );
+}
+
 /// A stream joined in the middle of a fragmented key frame: retina rejects
 /// the first packets ("FU-A has start bit unset …"); the probe skips them and
 /// proves the next clean key frame.

@@ -41,6 +41,10 @@ pub enum RtspFault {
     AuthLoop,
     /// Proper DESCRIBE/SETUP/PLAY, then an endless run of P-frames (never an IDR).
     PFramesOnly,
+    /// The same at 15 fps: a camera joined just after a key frame whose next
+    /// one is further away than the probe's timeout (GStreamer's shared
+    /// media cannot stand in: it forces a key frame for a joining client).
+    PFramesAt15Fps,
     /// Proper DESCRIBE/SETUP/PLAY, then endless RTP packets of random bytes
     /// behind a non-IDR slice NAL header (so never a key frame).
     RandomPayload,
@@ -298,6 +302,7 @@ fn rtsp_conn(
             }
             RtspFault::OneSession
             | RtspFault::PFramesOnly
+            | RtspFault::PFramesAt15Fps
             | RtspFault::RandomPayload
             | RtspFault::JoinedMidFrame
             | RtspFault::FragmentsWithoutStart
@@ -426,6 +431,10 @@ fn stream_rtp(writer: &Mutex<TcpStream>, fault: RtspFault, halt: &AtomicBool) {
             RtspFault::FragmentsWithoutStart => {
                 (rtp.fu_a_without_start(&clip.idr), Duration::from_millis(20))
             }
+            RtspFault::PFramesAt15Fps => (
+                rtp.access_unit(&[&clip.p_frames[i % clip.p_frames.len()]]),
+                Duration::from_millis(66),
+            ),
             RtspFault::PFramesOnly => (
                 rtp.access_unit(&[&clip.p_frames[i % clip.p_frames.len()]]),
                 Duration::from_millis(1),
