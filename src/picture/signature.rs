@@ -7,10 +7,6 @@
 //! (heavy noise reduction, high compression) can look frozen: that is why
 //! `picture.frozen_after` spans minutes by default and can be set to `warn`.
 
-use std::io::Cursor;
-
-use image::ImageDecoder;
-
 use crate::preview::{H264Decoder, Yuv420, MAX_DECODE_PIXELS};
 use crate::probe::Frame;
 
@@ -96,20 +92,12 @@ impl Signature {
         let too_big = |w: u64, h: u64| format!("{w}x{h} is larger than the box decodes");
         match frame.codec.as_str() {
             "jpeg" => {
-                let dec = image::codecs::jpeg::JpegDecoder::new(Cursor::new(&frame.data))
-                    .map_err(|e| format!("the JPEG does not decode: {e}"))?;
-                let (w, h) = dec.dimensions();
-                if u64::from(w) * u64::from(h) > MAX_DECODE_PIXELS {
-                    return Err(too_big(w.into(), h.into()));
-                }
-                let luma = image::DynamicImage::from_decoder(dec)
-                    .map_err(|e| format!("the JPEG does not decode: {e}"))?
-                    .to_luma8();
+                let luma = crate::probe::jpeg::decode_luma(&frame.data)?;
                 Ok(Some(Signature::of_luma(
-                    w as usize,
-                    h as usize,
-                    w as usize,
-                    luma.as_raw(),
+                    luma.width as usize,
+                    luma.height as usize,
+                    luma.width as usize,
+                    &luma.pixels,
                 )))
             }
             "h264" => {

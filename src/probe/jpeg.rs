@@ -7,10 +7,6 @@
 //! boundary or `Content-Length`, which cheap cameras get wrong. It is
 //! resumable: feeding a growing buffer costs O(total bytes), not O(n²).
 
-use std::io::Cursor;
-
-use image::ImageDecoder;
-
 /// Where the framer is inside the JPEG.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -143,33 +139,68 @@ pub struct Decoded {
     pub mean_luma: f32,
 }
 
+/// A JPEG's luma plane (`width` bytes per row).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Luma {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
 /// Largest picture we agree to decode (pixels); bounds memory per decode.
 pub const MAX_DECODE_PIXELS: u64 = 4096 * 3072;
 
-/// Fully decodes `jpeg` to prove it is a picture, with bounded memory.
-pub fn decode(jpeg: &[u8]) -> Result<Decoded, String> {
-    let mut decoder = image::codecs::jpeg::JpegDecoder::new(Cursor::new(jpeg))
+/// Decodes `jpeg` to its luma plane, walking every scan's entropy-coded data
+/// (the chroma blocks too: they are Huffman-decoded and discarded; only
+/// their inverse DCT and the colour conversion are skipped), with bounded
+/// memory. As lenient as the image crate's decoder (and browsers): damage
+/// inside a scan decodes to grey blocks, not an error; what does not parse
+/// as a JPEG is one.
+pub fn decode_luma(jpeg: &[u8]) -> Result<Luma, String> {
+    use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    // A JPEG's size fits in u16 each way; the pixel cap is checked below.
+    let options = DecoderOptions::default()
+        .set_strict_mode(false)
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX))
+        .jpeg_set_out_colorspace(ColorSpace::Luma);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
+    decoder
+        .decode_headers()
         .map_err(|e| format!("not a decodable JPEG: {e}"))?;
-    let (width, height) = decoder.dimensions();
+    let (width, height) = decoder
+        .dimensions()
+        .ok_or("not a decodable JPEG: no frame header")?;
     if width == 0 || height == 0 {
         return Err("JPEG has zero size".into());
     }
-    if u64::from(width) * u64::from(height) > MAX_DECODE_PIXELS {
+    if width as u64 * height as u64 > MAX_DECODE_PIXELS {
         return Err(format!("{width}x{height} is larger than this box decodes"));
     }
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_DECODE_PIXELS * 4);
-    decoder
-        .set_limits(limits)
-        .map_err(|e| format!("JPEG limits: {e}"))?;
-    let img = image::DynamicImage::from_decoder(decoder)
+    let pixels = decoder
+        .decode()
         .map_err(|e| format!("JPEG does not decode: {e}"))?;
-    let luma = img.to_luma8();
-    let n = luma.as_raw().len().max(1) as u64;
-    let sum: u64 = luma.as_raw().iter().map(|&v| u64::from(v)).sum();
+    if pixels.len() != width * height {
+        return Err(format!(
+            "JPEG decoded to {} bytes for {width}x{height}",
+            pixels.len()
+        ));
+    }
+    Ok(Luma {
+        width: width as u32,
+        height: height as u32,
+        pixels,
+    })
+}
+
+/// Fully decodes `jpeg` to prove it is a picture ([`decode_luma`]).
+pub fn decode(jpeg: &[u8]) -> Result<Decoded, String> {
+    let luma = decode_luma(jpeg)?;
+    let n = luma.pixels.len().max(1) as u64;
+    let sum: u64 = luma.pixels.iter().map(|&v| u64::from(v)).sum();
     Ok(Decoded {
-        width,
-        height,
+        width: luma.width,
+        height: luma.height,
         mean_luma: sum as f32 / n as f32,
     })
 }
@@ -226,6 +257,38 @@ mod tests {
         let j = sample_jpeg();
         assert_eq!(JpegFramer::new().advance(&j[..j.len() - 1]).unwrap(), None);
         assert!(decode(&j[..j.len() / 2]).is_err());
+    }
+
+    /// A 320x240 grey picture with detail everywhere (grey: the image
+    /// crate's RGB-to-luma weights differ from JPEG's for colours).
+    fn busy_jpeg() -> Vec<u8> {
+        let img = image::RgbImage::from_fn(320, 240, |x, y| {
+            let v = ((x * 7) ^ (y * 3)) as u8;
+            image::Rgb([v, v, v])
+        });
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+            .encode_image(&img)
+            .unwrap();
+        out
+    }
+
+    /// The luma plane is the picture's: the same as the image crate's full
+    /// decode turned grey (within rounding), mean included.
+    #[test]
+    fn luma_matches_a_full_decode() {
+        let j = busy_jpeg();
+        let luma = decode_luma(&j).unwrap();
+        let full = image::load_from_memory(&j).unwrap().to_luma8();
+        assert_eq!((luma.width, luma.height), full.dimensions());
+        let worst = luma
+            .pixels
+            .iter()
+            .zip(full.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(worst <= 3, "luma differs by up to {worst}");
     }
 
     #[test]
