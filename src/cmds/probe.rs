@@ -66,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         password: args.password.clone(),
         transport,
         picture: None,
+        capture: None,
     };
     let mut sc = match stream_from_raw(&raw, crate::config::DEFAULT_HEARTBEAT_SECS) {
         Ok(sc) => sc,

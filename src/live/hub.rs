@@ -215,6 +215,10 @@ impl Hub {
                 let span = crate::log_once::stream_span(&ch.name);
                 rt.spawn(rtsp::run(ch, hub).instrument(span));
             }
+            // The box's own camera plays live in the next commit.
+            Kind::Local => ch.set_state(UpState::Closed(
+                "the live view of the box's camera is not written yet".into(),
+            )),
             Kind::Mjpeg | Kind::Snapshot => {
                 let name = format!("live-up-{}", ch.name.chars().take(6).collect::<String>());
                 let ch2 = ch.clone();

@@ -266,6 +266,7 @@ pub fn upsert_stream(
         password: creds.as_ref().map(|c| c.password.clone()),
         transport,
         picture: None,
+        capture: None,
     };
     validate_stream(raw, heartbeat, &mut errs);
     if !errs.is_empty() {
