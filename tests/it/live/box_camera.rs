@@ -1,0 +1,95 @@
+//! Issue 21: the box's own camera (`libcamera:`, the rpicam-vid stand-in)
+//! in the live view: its H.264 wrapped into fMP4 like an RTSP camera's, one
+//! capture command for all viewers, restarted when it dies while someone
+//! watches, stopped after the last viewer left.
+
+use std::time::Duration;
+
+use super::{live_of, Viewer};
+use crate::box_camera::{config, start};
+use crate::util::{temp_dir, wait_until};
+
+/// Two viewers, one capture process: a complete fMP4 (avc1 init segment,
+/// a key frame first, decode times rising). Killing the process (a camera
+/// whose capture dies) is logged with the signal, the capture restarts and
+/// the same viewers go on, decode times still rising; no process is left
+/// once the viewers are gone.
+#[test]
+fn box_camera_plays_live_and_survives_its_capture_dying() {
+    let tmp = temp_dir("box_camera_live");
+    let pidfile = tmp.path().join("pid");
+    let (app, _dir) = start(
+        "box_camera_live",
+        &config(3600, "  max_viewers_per_stream: 2\n"),
+        &[("STANDIN_PIDFILE", pidfile.to_str().unwrap())],
+    );
+    app.wait_status(Duration::from_secs(30), "the box camera up", |v| {
+        v["Box camera"]["status"] == "ok"
+    });
+    // The probe's own process is gone before a viewer starts one.
+    let pid_of = || {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+    };
+    let alive = |pid: i32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    let probe_pid = pid_of().expect("the probe ran the stand-in");
+    wait_until(
+        Duration::from_secs(10),
+        "the probe's capture to end",
+        || !alive(probe_pid),
+    );
+
+    let a = Viewer::open(&app, "Box camera");
+    assert_eq!(a.wait_status(), 200);
+    let b = Viewer::open(&app, "Box camera");
+    a.wait_frames(20, Duration::from_secs(20));
+    b.wait_frames(20, Duration::from_secs(20));
+    let pid = pid_of().expect("the live capture ran the stand-in");
+    assert_ne!(pid, probe_pid);
+    for v in [&a, &b] {
+        v.seen(|s| {
+            assert!(
+                s.content_type.starts_with("video/mp4; codecs=\"avc1."),
+                "{}",
+                s.content_type
+            );
+            assert_eq!(
+                &s.boxes[..4],
+                ["ftyp", "moov", "uuid", "moof"],
+                "{:?}",
+                s.boxes
+            );
+            assert_eq!(s.first_key, Some(true), "viewers start at a key frame");
+        });
+    }
+    let st = live_of(&app, "Box camera");
+    assert_eq!(st["live"]["sessions"], 1, "two viewers, one capture: {st}");
+
+    // The capture dies under the viewers.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until(Duration::from_secs(10), "the death in the log", || {
+        app.log_text().contains("was killed by signal 9")
+    });
+    let before = a.frames();
+    a.wait_frames(before + 20, Duration::from_secs(20));
+    let st = live_of(&app, "Box camera");
+    assert_eq!(st["live"]["sessions"], 2, "restarted once: {st}");
+    assert_eq!(st["live"]["state"], "playing", "{st}");
+    a.seen(|s| {
+        assert!(
+            s.decode_times.windows(2).all(|w| w[1] > w[0]),
+            "decode times rise across the restart: {:?}",
+            s.decode_times
+        );
+    });
+
+    let live_pid = pid_of().unwrap();
+    drop(a);
+    drop(b);
+    wait_until(
+        Duration::from_secs(15),
+        "the capture to stop after the viewers",
+        || !alive(live_pid),
+    );
+}
