@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::{live_of, Viewer};
 use crate::box_camera::{config, start};
-use crate::util::{temp_dir, wait_until};
+use crate::util::{chromium, temp_dir, wait_until};
+use crate::web::PASSWORD;
 
 /// Two viewers, one capture process: a complete fMP4 (avc1 init segment,
 /// a key frame first, decode times rising). Killing the process (a camera
@@ -92,4 +93,42 @@ fn box_camera_plays_live_and_survives_its_capture_dying() {
         "the capture to stop after the viewers",
         || !alive(live_pid),
     );
+}
+
+/// The browser check: the box camera plays in the live grid of
+/// Debian's headless Chromium on an insecure origin (MSE), 320×240, frames
+/// advancing, not blank (`tests/e2e/box_camera.mjs`).
+#[test]
+fn e2e_chromium_box_camera_in_the_grid() {
+    let e2e = chromium::e2e_dir();
+    let hash = streampulse::credentials::hash_password(PASSWORD).unwrap();
+    let cfg = format!(
+        "admin_password_hash: '{hash}'\nweb:\n  allowed_hosts: [streampulse.test]\n{}",
+        config(3600, "  max_viewers: 2\n")
+    );
+    let (app, _dir) = start("box_camera_e2e", &cfg, &[]);
+    app.wait_status(Duration::from_secs(30), "the box camera up", |v| {
+        v["Box camera"]["status"] == "ok"
+    });
+    let port = app.addr.rsplit(':').next().unwrap().to_owned();
+    let out = chromium::output_dir("box-camera");
+    let flow = chromium::run(
+        &e2e,
+        "box_camera.mjs",
+        &[
+            ("SP_BASE", format!("http://streampulse.test:{port}")),
+            ("SP_OUT", out.display().to_string()),
+            ("SP_PASSWORD", PASSWORD.to_owned()),
+        ],
+    );
+    println!("{}", flow.stdout);
+    assert!(
+        flow.status.success() && flow.stdout.contains("E2E BOX CAMERA OK"),
+        "the Chromium flow failed ({}):\n{}\n{}\ndaemon log tail:\n{}",
+        flow.status,
+        flow.stdout,
+        flow.stderr,
+        app.log_tail(40)
+    );
+    chromium::assert_screenshots(&out, &["box-camera-tile.png"], 2_000);
 }
