@@ -132,3 +132,42 @@ fn e2e_chromium_box_camera_in_the_grid() {
     );
     chromium::assert_screenshots(&out, &["box-camera-tile.png"], 2_000);
 }
+
+/// While the box camera plays live, the monitor's probes are answered
+/// from the live capture: no second capture command runs (a real camera
+/// device has one reader), and the stream stays ok.
+#[test]
+fn box_camera_probes_use_the_live_capture() {
+    let tmp = temp_dir("box_camera_shared");
+    let pidfile = tmp.path().join("pid");
+    let (app, _dir) = start(
+        "box_camera_shared",
+        &config(5, "  max_viewers: 2\n"),
+        &[("STANDIN_PIDFILE", pidfile.to_str().unwrap())],
+    );
+    app.wait_status(Duration::from_secs(30), "the box camera up", |v| {
+        v["Box camera"]["status"] == "ok"
+    });
+    let v = Viewer::open(&app, "Box camera");
+    assert_eq!(v.wait_status(), 200);
+    v.wait_frames(10, Duration::from_secs(20));
+    let live_pid = std::fs::read_to_string(&pidfile).unwrap();
+    let probes_before = app
+        .log_text()
+        .matches("answered by the live session")
+        .count();
+    // Two heartbeats (5 s apart) while watched.
+    wait_until(Duration::from_secs(20), "two probes answered live", || {
+        app.log_text()
+            .matches("answered by the live session")
+            .count()
+            >= probes_before + 2
+    });
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap(),
+        live_pid,
+        "no capture command started besides the live one"
+    );
+    let (_, st) = app.get("/api/status");
+    assert_eq!(st["Box camera"]["status"], "ok", "{st:#}");
+}
