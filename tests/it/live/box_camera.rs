@@ -171,3 +171,56 @@ fn box_camera_probes_use_the_live_capture() {
     let (_, st) = app.get("/api/status");
     assert_eq!(st["Box camera"]["status"], "ok", "{st:#}");
 }
+
+/// Another LAN client (an NVR built on ffmpeg, VLC) can record the box
+/// camera from the live view's URL with a token: ffmpeg reads the fMP4
+/// stream, finds H.264 at 320×240 and copies two seconds of it into a file
+/// without re-encoding. It counts as a viewer like a browser tab.
+#[test]
+fn box_camera_live_stream_records_with_ffmpeg() {
+    let (app, dir) = start(
+        "box_camera_ffmpeg",
+        &config(3600, "  max_viewers: 2\n"),
+        &[],
+    );
+    app.wait_status(Duration::from_secs(30), "the box camera up", |v| {
+        v["Box camera"]["status"] == "ok"
+    });
+    let url = format!(
+        "http://{}{}",
+        app.addr,
+        streampulse::web::routes::live_path("Box camera", "/stream")
+    );
+    let out = dir.path().join("recording.mp4");
+    let run = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-headers"])
+        .arg(format!(
+            "Authorization: Bearer {}\r\n",
+            crate::app::TEST_TOKEN
+        ))
+        .args(["-i", &url, "-t", "2", "-c", "copy", "-y"])
+        .arg(&out)
+        .output()
+        .expect("ffmpeg should run");
+    assert!(
+        run.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&out)
+        .output()
+        .expect("ffprobe should run");
+    let facts = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
+    assert_eq!(facts, "h264,320,240", "the recording: {facts}");
+}
