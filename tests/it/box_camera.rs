@@ -78,6 +78,43 @@ fn box_camera_is_ok_fails_when_unplugged_and_recovers() {
     });
 }
 
+/// The picture checks apply to a box camera as to any: its picture is ok
+/// over several checks (each probe's own capture starts elsewhere in the
+/// pattern, like a live sensor), frozen when every capture shows the same
+/// picture (reason `frozen`, the stream fails), ok again after.
+#[test]
+fn box_camera_picture_checks_apply() {
+    let tmp = temp_dir("box_camera_still");
+    let still = tmp.path().join("still");
+    let cfg = config(5, "  max_viewers: 2\n").replace(
+        "  fail_threshold: 1\n",
+        "  fail_threshold: 1\n  picture: {every: 5, frozen_after: 2}\n",
+    );
+    let (app, _dir) = start(
+        "box_camera_picture",
+        &cfg,
+        &[("STANDIN_STILL_IF", still.to_str().unwrap())],
+    );
+    // Three checks, at least two after the first: never the same picture.
+    app.wait_status(Duration::from_secs(30), "the picture checked", |v| {
+        v["Box camera"]["picture"] == "ok"
+    });
+    std::thread::sleep(Duration::from_secs(11));
+    let (_, v) = app.get("/api/status");
+    assert_eq!(v["Box camera"]["picture"], "ok", "{v:#}");
+
+    std::fs::write(&still, "").unwrap();
+    let v = app.wait_status(Duration::from_secs(40), "a frozen picture", |v| {
+        v["Box camera"]["picture"] == "frozen"
+    });
+    assert_eq!(v["Box camera"]["reason"], "frozen", "{v:#}");
+
+    std::fs::remove_file(&still).unwrap();
+    app.wait_status(Duration::from_secs(40), "the picture moving again", |v| {
+        v["Box camera"]["picture"] == "ok" && v["Box camera"]["status"] == "ok"
+    });
+}
+
 fn target(argv: &[&str], timeout: Duration) -> Target {
     Target {
         url: url::Url::parse("libcamera:0").unwrap(),
