@@ -2,9 +2,11 @@
 //!
 //! A probe proves that video arrives: for RTSP the first complete key frame
 //! after DESCRIBE/SETUP/PLAY ([`rtsp`]); for MJPEG-over-HTTP and snapshot URLs a
-//! complete JPEG that decodes ([`http`]). Every probe runs under a hard deadline
-//! ([`Target::timeout`]) and a byte cap ([`Target::max_frame_bytes`]), so a
-//! camera that stalls, floods or lies can only fail its own probe.
+//! complete JPEG that decodes ([`http`]); for the box's own camera the first
+//! complete key frame its capture command writes ([`local`]). Every probe
+//! runs under a hard deadline ([`Target::timeout`]) and a byte cap
+//! ([`Target::max_frame_bytes`]), so a camera that stalls, floods or lies
+//! can only fail its own probe.
 //!
 //! Inside that deadline, each stage that waits for a first answer (DNS, TCP
 //! connect, each RTSP request, the HTTP response headers) has its own, shorter
