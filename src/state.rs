@@ -221,7 +221,7 @@ impl StreamState {
             reason: outcome.reason(),
             message: outcome.message(),
             picture: self.picture.verdict,
-            failed_stage: (!ok).then(|| outcome.stages.failed_stage(self.kind != Kind::Rtsp)),
+            failed_stage: (!ok).then(|| outcome.stages.failed_stage(self.kind)),
         })
     }
 }

@@ -25,7 +25,7 @@ pub struct Args {
     /// the next one and report the key-frame interval and bitrate.
     #[arg(long)]
     pub keyframe_interval: bool,
-    /// rtsp, mjpeg or snapshot (inferred from the URL when absent).
+    /// rtsp, mjpeg, snapshot or local (inferred from the URL when absent).
     #[arg(long)]
     pub kind: Option<String>,
     #[arg(long)]
@@ -40,8 +40,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Some("rtsp") => Some(Kind::Rtsp),
         Some("mjpeg") => Some(Kind::Mjpeg),
         Some("snapshot") => Some(Kind::Snapshot),
+        Some("local") => Some(Kind::Local),
         Some(o) => {
-            eprintln!("--kind: unknown kind {o:?}; expected rtsp, mjpeg or snapshot");
+            eprintln!("--kind: unknown kind {o:?}; expected rtsp, mjpeg, snapshot or local");
             return Ok(2);
         }
     };
@@ -66,6 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         password: args.password.clone(),
         transport,
         picture: None,
+        capture: None,
     };
     let mut sc = match stream_from_raw(&raw, crate::config::DEFAULT_HEARTBEAT_SECS) {
         Ok(sc) => sc,

@@ -19,6 +19,7 @@
 //! The seed format (`heartbeat_seconds`, `timezone`, `streams: [{name, url}]`,
 //! and StreamPulse v2.2's `mqtt:` block) is accepted unchanged.
 
+pub mod capture;
 pub mod edit;
 mod live;
 pub mod mqtt;
@@ -430,6 +431,37 @@ streams:
             err("heartbeat_seconds: 20\nstreams:\n- name: a\n  url: rtsp://h/x\n  intervall: 30\n");
         assert_eq!(e.line, Some(5), "{e}");
         assert!(e.message.contains("intervall"), "{e}");
+    }
+
+    #[test]
+    fn box_camera_streams_validate_with_line_numbers() {
+        let c = parse(
+            "streams:\n- name: Pi camera\n  url: libcamera:0\n  capture:\n    width: 640\n    \
+             height: 480\n- name: Webcam\n  url: v4l2:///dev/video0\n",
+            "config.yaml",
+        )
+        .unwrap();
+        let pi = &c.streams[0].target;
+        assert_eq!(pi.kind, Kind::Local);
+        let cap = pi
+            .capture
+            .as_ref()
+            .expect("libcamera: has a capture command");
+        assert_eq!((cap.width, cap.height, cap.framerate), (640, 480, 15));
+        assert_eq!(c.streams[1].target.kind, Kind::Local);
+        assert!(
+            c.streams[1].target.capture.is_none(),
+            "V4L2: not captured yet"
+        );
+
+        let e = err("heartbeat_seconds: 20\nstreams:\n- name: a\n  url: 'libcamera:'\n  capture:\n    framerate: 0\n");
+        assert_eq!(e.line, Some(3), "{e}");
+        assert!(e.message.contains("capture.framerate"), "{e}");
+        let e = err("streams:\n- name: a\n  url: libcamera:1\n  capture:\n    fps: 10\n");
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("fps"), "{e}");
+        let e = err("streams:\n- name: a\n  url: rtsp://cam/x\n  capture: {width: 640}\n");
+        assert!(e.message.contains("capture: only applies"), "{e}");
     }
 
     #[test]

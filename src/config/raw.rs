@@ -71,7 +71,7 @@ pub struct RawStream {
     pub name: String,
     /// `rtsp://[user:pass@]host[:port]/path` or `http(s)://...`.
     pub url: String,
-    /// `rtsp`, `mjpeg` or `snapshot`; inferred from the URL when absent.
+    /// `rtsp`, `mjpeg`, `snapshot` or `local`; inferred from the URL when absent.
     pub kind: Option<Kind>,
     /// Seconds between probes. Default: `heartbeat_seconds`.
     pub interval: Option<u32>,
@@ -90,6 +90,9 @@ pub struct RawStream {
     pub transport: Option<Transport>,
     /// What the picture checks do (see [`super::picture`]).
     pub picture: Option<super::picture::RawPicture>,
+    /// `libcamera:` streams: the picture and the capture command (see
+    /// [`super::capture`]).
+    pub capture: Option<super::capture::RawCapture>,
 }
 
 /// `web.listen`: one address or a list.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
+use super::capture;
 use super::picture::PictureConfig;
 use super::{At, Error, RawStream};
 use crate::probe::{Kind, Target, DEFAULT_MAX_FRAME_BYTES};
@@ -103,7 +104,7 @@ pub(crate) fn stream_from_raw(s: &RawStream, heartbeat_secs: u32) -> Result<Stre
         Some(k) => k,
         None => Kind::infer(&parsed).ok_or_else(|| {
             format!(
-                "url: unsupported scheme {:?} (expected rtsp, http or https)",
+                "url: unsupported scheme {:?} (expected rtsp, http, https, libcamera or v4l2)",
                 parsed.scheme()
             )
         })?,
@@ -111,6 +112,7 @@ pub(crate) fn stream_from_raw(s: &RawStream, heartbeat_secs: u32) -> Result<Stre
     let scheme_ok = match kind {
         Kind::Rtsp => parsed.scheme() == "rtsp",
         Kind::Mjpeg | Kind::Snapshot => matches!(parsed.scheme(), "http" | "https"),
+        Kind::Local => matches!(parsed.scheme(), "libcamera" | "v4l2"),
     };
     if !scheme_ok {
         return Err(format!(
@@ -118,7 +120,20 @@ pub(crate) fn stream_from_raw(s: &RawStream, heartbeat_secs: u32) -> Result<Stre
             parsed.scheme()
         ));
     }
-    if parsed.host_str().is_none_or(str::is_empty) {
+    // The box's own camera: a device, no host, no credentials.
+    let capture = if kind == Kind::Local {
+        let device = capture::device(&parsed)?;
+        if s.username.is_some() || s.password.is_some() {
+            return Err("username: a camera on the box takes no credentials".into());
+        }
+        capture::from_raw(s.capture.as_ref(), &device)?
+    } else {
+        if s.capture.is_some() {
+            return Err("capture: only applies to libcamera: streams".into());
+        }
+        None
+    };
+    if kind != Kind::Local && parsed.host_str().is_none_or(str::is_empty) {
         return Err("url: has no host".into());
     }
     let (bare, url_creds) = redact::split_credentials(&parsed);
@@ -175,6 +190,7 @@ pub(crate) fn stream_from_raw(s: &RawStream, heartbeat_secs: u32) -> Result<Stre
             transport: s.transport.unwrap_or_default(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             measure_keyframe_interval: false,
+            capture,
         },
         interval: Duration::from_secs(interval_secs.into()),
         enabled: s.enabled.unwrap_or(true),

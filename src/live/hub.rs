@@ -18,7 +18,7 @@ use tracing::Instrument;
 use super::channel::{Channel, UpState};
 use super::slot::Slot;
 use super::viewer::Ticket;
-use super::{http, rtsp, thumbs, LINGER};
+use super::{http, local, rtsp, thumbs, LINGER};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::probe::Kind;
@@ -152,7 +152,7 @@ impl Hub {
             .iter()
             .find(|s| s.name == name)
             .ok_or(Refused::NoSuchStream)?;
-        if sc.target.kind == Kind::Rtsp && self.runtime.is_none() {
+        if matches!(sc.target.kind, Kind::Rtsp | Kind::Local) && self.runtime.is_none() {
             return Err(Refused::RtspUnavailable);
         }
         // Detached viewers still closing hold threads too: bound them.
@@ -214,6 +214,11 @@ impl Hub {
                 let rt = self.runtime.as_ref().expect("checked in admit");
                 let span = crate::log_once::stream_span(&ch.name);
                 rt.spawn(rtsp::run(ch, hub).instrument(span));
+            }
+            Kind::Local => {
+                let rt = self.runtime.as_ref().expect("checked in admit");
+                let span = crate::log_once::stream_span(&ch.name);
+                rt.spawn(local::run(ch, hub).instrument(span));
             }
             Kind::Mjpeg | Kind::Snapshot => {
                 let name = format!("live-up-{}", ch.name.chars().take(6).collect::<String>());

@@ -10,6 +10,8 @@
 //!   plays where the browser's MSE has HEVC, and the page says so honestly
 //!   where it has not (Debian's Chromium); the box has no H.265 decoder to
 //!   fall back on.
+//! * **The box's own camera** (`libcamera:`): a capture command's H.264
+//!   (`local.rs`), split into pictures and wrapped into fMP4 the same way.
 //!
 //! # One camera session per stream
 //!
@@ -60,6 +62,7 @@ mod channel;
 pub mod fmp4;
 mod http;
 mod hub;
+mod local;
 mod prober;
 mod reconnect;
 mod rtsp;

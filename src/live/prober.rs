@@ -15,7 +15,7 @@ use std::time::Instant;
 use super::channel::{Output, ProofWaiter, UpState};
 use super::hub::Hub;
 use crate::monitor::Prober;
-use crate::probe::{self, Failure, Frame, Outcome, Reason, Stages, Target};
+use crate::probe::{self, Failure, Frame, Kind, Outcome, Reason, Stages, Target};
 
 impl Hub {
     /// The monitor's shared probe: if `name` plays live right now (same
@@ -30,7 +30,15 @@ impl Hub {
         let (ch, rx) = {
             let st = self.lock();
             let e = st.entries.get(name)?;
-            if !e.ch.target.same_stream(target) || e.ch.state() != UpState::Playing {
+            // The box's own camera has one reader: while its live capture
+            // starts or restarts, wait for it rather than run a second
+            // command that would find the device busy.
+            let usable = match e.ch.state() {
+                UpState::Playing => true,
+                UpState::Connecting | UpState::Retrying(_) => target.kind == Kind::Local,
+                UpState::Closed(_) => false,
+            };
+            if !e.ch.target.same_stream(target) || !usable {
                 return None;
             }
             let (tx, rx) = tokio::sync::oneshot::channel();
@@ -45,14 +53,21 @@ impl Hub {
         let result = match got {
             // The live session ended meanwhile: probe the camera.
             Ok(Err(_)) => return None,
-            Err(_) => Err(Failure::new(
-                Reason::Timeout,
-                format!(
-                    "no key frame within {:.1} s on the live session (the camera is watched live; \
-                     its session is shared with the monitor)",
-                    target.timeout.as_secs_f32()
-                ),
-            )),
+            Err(_) => match ch.state() {
+                // A box camera whose capture keeps dying: say how it died.
+                UpState::Retrying(m) if target.kind == Kind::Local => Err(Failure::new(
+                    Reason::Capture,
+                    format!("the live capture is restarting: {m}"),
+                )),
+                _ => Err(Failure::new(
+                    Reason::Timeout,
+                    format!(
+                        "no key frame within {:.1} s on the live session (the camera is watched \
+                         live; its session is shared with the monitor)",
+                        target.timeout.as_secs_f32()
+                    ),
+                )),
+            },
             Ok(Ok(item)) => {
                 media.frame_bytes = u32::try_from(item.data.len()).ok();
                 let jpeg = match &item.picture {

@@ -80,8 +80,12 @@ pub fn could_be_the_box(target: &Target, reason: Reason) -> bool {
     matches!(reason, Reason::Dns | Reason::Connect | Reason::Timeout) && !is_local(target)
 }
 
-/// True for a camera on this box (loopback address or `localhost`).
+/// True for a camera on this box (loopback address or `localhost`, or the
+/// box's own camera).
 fn is_local(target: &Target) -> bool {
+    if target.kind == crate::probe::Kind::Local {
+        return true;
+    }
     match target.url.host() {
         Some(url::Host::Ipv4(a)) => a.is_loopback(),
         Some(url::Host::Ipv6(a)) => a.is_loopback(),
@@ -295,11 +299,20 @@ mod tests {
             transport: crate::probe::Transport::Auto,
             max_frame_bytes: 1,
             measure_keyframe_interval: false,
+            capture: None,
         };
         assert!(could_be_the_box(&t("rtsp://10.0.0.5/x"), Reason::Connect));
         assert!(could_be_the_box(&t("rtsp://cam.lan/x"), Reason::Dns));
         assert!(could_be_the_box(&t("rtsp://[fd00::5]/x"), Reason::Timeout));
         assert!(!could_be_the_box(&t("rtsp://10.0.0.5/x"), Reason::Auth));
+        let own = Target {
+            kind: Kind::Local,
+            ..t("libcamera:0")
+        };
+        assert!(
+            !could_be_the_box(&own, Reason::Timeout),
+            "the box's own camera needs no network"
+        );
         assert!(!could_be_the_box(
             &t("rtsp://127.0.0.1:8554/x"),
             Reason::Connect

@@ -2,9 +2,11 @@
 //!
 //! A probe proves that video arrives: for RTSP the first complete key frame
 //! after DESCRIBE/SETUP/PLAY ([`rtsp`]); for MJPEG-over-HTTP and snapshot URLs a
-//! complete JPEG that decodes ([`http`]). Every probe runs under a hard deadline
-//! ([`Target::timeout`]) and a byte cap ([`Target::max_frame_bytes`]), so a
-//! camera that stalls, floods or lies can only fail its own probe.
+//! complete JPEG that decodes ([`http`]); for the box's own camera the first
+//! complete key frame its capture command writes ([`local`]). Every probe
+//! runs under a hard deadline ([`Target::timeout`]) and a byte cap
+//! ([`Target::max_frame_bytes`]), so a camera that stalls, floods or lies
+//! can only fail its own probe.
 //!
 //! Inside that deadline, each stage that waits for a first answer (DNS, TCP
 //! connect, each RTSP request, the HTTP response headers) has its own, shorter
@@ -22,9 +24,12 @@
 //! `http_get.rs` (the authenticated GET) and `rtsp_session.rs` (DESCRIBE,
 //! SETUP, PLAY), so both speak to cameras the same way.
 
+pub mod annexb;
+pub mod capture;
 pub mod http;
 pub(crate) mod http_get;
 pub mod jpeg;
+pub mod local;
 mod net;
 mod outcome;
 pub mod rtsp;
@@ -38,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::redact::Credentials;
 
+pub use capture::Capture;
 pub use net::{resolve, resolve_target, tcp_connect};
 pub use outcome::{Failure, Frame, MediaFacts, Outcome, Reason, Stages};
 pub use transport::Transport;
@@ -52,6 +58,13 @@ pub enum Kind {
     Mjpeg,
     /// A URL answering one JPEG per request.
     Snapshot,
+    /// The box's own camera: `libcamera:[index]` (the Pi camera, through a
+    /// capture command such as `rpicam-vid` writing H.264 to its standard
+    /// output, [`Target::capture`]) or `v4l2:///dev/videoN` (a USB webcam;
+    /// validated, not captured yet). One kind for both: what differs is how
+    /// the bytes are got, and everything after (H.264 key frames, the
+    /// picture checks, the live view's fMP4) is the same.
+    Local,
 }
 
 impl Kind {
@@ -60,6 +73,7 @@ impl Kind {
             Kind::Rtsp => "rtsp",
             Kind::Mjpeg => "mjpeg",
             Kind::Snapshot => "snapshot",
+            Kind::Local => "local",
         }
     }
 
@@ -67,6 +81,7 @@ impl Kind {
     pub fn infer(url: &url::Url) -> Option<Kind> {
         match url.scheme() {
             "rtsp" => Some(Kind::Rtsp),
+            "libcamera" | "v4l2" => Some(Kind::Local),
             "http" | "https" => {
                 let p = url.path().to_ascii_lowercase();
                 let q = url.query().unwrap_or("").to_ascii_lowercase();
@@ -110,6 +125,9 @@ pub struct Target {
     /// next one, to measure the key-frame interval and bitrate. The monitor
     /// asks for it now and then; the verdict does not depend on it.
     pub measure_keyframe_interval: bool,
+    /// [`Kind::Local`] `libcamera:` streams: the capture command and the
+    /// picture asked of it. None for every other stream (and `v4l2://`).
+    pub capture: Option<Capture>,
 }
 
 impl Target {
@@ -127,6 +145,7 @@ impl Target {
             transport,
             max_frame_bytes,
             measure_keyframe_interval: _,
+            capture,
         } = self;
         *url == other.url
             && *kind == other.kind
@@ -134,6 +153,7 @@ impl Target {
             && *timeout == other.timeout
             && *transport == other.transport
             && *max_frame_bytes == other.max_frame_bytes
+            && *capture == other.capture
     }
 }
 
@@ -284,7 +304,7 @@ async fn run_inner(target: &Target, keep_frame: bool) -> (Outcome, Option<Frame>
     let mut progress = Progress::new();
     progress.keep_frame = keep_frame;
     let deadline = match target.kind {
-        Kind::Rtsp => target.timeout,
+        Kind::Rtsp | Kind::Local => target.timeout,
         Kind::Mjpeg | Kind::Snapshot => target.timeout + HTTP_GRACE,
     };
     let result = match tokio::time::timeout(deadline, probe_inner(target, &mut progress)).await {
@@ -337,6 +357,7 @@ async fn probe_inner(target: &Target, progress: &mut Progress) -> Result<(), Fai
     match target.kind {
         Kind::Rtsp => rtsp::probe(target, progress).await,
         Kind::Mjpeg | Kind::Snapshot => http::probe(target, progress).await,
+        Kind::Local => local::probe(target, progress).await,
     }
 }
 
@@ -361,6 +382,7 @@ mod tests {
             transport: Transport::Auto,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             measure_keyframe_interval: false,
+            capture: None,
         }
     }
 
@@ -491,5 +513,8 @@ mod tests {
         assert_eq!(k("http://cam/snapshot.jpg"), Some(Kind::Snapshot));
         assert_eq!(k("http://cam/mjpg/video.mjpg"), Some(Kind::Mjpeg));
         assert_eq!(k("ftp://cam/x"), None);
+        assert_eq!(k("libcamera:"), Some(Kind::Local));
+        assert_eq!(k("libcamera:1"), Some(Kind::Local));
+        assert_eq!(k("v4l2:///dev/video0"), Some(Kind::Local));
     }
 }

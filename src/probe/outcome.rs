@@ -51,11 +51,15 @@ pub enum Reason {
     Blank,
     /// The camera's clock is off (`picture.camera_clock: down`).
     CameraClock,
+    /// The box's own camera: its capture command is missing, could not
+    /// start, or exited (camera unplugged, busy, no camera); the message
+    /// has the exit status and the command's last error lines.
+    Capture,
 }
 
 impl Reason {
     /// Every reason, in code order.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::Dns,
         Reason::Connect,
         Reason::Timeout,
@@ -72,6 +76,7 @@ impl Reason {
         Reason::Black,
         Reason::Blank,
         Reason::CameraClock,
+        Reason::Capture,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +97,7 @@ impl Reason {
             Reason::Black => "black",
             Reason::Blank => "blank",
             Reason::CameraClock => "camera_clock",
+            Reason::Capture => "capture",
         }
     }
 
@@ -150,10 +156,18 @@ pub struct Stages {
 
 impl Stages {
     /// The stage a failed probe stopped in: the first that did not complete
-    /// (`http`: a camera over HTTP has no SETUP or PLAY), or `picture` when
-    /// every stage did and the picture checks failed the heartbeat.
-    pub fn failed_stage(&self, http: bool) -> &'static str {
-        let steps: &[(Option<u32>, &'static str)] = if http {
+    /// (a camera over HTTP has no SETUP or PLAY; the box's own camera only
+    /// a start of its capture command, in `connect_ms`, and a first frame),
+    /// or `picture` when every stage did and the picture checks failed the
+    /// heartbeat.
+    pub fn failed_stage(&self, kind: super::Kind) -> &'static str {
+        use super::Kind;
+        let steps: &[(Option<u32>, &'static str)] = if kind == Kind::Local {
+            &[
+                (self.connect_ms, "capture start"),
+                (self.first_frame_ms, "first frame"),
+            ]
+        } else if kind != Kind::Rtsp {
             &[
                 (self.dns_ms, "dns"),
                 (self.connect_ms, "connect"),

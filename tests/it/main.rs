@@ -7,6 +7,7 @@ mod appliance_scripts; // overlay/usr/libexec/streampulse boot scripts (hostname
 mod availability; // issue 19: uptime figures (API, stream page, /metrics) from a seeded history; CSV exports streamed
 mod backup; // issue 18: backup download, restore by upload (restart in place) and from the boot partition; bad files change nothing
 mod boot_select; // issue 18 on the real boards: the Pi 4/5 tryboot backend on a fake root and under real RAUC (loop devices), U-Boot scripts vs fw_env.config, the Pi post-image and each defconfig's post-build on stand-in outputs
+mod box_camera; // issue 21: the box's own camera (libcamera:) against an rpicam-vid stand-in: ok, unplugged, recovery, failure messages, picture checks
 mod cli; // check-config, --version
 mod daemon; // end to end: status API, hot reload, crash safety, secrets
 mod degraded; // issue 15: an unusable data dir → degraded mode from a RAM fallback, said on every page and in /healthz

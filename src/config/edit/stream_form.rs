@@ -16,7 +16,7 @@ pub struct StreamForm {
     pub name: String,
     /// May carry `user:pass@`; they are moved to `username`/`password`.
     pub url: String,
-    /// `""` (infer from the URL), `rtsp`, `mjpeg` or `snapshot`.
+    /// `""` (infer from the URL), `rtsp`, `mjpeg`, `snapshot` or `local`.
     pub kind: String,
     pub interval: String,
     pub timeout: String,
@@ -227,7 +227,7 @@ pub fn upsert_stream(
         k => match serde_plain_kind(k) {
             Some(k) => Some(k),
             None => {
-                errs.add("kind", "choose rtsp, mjpeg or snapshot");
+                errs.add("kind", "choose rtsp, mjpeg, snapshot or local");
                 None
             }
         },
@@ -266,6 +266,7 @@ pub fn upsert_stream(
         password: creds.as_ref().map(|c| c.password.clone()),
         transport,
         picture: None,
+        capture: None,
     };
     validate_stream(raw, heartbeat, &mut errs);
     if !errs.is_empty() {
@@ -351,6 +352,7 @@ fn serde_plain_kind(k: &str) -> Option<Kind> {
         "rtsp" => Some(Kind::Rtsp),
         "mjpeg" => Some(Kind::Mjpeg),
         "snapshot" => Some(Kind::Snapshot),
+        "local" => Some(Kind::Local),
         _ => None,
     }
 }
@@ -431,6 +433,28 @@ mod tests {
         };
         upsert_stream(&mut t, Some("Door"), &anon).unwrap();
         assert!(reparse(&t).streams[0].target.creds.is_none());
+    }
+
+    #[test]
+    fn box_camera_edits_keep_its_capture_block() {
+        let mut t = tree(
+            "streams:\n- name: Pi\n  url: libcamera:0\n  kind: local\n  capture:\n    \
+             width: 640\n    height: 480\n",
+        );
+        let form = StreamForm::from_entry(find_stream(&t, "Pi").unwrap());
+        assert_eq!(form.kind, "local");
+        let edited = StreamForm {
+            interval: "30".into(),
+            url: "libcamera:".into(),
+            ..form
+        };
+        upsert_stream(&mut t, Some("Pi"), &edited).unwrap();
+        let c = reparse(&t);
+        let s = &c.streams[0];
+        assert_eq!(s.target.kind, Kind::Local);
+        assert_eq!(s.interval.as_secs(), 30);
+        let cap = s.target.capture.as_ref().unwrap();
+        assert_eq!((cap.width, cap.height), (640, 480), "capture: is kept");
     }
 
     #[test]

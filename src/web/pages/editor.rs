@@ -33,7 +33,7 @@ fn stream_fields(f: &StreamForm, has_password: bool, heartbeat: u64) -> Vec<Fiel
             .required()
             .placeholder("rtsp://192.168.1.20:554/stream1")
             .autocomplete("off")
-            .hint("rtsp://…, or an http(s):// MJPEG stream or snapshot URL. A user:password@ typed here is moved to the fields below."),
+            .hint("rtsp://…, or an http(s):// MJPEG stream or snapshot URL, or libcamera:0 for the box's own camera. A user:password@ typed here is moved to the fields below."),
         Field::select(
             "kind",
             "Kind",
@@ -43,6 +43,7 @@ fn stream_fields(f: &StreamForm, has_password: bool, heartbeat: u64) -> Vec<Fiel
                 ("rtsp", "RTSP (H.264, H.265, MJPEG)"),
                 ("mjpeg", "MJPEG over HTTP"),
                 ("snapshot", "Snapshot (one JPEG per request)"),
+                ("local", "The box's own camera (libcamera:, v4l2://)"),
             ],
         ),
         Field::text("username", "Camera username", &f.username).autocomplete("off"),

@@ -10,6 +10,7 @@
 
 mod viewer; // a live viewer over a raw socket: fMP4 boxes, JPEG parts, latencies
 
+mod box_camera; // issue 21: the box's own camera (rpicam-vid stand-in) → fMP4, its capture killed and restarted, shared with probes, ffmpeg, Chromium
 mod chromium; // the live grid in headless Chromium (tests/e2e/live.mjs)
 mod cpu; // the box's CPU per live viewer, printed for the README
 mod mjpeg; // a single-session MJPEG camera shared by viewers and the monitor

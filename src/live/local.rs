@@ -1,0 +1,158 @@
+//! The local-camera upstream of a live channel (`libcamera:` streams): one
+//! capture command (`probe::capture`) for all the viewers, its H.264 Annex
+//! B split into pictures (`probe::annexb`) and wrapped into fragmented MP4
+//! like an RTSP camera's, on the daemon's tokio runtime. The command starts
+//! with the first viewer, is restarted (with backoff) if it dies while
+//! viewers remain, and is killed [`super::LINGER`] after the last one left;
+//! while it runs, the monitor's probes are answered from it
+//! (`prober.rs`), so the camera device is never opened twice.
+//!
+//! A raw H.264 stream has no timestamps: pictures are timed by the
+//! configured frame rate (`capture.framerate`), the rate the command was
+//! asked for.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::reconnect::Retry;
+use super::slot::Item;
+use super::{fmp4, Channel, Hub, Output};
+use crate::probe::annexb::Splitter;
+use crate::probe::{self, capture, local, Capture};
+
+/// The fMP4 timescale (the RTP video clock, as for RTSP cameras).
+const TIMESCALE: u32 = 90_000;
+
+/// What outlives one run of the command: the codec parameters (an
+/// unchanged camera needs no new init segment) and the timeline (decode
+/// times go on rising across a restart, as MSE wants).
+#[derive(Default)]
+struct Timeline {
+    params: Option<retina::codec::VideoParameters>,
+    frames: u64,
+    sequence: u32,
+}
+
+/// Runs the channel's upstream until it is idle or fails for good.
+pub(super) async fn run(ch: Arc<Channel>, hub: Arc<Hub>) {
+    let mut retry = Retry::new(&ch, &hub, "capture");
+    let mut timeline = Timeline::default();
+    while retry.start_session() {
+        let result = match &ch.target.capture {
+            Some(cap) => session(&ch, &hub, cap, &mut timeline).await,
+            None => Err("V4L2 capture is not supported yet (only libcamera: streams are)".into()),
+        };
+        for pause in retry.lost(result) {
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// One run of the capture command: Ok when the channel went idle (the
+/// command is killed), Err(message) when the command ended or went silent.
+async fn session(
+    ch: &Arc<Channel>,
+    hub: &Arc<Hub>,
+    cap: &Capture,
+    tl: &mut Timeline,
+) -> Result<(), String> {
+    let mut running = capture::spawn(cap).map_err(|f| f.message)?;
+    ch.update_facts(|m| {
+        m.codec = Some("h264".into());
+        m.fps = Some(cap.framerate as f32);
+    });
+    let duration = TIMESCALE / cap.framerate.max(1);
+    let mut splitter = Splitter::new(ch.target.max_frame_bytes);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut aus = Vec::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_data = Instant::now();
+    let mut pending_init: Option<Arc<Vec<u8>>> = None;
+    let mut started = false;
+    loop {
+        let n = tokio::select! {
+            r = running.read(&mut buf) => r,
+            _ = tick.tick() => {
+                if hub.idle(ch) {
+                    return Ok(());
+                }
+                if last_data.elapsed() > super::UPSTREAM_SILENCE {
+                    return Err(format!(
+                        "no video from the capture command for {} s",
+                        super::UPSTREAM_SILENCE.as_secs()
+                    ));
+                }
+                continue;
+            }
+        };
+        let n = match n {
+            Ok(0) | Err(_) => return Err(running.ended().await.message),
+            Ok(n) => n,
+        };
+        last_data = Instant::now();
+        splitter.push(&buf[..n], &mut aus)?;
+        for au in aus.drain(..) {
+            let key = au.is_idr();
+            let (Some(sps), Some(pps)) = (splitter.sps.clone(), splitter.pps.clone()) else {
+                continue;
+            };
+            // Viewers start at a key frame.
+            if !started && !key {
+                continue;
+            }
+            started = true;
+            if key {
+                let now = local::h264_parameters(&sps, &pps)
+                    .map_err(|m| format!("the camera's SPS/PPS: {m}"))?;
+                if tl.params.as_ref() != Some(&now) {
+                    ch.update_facts(|m| probe::rtsp_session::learn(m, &now));
+                    let entry = now
+                        .mp4_sample_entry()
+                        .build()
+                        .map_err(|e| format!("cannot describe the video for MP4: {e}"))?;
+                    let (w, h) = now.pixel_dimensions();
+                    let init = Arc::new(fmp4::init_segment(&entry, w, h, TIMESCALE));
+                    // A change mid-stream goes out in front of this key frame.
+                    pending_init = tl.params.is_some().then(|| init.clone());
+                    ch.set_output(Output::Fmp4 {
+                        init,
+                        codec: now.rfc6381_codec().to_owned(),
+                    });
+                    tl.params = Some(now);
+                }
+            }
+            let recv_ms = hub.clock.now_ms() as f64;
+            let picture = (key && ch.picture_wanted(&hub.thumbs)).then(|| probe::Frame {
+                codec: "h264".into(),
+                data: au.to_annexb(&sps, &pps),
+            });
+            if let (Some(p), Some(v)) = (&picture, &tl.params) {
+                hub.thumbs
+                    .offer(&ch.name, p.clone(), Some(v.pixel_dimensions()));
+            }
+            let dts = tl.frames * u64::from(duration);
+            tl.frames += 1;
+            tl.sequence = tl.sequence.wrapping_add(1);
+            let sample = au.to_mp4_sample();
+            let mut data = Vec::with_capacity(sample.len() + 200);
+            if key {
+                if let Some(init) = pending_init.take() {
+                    data.extend_from_slice(&init);
+                }
+            }
+            fmp4::timing_box(&mut data, key, recv_ms, None, dts, TIMESCALE);
+            fmp4::fragment(&mut data, tl.sequence, dts, duration, key, &sample);
+            let stalled = ch.publish(Item {
+                data,
+                key,
+                recv_ms,
+                capture_ms: None,
+                picture,
+            });
+            if !stalled.is_empty() {
+                hub.release_stalled(ch, stalled);
+            }
+        }
+    }
+}
