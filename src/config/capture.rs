@@ -9,6 +9,12 @@
 //! joins late can start), `--intra {framerate}` makes one key frame a second
 //! (the probe's wait for a key frame stays short), `--nopreview`, `-o -`
 //! writes to standard output.
+//!
+//! The program is one of [`ALLOWED_PROGRAMS`] (looked up in `PATH`) or a path
+//! listed in the service's environment, `STREAMPULSE_CAPTURE_PROGRAMS`
+//! (colon-separated): the config can come from the boot partition or a
+//! restored backup, and must not be a way to run any program on the box.
+//! The environment is the image's (the unit file), not the config's.
 
 use serde::Deserialize;
 
@@ -18,6 +24,19 @@ use crate::probe::Capture;
 pub const DEFAULT_COMMAND: &str = "rpicam-vid -t 0 --camera {camera} --codec h264 --inline \
      --intra {framerate} --nopreview --width {width} --height {height} \
      --framerate {framerate} -o -";
+/// Capture programs a config may name; others only through
+/// [`PROGRAMS_ENV`].
+pub const ALLOWED_PROGRAMS: [&str; 2] = ["rpicam-vid", "libcamera-vid"];
+/// The environment variable listing more capture programs (full paths,
+/// colon-separated), e.g. a test's stand-in.
+pub const PROGRAMS_ENV: &str = "STREAMPULSE_CAPTURE_PROGRAMS";
+
+/// Is `program` one a config may run (see the module docs)?
+fn allowed(program: &str, extra: Option<&str>) -> bool {
+    ALLOWED_PROGRAMS.contains(&program)
+        || extra.is_some_and(|list| list.split(':').any(|p| !p.is_empty() && p == program))
+}
+
 /// Default picture: 1280×720 at 15 fps (the Pi's encoder manages 1080p30;
 /// a monitor and a live grid do not need it).
 pub const DEFAULT_WIDTH: u32 = 1280;
@@ -132,6 +151,15 @@ pub fn from_raw(raw: Option<&RawCapture>, device: &Device) -> Result<Option<Capt
     if argv.is_empty() {
         return Err("capture.command: must not be empty".into());
     }
+    let extra = std::env::var(PROGRAMS_ENV).ok();
+    if !allowed(&argv[0], extra.as_deref()) {
+        return Err(format!(
+            "capture.command: {:?} is not a capture program this box runs ({}; others only \
+             through {PROGRAMS_ENV} in the service's environment)",
+            argv[0],
+            ALLOWED_PROGRAMS.join(", ")
+        ));
+    }
     Ok(Some(Capture {
         argv,
         width,
@@ -186,6 +214,20 @@ mod tests {
     }
 
     #[test]
+    fn only_known_capture_programs_run() {
+        assert!(allowed("rpicam-vid", None));
+        assert!(allowed("libcamera-vid", Some("")));
+        for p in ["/bin/sh", "sh", "rpicam-vid2", "/usr/bin/rpicam-vid", ""] {
+            assert!(!allowed(p, None), "{p}");
+        }
+        let extra = Some("/opt/standin:/usr/local/bin/cam");
+        assert!(allowed("/opt/standin", extra));
+        assert!(allowed("/usr/local/bin/cam", extra));
+        assert!(!allowed("/opt/standin2", extra));
+        assert!(!allowed("/opt", extra));
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let raw = |w, f, cmd: Option<&str>| RawCapture {
             width: Some(w),
@@ -202,6 +244,11 @@ mod tests {
         assert!(e.starts_with("capture.command:"), "{e}");
         let e = from_raw(Some(&raw(640, 15, Some("  "))), &d).unwrap_err();
         assert!(e.starts_with("capture.command:"), "{e}");
+        let e = from_raw(Some(&raw(640, 15, Some("/bin/sh -c reboot"))), &d).unwrap_err();
+        assert!(
+            e.starts_with("capture.command:") && e.contains("not a capture program"),
+            "{e}"
+        );
         let v = Device::V4l2("/dev/video0".into());
         let e = from_raw(Some(&raw(640, 15, None)), &v).unwrap_err();
         assert!(e.starts_with("capture:"), "{e}");

@@ -31,12 +31,16 @@ pub(crate) fn config(heartbeat_secs: u32, live: &str) -> String {
     )
 }
 
-/// Writes `config` into a fresh temp dir and starts the daemon with `env`.
+/// Writes `config` into a fresh temp dir and starts the daemon with `env`,
+/// the stand-in allowed as a capture program (`STREAMPULSE_CAPTURE_PROGRAMS`).
 pub(crate) fn start(name: &str, config: &str, env: &[(&str, &str)]) -> (App, tempfile::TempDir) {
     let dir = temp_dir(name);
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, config).unwrap();
-    let app = App::start_with_env(&path, &dir.path().join("data"), env);
+    let standin = standin();
+    let mut env = env.to_vec();
+    env.push(("STREAMPULSE_CAPTURE_PROGRAMS", standin.to_str().unwrap()));
+    let app = App::start_with_env(&path, &dir.path().join("data"), &env);
     (app, dir)
 }
 
