@@ -184,8 +184,9 @@ class RssWatcher(threading.Thread):
 # ------------------------------------------------------------------ strace
 
 def strace_argv(out):
-    """Traces only file writes and syncs (seccomp-bpf: other syscalls run free)."""
-    if not shutil.which("strace"):
+    """Traces only file writes and syncs (seccomp-bpf: other syscalls run free).
+    BENCH_NO_STRACE=1: no tracer (CPU without its cost; no write figures)."""
+    if not shutil.which("strace") or os.environ.get("BENCH_NO_STRACE"):
         return []
     return ["strace", "-f", "--seccomp-bpf", "-qq", "-y", "-ttt",
             "-e", "trace=pwrite64,pwritev,pwritev2,fsync,fdatasync,msync,sync_file_range" + os.environ.get("BENCH_STRACE_EXTRA", ""),

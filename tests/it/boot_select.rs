@@ -675,27 +675,41 @@ fn rauc_installs_and_commits_through_the_tryboot_backend() {
             .env("STREAMPULSE_SYSROOT", pi.dir.path());
         cmd
     };
+    // Up when `rauc status` answers. Started again when it exits first: a
+    // service that finds the bus not listening yet, or the name still held
+    // by the one just stopped, gives up (seen once in a loaded CI run). Its
+    // stderr goes to a file named in the panic.
     let service = |booted: &str| {
-        let child = Child(
-            rauc(&[
-                &format!("--conf={}", conf_path.display()),
-                &format!("--override-boot-slot={booted}"),
-                "service",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-        );
         let start = std::time::Instant::now();
-        while !rauc(&["status"]).output().unwrap().status.success() {
-            assert!(
-                start.elapsed().as_secs() < 20,
-                "rauc service did not come up"
+        let log = d.join(format!("rauc-service-{booted}.log"));
+        loop {
+            let mut child = Child(
+                rauc(&[
+                    &format!("--conf={}", conf_path.display()),
+                    &format!("--override-boot-slot={booted}"),
+                    "service",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
             );
+            loop {
+                if rauc(&["status"]).output().unwrap().status.success() {
+                    return child;
+                }
+                assert!(
+                    start.elapsed().as_secs() < 30,
+                    "rauc service did not come up: {}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+                if child.0.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        child
     };
     let status = || {
         let out = run(&mut rauc(&["status", "--output-format=json"]));
