@@ -209,15 +209,20 @@ pub fn decode(jpeg: &[u8]) -> Result<Decoded, String> {
 mod tests {
     use super::*;
 
-    /// A real 16x8 JPEG made with the image crate's encoder.
-    fn sample_jpeg() -> Vec<u8> {
-        let img =
-            image::RgbImage::from_fn(16, 8, |x, y| image::Rgb([x as u8 * 10, y as u8 * 20, 90]));
+    /// `img` as a JPEG of quality 80, by the image crate's encoder.
+    fn encode(img: &image::RgbImage) -> Vec<u8> {
         let mut out = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
-            .encode_image(&img)
+            .encode_image(img)
             .unwrap();
         out
+    }
+
+    /// A real 16x8 JPEG.
+    fn sample_jpeg() -> Vec<u8> {
+        encode(&image::RgbImage::from_fn(16, 8, |x, y| {
+            image::Rgb([x as u8 * 10, y as u8 * 20, 90])
+        }))
     }
 
     #[test]
@@ -262,15 +267,10 @@ mod tests {
     /// A 320x240 grey picture with detail everywhere (grey: the image
     /// crate's RGB-to-luma weights differ from JPEG's for colours).
     fn busy_jpeg() -> Vec<u8> {
-        let img = image::RgbImage::from_fn(320, 240, |x, y| {
+        encode(&image::RgbImage::from_fn(320, 240, |x, y| {
             let v = ((x * 7) ^ (y * 3)) as u8;
             image::Rgb([v, v, v])
-        });
-        let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
-            .encode_image(&img)
-            .unwrap();
-        out
+        }))
     }
 
     /// The luma plane is the picture's: the same as the image crate's full

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::viewer::Seen;
 use super::{live_of, Viewer};
 use crate::box_camera::{config, start};
 use crate::util::{chromium, temp_dir, wait_until};
@@ -49,20 +50,7 @@ fn box_camera_plays_live_and_survives_its_capture_dying() {
     let pid = pid_of().expect("the live capture ran the stand-in");
     assert_ne!(pid, probe_pid);
     for v in [&a, &b] {
-        v.seen(|s| {
-            assert!(
-                s.content_type.starts_with("video/mp4; codecs=\"avc1."),
-                "{}",
-                s.content_type
-            );
-            assert_eq!(
-                &s.boxes[..4],
-                ["ftyp", "moov", "uuid", "moof"],
-                "{:?}",
-                s.boxes
-            );
-            assert_eq!(s.first_key, Some(true), "viewers start at a key frame");
-        });
+        v.seen(Seen::assert_h264_fmp4_start);
     }
     let st = live_of(&app, "Box camera");
     assert_eq!(st["live"]["sessions"], 1, "two viewers, one capture: {st}");

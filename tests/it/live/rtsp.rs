@@ -37,18 +37,7 @@ fn rtsp_h264_is_remuxed_once_for_all_viewers_and_closed_after_them() {
     assert_eq!(established(rtsp.port), 1, "two viewers, one camera session");
     for v in [&a, &b] {
         v.seen(|s| {
-            assert!(
-                s.content_type.starts_with("video/mp4; codecs=\"avc1."),
-                "{}",
-                s.content_type
-            );
-            assert_eq!(
-                &s.boxes[..4],
-                ["ftyp", "moov", "uuid", "moof"],
-                "{:?}",
-                s.boxes
-            );
-            assert_eq!(s.first_key, Some(true), "viewers start at a key frame");
+            s.assert_h264_fmp4_start();
             assert!(
                 s.decode_times.windows(2).all(|w| w[1] > w[0]),
                 "decode times rise: {:?}",

@@ -37,6 +37,26 @@ pub(super) struct Seen {
     pub(super) ended: bool,
 }
 
+impl Seen {
+    /// An H.264 fMP4 stream that starts as a player needs it: the MIME type
+    /// with the codec, `ftyp`, `moov`, our `uuid` (capture times), then a
+    /// fragment that is a key frame.
+    pub(super) fn assert_h264_fmp4_start(&self) {
+        assert!(
+            self.content_type.starts_with("video/mp4; codecs=\"avc1."),
+            "{}",
+            self.content_type
+        );
+        assert_eq!(
+            &self.boxes[..4],
+            ["ftyp", "moov", "uuid", "moof"],
+            "{:?}",
+            self.boxes
+        );
+        assert_eq!(self.first_key, Some(true), "viewers start at a key frame");
+    }
+}
+
 /// A live viewer over a raw socket (so a test controls reading).
 pub(super) struct Viewer {
     seen: Arc<Mutex<Seen>>,
