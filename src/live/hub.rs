@@ -259,6 +259,27 @@ impl Hub {
         }
     }
 
+    /// Asked by an upstream's read loop on each tick: `Some(Ok(()))` to end
+    /// it (no viewer any more, see [`Hub::idle`]), `Some(Err)` when its
+    /// `source` has sent nothing for [`super::UPSTREAM_SILENCE`] (it
+    /// reconnects), `None` to read on.
+    pub(super) fn tick_verdict(
+        &self,
+        ch: &Arc<Channel>,
+        last_data: std::time::Instant,
+        source: &str,
+    ) -> Option<Result<(), String>> {
+        if self.idle(ch) {
+            return Some(Ok(()));
+        }
+        (last_data.elapsed() > super::UPSTREAM_SILENCE).then(|| {
+            Err(format!(
+                "no video from {source} for {} s",
+                super::UPSTREAM_SILENCE.as_secs()
+            ))
+        })
+    }
+
     /// Asked by an upstream: true (and the channel is forgotten) if it has
     /// had no viewer for [`LINGER`] or was replaced.
     pub(super) fn idle(&self, ch: &Arc<Channel>) -> bool {

@@ -74,16 +74,10 @@ async fn session(
         let n = tokio::select! {
             r = running.read(&mut buf) => r,
             _ = tick.tick() => {
-                if hub.idle(ch) {
-                    return Ok(());
+                match hub.tick_verdict(ch, last_data, "the capture command") {
+                    Some(end) => return end,
+                    None => continue,
                 }
-                if last_data.elapsed() > super::UPSTREAM_SILENCE {
-                    return Err(format!(
-                        "no video from the capture command for {} s",
-                        super::UPSTREAM_SILENCE.as_secs()
-                    ));
-                }
-                continue;
             }
         };
         let n = match n {

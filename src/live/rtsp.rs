@@ -102,16 +102,10 @@ async fn session(
         let item = tokio::select! {
             item = demuxed.next() => item,
             _ = tick.tick() => {
-                if hub.idle(ch) {
-                    return Ok(());
+                match hub.tick_verdict(ch, last_data, "the camera") {
+                    Some(end) => return end,
+                    None => continue,
                 }
-                if last_data.elapsed() > super::UPSTREAM_SILENCE {
-                    return Err(format!(
-                        "no video from the camera for {} s",
-                        super::UPSTREAM_SILENCE.as_secs()
-                    ));
-                }
-                continue;
             }
         };
         let item = match item {
