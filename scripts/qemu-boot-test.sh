@@ -48,8 +48,10 @@ SUDO=""
 # access point; ccm and ctr: WPA2's CCMP (ccm(aes)), which the crypto API
 # would otherwise ask modprobe for (hostapd: "key addition failed").
 # loop, squashfs, dm-verity: RAUC mounts an update bundle (a squashfs image
-# with a dm-verity hash tree) through a loop device.
-MODULES="virtio_pci virtio_blk virtio_net virtio-rng virtio_console crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8 mac80211_hwsim ctr ccm loop squashfs dm-verity"
+# with a dm-verity hash tree) through a loop device. vivid: the kernel's
+# virtual video test driver, the box camera's V4L2 webcam (/dev/video0,
+# tests/it/qemu/camera.rs), present from boot like a webcam plugged in.
+MODULES="virtio_pci virtio_blk virtio_net virtio-rng virtio_console crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8 mac80211_hwsim ctr ccm loop squashfs dm-verity vivid"
 # cfg80211 (loaded here, before the card's root is mounted) reads the
 # regulatory database when it loads, from the initramfs's /lib/firmware, and
 # after a failure not again (short of `iw reg reload`): without it every
@@ -67,8 +69,10 @@ REGDB=wireless-regdb
 # query from the access point's side (tests/it/qemu/mdns.py), not the image's.
 # rauc, rauc-service (its D-Bus service) and libubootenv-tool (fw_printenv,
 # fw_setenv: RAUC's U-Boot backend): the A/B updates (docs/UPDATES.md).
+# v4l-utils: the test's v4l2-ctl, which presses vivid's Disconnect button
+# (an unplugged webcam); not the image's.
 SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps,wpasupplicant,hostapd,iw,iputils-ping,wireless-regdb,python3-minimal,rauc,rauc-service,libubootenv-tool"
+PACKAGES="systemd,systemd-sysv,systemd-resolved,systemd-timesyncd,udev,dbus,e2fsprogs,dosfstools,fdisk,iproute2,kmod,procps,wpasupplicant,hostapd,iw,iputils-ping,wireless-regdb,python3-minimal,rauc,rauc-service,libubootenv-tool,v4l-utils"
 
 build_kernel_kit() {
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then

@@ -3,7 +3,7 @@
 //! the GUI through QEMU's port forwards; its console is kept for failures.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -427,6 +427,36 @@ impl Guest {
             .read_to_vec()
             .unwrap_or_default();
         (status, body)
+    }
+
+    /// The first `n` bytes of the answer to GET `path` with the session,
+    /// for a stream that never ends (a live view): status, content type,
+    /// bytes (fewer if it ended or 90 s passed).
+    pub(super) fn session_stream(&self, path: &str, n: u64) -> (u16, String, Vec<u8>) {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(90)))
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .build(),
+        );
+        let mut req = agent.get(&format!("{}{path}", self.http));
+        if let Some(c) = &self.session {
+            req = req.header("Cookie", c);
+        }
+        let mut r = req
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path} through the port forward: {e}"));
+        let status = r.status().as_u16();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let mut body = Vec::new();
+        let _ = r.body_mut().as_reader().take(n).read_to_end(&mut body);
+        (status, content_type, body)
     }
 
     /// The session's CSRF token, from the System page's forms.

@@ -64,6 +64,14 @@
 //! logs in, nothing is re-grown, and the previous boot's journal is readable.
 //! A `factory-reset` file on the card makes the third boot open `/setup`.
 //!
+//! The box's own camera (`camera.rs`): the initramfs loads the kernel's
+//! `vivid` driver, a V4L2 webcam at `/dev/video0`; the card's config watches
+//! it (`v4l2:///dev/video0`). Asserted on the first boot: the unit's device
+//! filter lets the daemon open the camera and nothing else (not even as
+//! root in its cgroup: the disk, `/dev/kmsg`), the stream is up, its live
+//! MJPEG plays through the port forward, and vivid's simulated unplug takes
+//! it down with reason `capture` until the device is back.
+//!
 //! The card goes bad (`degraded.rs`): the data partition's metadata after
 //! its superblock is overwritten on the host, and the fourth boot must not
 //! stop in emergency mode. Asserted: systemd-fsck gives up (exit 4, preen
@@ -91,6 +99,7 @@
 //! boot partition's `config.yaml.applied`. The second boot joins again from
 //! `/data/config.yaml`.
 
+mod camera; // the box's own camera: vivid's V4L2 webcam, the unit's device filter, unplug
 mod checks; // what is asserted inside a running guest: sandbox, network, growth, watchdog, findability
 mod degraded; // the fourth boot: a damaged data partition, degraded mode under systemd
 mod guest; // one QEMU guest: boot, agent commands, GUI through the port forwards, power-off
@@ -150,8 +159,9 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     // the host's port 9).
     let config = format!(
         "admin_password_hash: '{hash}'\nheartbeat_seconds: 5\nstreams:\n- name: Porch\n  url: {url}\n  username: {USER}\n  password: {PASSWORD}\n  timeout: 5\n\
-         - name: Gone\n  url: rtsp://10.0.2.2:9/nothing\n  timeout: 5\n\
+         - name: Gone\n  url: rtsp://10.0.2.2:9/nothing\n  timeout: 5\n{}\
          network:\n  ethernet:\n    address: 10.0.2.15/24\n    gateway: 10.0.2.2\n    dns: [10.0.2.3]\n{}",
+        camera::camera_config(),
         wifi::wifi_config()
     );
     let config_path = dir.path().join("config.yaml");
@@ -247,6 +257,8 @@ fn qemu_boot_imports_config_probes_and_keeps_history_across_reboot() {
     assert!(!status.to_string().contains(PASSWORD));
 
     assert_sandboxed(&mut guest, &svc["MainPID"]);
+    camera::assert_device_policy(&mut guest, &svc["MainPID"]);
+    camera::assert_box_camera(&mut guest);
     assert_network(&mut guest);
     assert_findable(&mut guest);
     assert_data_grown(&mut guest, data_in_image);

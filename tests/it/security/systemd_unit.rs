@@ -4,7 +4,7 @@
 use super::manifest_dir;
 
 /// The appliance's unit: `systemd-analyze security --offline=true` scores it
-/// (lower is better; 1.9 when written) and the service runs as the
+/// (lower is better; 1.9 when written, 2.2 since the box camera's devices) and the service runs as the
 /// unprivileged `streampulse` user that the Buildroot package creates with
 /// a fixed uid that is not 0.
 #[test]
@@ -17,6 +17,10 @@ fn systemd_unit_is_hardened_and_not_root() {
         .expect("the unit sets User=");
     assert_ne!(user, "root");
     assert!(!text.contains("DynamicUser="), "a fixed user owns /data");
+    assert!(
+        text.lines().any(|l| l == "DevicePolicy=closed"),
+        "devices not closed by default"
+    );
     let mk = std::fs::read_to_string(
         manifest_dir().join("buildroot/package/streampulse/streampulse.mk"),
     )
@@ -53,16 +57,28 @@ fn systemd_unit_is_hardened_and_not_root() {
             )
         });
     eprintln!("systemd-analyze security: {score}");
-    assert!(score <= 2.0, "exposure {score} (was 1.9):\n{report}");
+    // 1.9 until the box camera (issue 21): camera devices instead of
+    // PrivateDevices= (+0.2) and their device ACL (+0.1); what the ACL lets
+    // through is asserted below and, under systemd, by the QEMU boot test.
+    assert!(score <= 2.2, "exposure {score} (was 2.2):\n{report}");
     for must in [
         "✓ User=/DynamicUser=",
         "✓ NoNewPrivileges=",
         "✓ CapabilityBoundingSet=~CAP_SYS_ADMIN",
         "✓ ProtectSystem=",
         "✓ ProtectHome=",
-        "✓ PrivateDevices=",
         "✓ RestrictNamespaces=~user",
     ] {
         assert!(report.contains(must), "missing {must:?}:\n{report}");
     }
+    // The devices: the pseudo ones (DevicePolicy=closed) and the camera's
+    // classes, nothing else (no block devices, no /dev/mem).
+    let acl = report
+        .lines()
+        .find(|l| l.contains("DeviceAllow="))
+        .unwrap_or_else(|| panic!("no DeviceAllow= line:\n{report}"));
+    assert!(
+        acl.contains("char-dma_heap:rw char-media:rw char-video4linux:rw"),
+        "the device ACL is not the camera's classes only: {acl}"
+    );
 }
