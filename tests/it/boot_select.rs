@@ -751,9 +751,10 @@ fn rauc_installs_and_commits_through_the_tryboot_backend() {
 }
 
 /// Runs `board/raspberrypi/post-image.sh` as Buildroot does (BINARIES_DIR
-/// and BUILD_DIR set, `$1` the images directory, `$2` the mode) on stand-in
-/// build outputs, and returns the card it made.
-fn pi_post_image(dir: &Path, mode: &str) -> PathBuf {
+/// and BUILD_DIR set, `$1` the images directory, `$2` the mode; BR2_CONFIG
+/// with or without libcamera's Raspberry Pi pipeline) on stand-in build
+/// outputs, and returns the card it made.
+fn pi_post_image(dir: &Path, mode: &str, camera: bool) -> PathBuf {
     let images = dir.join(format!("{mode}-images"));
     let fw = images.join("rpi-firmware");
     fs::create_dir_all(fw.join("overlays")).unwrap();
@@ -785,12 +786,23 @@ fn pi_post_image(dir: &Path, mode: &str) -> PathBuf {
     super::image::ext4_from_dir(&root, "rootfs", 8, &images.join("rootfs.ext4"));
     let build = dir.join(format!("{mode}-build"));
     fs::create_dir_all(&build).unwrap();
+    let br2_config = build.join(".config");
+    fs::write(
+        &br2_config,
+        if camera {
+            "BR2_PACKAGE_LIBCAMERA=y\nBR2_PACKAGE_LIBCAMERA_PIPELINE_RPI_VC4=y\n"
+        } else {
+            "# BR2_PACKAGE_LIBCAMERA is not set\n"
+        },
+    )
+    .unwrap();
     run(
         Command::new(manifest_dir().join("buildroot/board/raspberrypi/post-image.sh"))
             .arg(&images)
             .arg(mode)
             .env("BINARIES_DIR", &images)
-            .env("BUILD_DIR", &build),
+            .env("BUILD_DIR", &build)
+            .env("BR2_CONFIG", &br2_config),
     );
     images.join("sdcard.img")
 }
@@ -805,7 +817,7 @@ fn pi_post_image_builds_both_cards() {
     use super::image::{fat_ls, fat_read, partitions};
     let dir = temp_dir("pi-post-image");
 
-    let card = pi_post_image(dir.path(), "uboot");
+    let card = pi_post_image(dir.path(), "uboot", true);
     let (label, parts) = partitions(&card);
     assert_eq!((label.as_str(), parts.len()), ("dos", 4));
     let fat = parts[0].start;
@@ -827,6 +839,11 @@ fn pi_post_image_builds_both_cards() {
     let config = fat_read(&card, fat, "config.txt").unwrap();
     assert!(config.contains("\nkernel=u-boot.bin\n"), "{config}");
     assert!(config.contains("dtparam=watchdog=on"), "{config}");
+    // Built with libcamera's Pi pipeline: the camera module is detected.
+    assert!(
+        config.contains("\ncamera_auto_detect=1\ndtoverlay=cma,cma-64\n"),
+        "{config}"
+    );
     let cmdline = fat_read(&card, fat, "cmdline.txt").unwrap();
     assert!(!cmdline.contains("root="), "{cmdline}");
     assert!(
@@ -834,7 +851,7 @@ fn pi_post_image_builds_both_cards() {
         "{cmdline}"
     );
 
-    let card = pi_post_image(dir.path(), "tryboot");
+    let card = pi_post_image(dir.path(), "tryboot", false);
     let (label, parts) = partitions(&card);
     assert_eq!((label.as_str(), parts.len()), ("gpt", 6));
     let autoboot = fat_read(&card, parts[0].start, "autoboot.txt").unwrap();
@@ -868,5 +885,7 @@ fn pi_post_image_builds_both_cards() {
         assert!(cmdline.contains("panic=10"), "{cmdline}");
         let config = fat_read(&card, p.start, "config.txt").unwrap();
         assert!(config.contains("\nkernel=Image\n"), "{config}");
+        // Without libcamera's Pi pipeline (the Pi 5 image): no camera lines.
+        assert!(!config.contains("camera_auto_detect"), "{config}");
     }
 }

@@ -22,6 +22,16 @@ FW="$BINARIES_DIR/rpi-firmware"
 # The hardware watchdog (bcm2835-wdt) that systemd pets (RuntimeWatchdogSec).
 grep -q '^dtparam=watchdog=on' "$FW/config.txt" || printf '\n# StreamPulse\ndtparam=watchdog=on\n' >>"$FW/config.txt"
 
+# The box camera (docs/APPLIANCE.md "The box's own camera"), on images built
+# with libcamera's Raspberry Pi pipeline: the firmware finds an official
+# camera module and loads its overlay (camera_auto_detect), and the kernel
+# reserves 64 MB of CMA for libcamera's frame buffers (the Pi kernels'
+# defconfig leaves a few MB; the "cma" overlay, as without vc4-kms-v3d).
+if grep -q '^BR2_PACKAGE_LIBCAMERA_PIPELINE_RPI_VC4=y' "${BR2_CONFIG:-/dev/null}" &&
+    ! grep -q '^camera_auto_detect=' "$FW/config.txt"; then
+    printf 'camera_auto_detect=1\ndtoverlay=cma,cma-64\n' >>"$FW/config.txt"
+fi
+
 cp "$COMMON_DIR/config.yaml.example" "$BINARIES_DIR/config.yaml.example"
 
 # Lines for genimage's "files = { ... }" (the template's #BOOT_FILES# line).
