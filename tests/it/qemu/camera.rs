@@ -6,7 +6,7 @@
 //! Asserted: udev gives `/dev/video0` to group `video` (0660) and the daemon
 //! runs in that group; the unit's device filter (`DevicePolicy=closed` +
 //! `DeviceAllow=`) lets the service's cgroup open the camera and refuses
-//! everything else even to root (the disk, `/dev/kmsg`); the stream is up
+//! everything else even to root (the disk, `/dev/mem`); the stream is up
 //! with a real frame; its live stream through the port forward carries
 //! pictures that decode at the stream's size; vivid's "Disconnect" control
 //! (a simulated USB unplug; the device stays gone while a handle is open)
@@ -27,7 +27,7 @@ pub(super) const CAMERA: &str = "Box camera";
 /// slow: the guest is emulated (TCG), and vivid draws every frame on its CPU.
 pub(super) fn camera_config() -> String {
     format!(
-        "- name: {CAMERA}\n  url: v4l2:///dev/video0\n  timeout: 10\n  capture:\n    width: 320\n    height: 240\n    framerate: 5\n"
+        "- name: {CAMERA}\n  url: v4l2:///dev/video0\n  interval: 10\n  timeout: 10\n  capture:\n    width: 320\n    height: 240\n    framerate: 5\n"
     )
 }
 
@@ -58,14 +58,14 @@ pub(super) fn assert_device_policy(guest: &mut Guest, pid: &str) {
     );
     let (rc, out) = in_unit(guest, pid, "dd if=/dev/video0 of=/dev/null count=0");
     assert_eq!(rc, 0, "the unit's device filter refuses the camera: {out}");
-    for dev in ["/dev/vda", "/dev/kmsg"] {
+    for dev in ["/dev/vda", "/dev/mem"] {
         let (rc, out) = in_unit(guest, pid, &format!("dd if={dev} of=/dev/null count=1"));
         assert!(
             rc != 0 && out.contains("Operation not permitted"),
             "the unit's device filter lets root in the service open {dev} (rc {rc}): {out}"
         );
     }
-    eprintln!("qemu: device filter: the service opens /dev/video0; /dev/vda and /dev/kmsg refused");
+    eprintln!("qemu: device filter: the service opens /dev/video0; /dev/vda and /dev/mem refused");
 }
 
 /// The stream's entry in `/api/status`, once `pred` holds.

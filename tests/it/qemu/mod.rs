@@ -68,7 +68,7 @@
 //! `vivid` driver, a V4L2 webcam at `/dev/video0`; the card's config watches
 //! it (`v4l2:///dev/video0`). Asserted on the first boot: the unit's device
 //! filter lets the daemon open the camera and nothing else (not even as
-//! root in its cgroup: the disk, `/dev/kmsg`), the stream is up, its live
+//! root in its cgroup: the disk, `/dev/mem`), the stream is up, its live
 //! MJPEG plays through the port forward, and vivid's simulated unplug takes
 //! it down with reason `capture` until the device is back.
 //!
