@@ -47,13 +47,16 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): a level, and
+/// `target=level` pairs, comma-separated (`info,streampulse::live=debug`).
+/// Not tracing-subscriber's `EnvFilter`: its span and field filters are
+/// never used here and it pulls a regex engine into the binary (issue 20).
 ///
 /// Third-party crates that may print request headers at debug level (retina,
 /// ureq, rustls) are held at `warn`/`info` unless `RUST_LOG` names them
 /// explicitly: a camera's Authorization header must never reach a log.
 pub fn init_logging() {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::Targets;
     let mut spec = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
     for (krate, level) in [
         ("retina", "warn"),
@@ -65,7 +68,10 @@ pub fn init_logging() {
             spec.push_str(&format!(",{krate}={level}"));
         }
     }
-    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = spec.parse::<Targets>().unwrap_or_else(|e| {
+        eprintln!("RUST_LOG={spec:?}: {e}; logging at info");
+        Targets::new().with_default(tracing::Level::INFO)
+    });
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let _ = tracing_subscriber::registry()
