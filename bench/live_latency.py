@@ -85,6 +85,8 @@ def summary(rec):
            "max_ms": round(max(lat), 1) if lat else None}
     if rec.get("display_wait_ms"):
         out["display_wait_p50_ms"] = round(pct(rec["display_wait_ms"], 50), 1)
+    if rec.get("buffered_ahead_ms"):
+        out["buffered_ahead_p50_ms"] = round(pct(rec["buffered_ahead_ms"], 50), 1)
     return out
 
 

@@ -16,6 +16,7 @@
 //
 // Prints one JSON line: {frames, undecodable, latency_ms: [...],
 // display_wait_ms: [...] (video only: expectedDisplayTime - presentationTime),
+// buffered_ahead_ms: [...] (video only: media buffered past the frame shown),
 // first_bad: [...], renderer}. Exits 1 on a page error.
 
 import { launchChromium, openPage } from "../../tests/e2e/common.mjs";
@@ -63,7 +64,7 @@ function pageSide() {
     if (crc !== want) return { bad: `crc ${crc} != ${want}` };
     return { ms32: v };
   }
-  const R = window.benchRecord = { frames: 0, undecodable: 0, latency_ms: [], display_wait_ms: [], first_bad: [], recording: false, renderer: "" };
+  const R = window.benchRecord = { frames: 0, undecodable: 0, latency_ms: [], display_wait_ms: [], first_bad: [], buffered_ahead_ms: [], recording: false, renderer: "" };
   // One picture shown at page time `at` (performance.now() domain).
   window.benchSample = function (src, at, displayWaitMs) {
     if (!R.recording) return;
@@ -84,6 +85,8 @@ function pageSide() {
   window.benchWatchVideo = function (video) {
     R.renderer = "video (MSE)";
     const cb = (now, md) => {
+      const b = video.buffered;
+      if (R.recording && b.length) R.buffered_ahead_ms.push((b.end(b.length - 1) - md.mediaTime) * 1000);
       window.benchSample(video, md.presentationTime, md.expectedDisplayTime - md.presentationTime);
       video.requestVideoFrameCallback(cb);
     };
