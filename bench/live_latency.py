@@ -342,6 +342,12 @@ def markdown(res):
                     ("peer", "pistreaming: MPEG-1 -> ws4py relay -> jsmpg.js")):
         l = res[k]["latency"]
         L.append(f"| {name} | {l['frames']} | {l['undecodable']} | {l['p50_ms']} | {l['p95_ms']} | {l['max_ms']} | {l['renderer']} |")
+    for k in ("ours", "peer"):
+        l = res[k]["latency"]
+        if "buffered_ahead_p50_ms" in l:
+            L.append(f"\n{k}: in the <video>, p50 {l['buffered_ahead_p50_ms']} ms of media was buffered past the frame "
+                     f"shown; the compositor expected to show a frame {l['display_wait_p50_ms']} ms (p50) after it "
+                     f"was handed over (not in the figures above).")
     L += ["", "CPU, ms per second (10 ms tick resolution: ±0.5 ms/s over the window); load = 1-min average during the window:", ""]
     for k in ("ours", "peer"):
         procs = list(res[k]["cpu"][-1]["cpu_ms_per_s"].keys())
