@@ -82,6 +82,22 @@ soak: deps
 	CARGO_TARGET_DIR=target/bench $(CARGO) build --release
 	SOAK_MINUTES=$(SOAK_MINUTES) SOAK_STREAMS=$(SOAK_STREAMS) python3 bench/soak.py $(SOAK_ARGS)
 
+# Box camera: glass-to-glass latency in Chromium and CPU per viewer, beside
+# pistreaming's pipeline (MPEG-1 -> websocket -> jsmpg.js), issue 21
+# (bench/live_latency.py, bench/LIVE-LATENCY.md); about 6 minutes, results in
+# bench/results/live-latency-*.json/.md. Needs only loopback. Installs, for
+# this target only: jsmpeg (npm, pinned in bench/live/package-lock.json) and
+# ws4py (PyPI) in a venv in target/bench-live-venv. BENCH_LIVE_ARGS passes
+# options (e.g. "--seconds 10 --window 10"). Not part of `test`.
+BENCH_LIVE_VENV ?= target/bench-live-venv
+.PHONY: bench-live
+bench-live: deps release
+	@test -d bench/live/node_modules/jsmpeg || (cd bench/live && npm ci --no-audit --no-fund --loglevel=error)
+	@$(BENCH_LIVE_VENV)/bin/python -c 'import ws4py' 2>/dev/null || { \
+		/usr/bin/python3 -m venv $(BENCH_LIVE_VENV) && \
+		$(BENCH_LIVE_VENV)/bin/pip install -q --disable-pip-version-check 'ws4py==0.5.1'; }
+	$(BENCH_LIVE_VENV)/bin/python bench/live_latency.py $(BENCH_LIVE_ARGS)
+
 # Known advisories in Cargo.lock (cargo-audit, installed from crates.io into
 # target/tools). It fetches the RustSec database from GitHub; offline, point
 # AUDIT_DB at a clone of github.com/rustsec/advisory-db. Not part of `test`
