@@ -391,8 +391,12 @@ def main():
         l = res[k]["latency"]
         if len(res[k]["raw_latency_ms"]) < args.min_frames:
             failures.append(f"{k}: {len(res[k]['raw_latency_ms'])} frames measured (< {args.min_frames})")
-        if l["undecodable"]:
-            failures.append(f"{k}: {l['undecodable']} stamps did not decode ({l['first_bad']})")
+        # A lossy encoder at a low bit rate (pistreaming's MPEG-1 at
+        # 800 kbit/s) can leave a stamp block stale or smeared in a frame:
+        # such frames are counted and left out of the figures. More than 2 %
+        # of them means the stamp, not the frame, is being measured.
+        if l["undecodable"] > 0.02 * max(1, l["frames"]):
+            failures.append(f"{k}: {l['undecodable']} of {l['frames']} stamps did not decode ({l['first_bad']})")
         for r in res[k]["cpu"]:
             if any(x <= 0 for x in r["viewer_kbytes_per_s"]):
                 failures.append(f"{k}: a viewer received nothing with {r['viewers']} viewers")

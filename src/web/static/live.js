@@ -271,6 +271,9 @@
     var timing = {}; // decode time in ms -> {recv, capture}
     var init = null, moof = null, lastTiming = null;
     var buf = new Uint8Array(0);
+    // The buffered end moves by one frame per append: its average step is
+    // the frame duration, the least a player can trail the newest frame by.
+    var lastEnd = 0, frameDur = 0.04;
 
     var opened = new Promise(function (resolve) {
       src.addEventListener("sourceopen", function () {
@@ -304,6 +307,10 @@
       var b = video.buffered;
       if (b.length) {
         var end = b.end(b.length - 1);
+        if (lastEnd && end > lastEnd && end - lastEnd < 1) {
+          frameDur = Math.min(0.5, Math.max(0.01, 0.9 * frameDur + 0.1 * (end - lastEnd)));
+        }
+        lastEnd = end;
         if (!started) {
           started = true;
           video.currentTime = Math.max(b.start(b.length - 1), end - 0.05);
@@ -312,8 +319,12 @@
           // Behind the live edge (or stuck in a gap after skipped frames): jump.
           video.currentTime = end - 0.05;
         } else {
-          // A little behind: play slightly faster until close to the edge.
-          var rate = end - video.currentTime > 0.15 ? 1.1 : 1;
+          // A little behind: play slightly faster until the newest frame is
+          // the one shown (one frame's duration before the buffered end,
+          // plus 20 ms for jitter). A fixed 150 ms here left playback
+          // settling 100-150 ms behind (make bench-live).
+          var target = frameDur + 0.02;
+          var rate = end - video.currentTime > target + 0.02 ? 1.1 : 1;
           if (video.playbackRate !== rate) video.playbackRate = rate;
         }
         // Keep about 10 s of video in the buffer.
