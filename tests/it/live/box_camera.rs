@@ -212,3 +212,24 @@ fn box_camera_live_stream_records_with_ffmpeg() {
     let facts = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
     assert_eq!(facts, "h264,320,240", "the recording: {facts}");
 }
+
+/// A USB webcam (`v4l2://`) that is not plugged in: a viewer starts its
+/// live capture, which fails with the device's own message (reason shown
+/// in `/api/live`), as the probe does. This host has no V4L2 device; a real
+/// one is the `vivid` driver in a QEMU guest.
+#[test]
+fn missing_v4l2_camera_live_capture_names_the_device() {
+    let (app, _dir) = start(
+        "v4l2_live_missing",
+        "heartbeat_seconds: 3600\nlive:\n  max_viewers: 2\nstreams:\n- name: Webcam\n  \
+         url: v4l2:///dev/video99\n",
+        &[],
+    );
+    let _viewer = Viewer::open(&app, "Webcam");
+    wait_until(Duration::from_secs(20), "the live capture failing", || {
+        let l = live_of(&app, "Webcam");
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no such device /dev/video99"))
+    });
+}
