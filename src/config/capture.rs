@@ -134,9 +134,11 @@ pub fn from_raw(raw: Option<&RawCapture>, device: &Device) -> Result<Capture, St
         Device::Libcamera(camera) => *camera,
         Device::V4l2(path) => {
             if raw.command.is_some() {
-                return Err("capture.command: applies to libcamera: streams only (a V4L2 \
+                return Err(
+                    "capture.command: applies to libcamera: streams only (a V4L2 \
                             camera is read directly)"
-                    .into());
+                        .into(),
+                );
             }
             return Ok(Capture {
                 source: Source::V4l2(path.clone()),

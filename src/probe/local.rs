@@ -254,7 +254,8 @@ async fn first_v4l2_frame(
                     .push(&bytes, &mut aus)
                     .map_err(|m| Failure::new(Reason::TooLarge, m))?;
                 for au in aus.drain(..) {
-                    if let (true, Some(sps), Some(pps)) = (au.is_idr(), &splitter.sps, &splitter.pps)
+                    if let (true, Some(sps), Some(pps)) =
+                        (au.is_idr(), &splitter.sps, &splitter.pps)
                     {
                         let params = h264_parameters(sps, pps).map_err(|m| {
                             Failure::new(Reason::BadFrame, format!("the camera's SPS/PPS: {m}"))

@@ -113,13 +113,7 @@ pub fn offered(offers: &[Offer]) -> String {
     }
     offers
         .iter()
-        .map(|o| {
-            format!(
-                "{} ({})",
-                v4l2_device::fourcc_str(o.fourcc),
-                o.description
-            )
-        })
+        .map(|o| format!("{} ({})", v4l2_device::fourcc_str(o.fourcc), o.description))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -137,7 +131,11 @@ fn size_within(sizes: &Sizes, max: (u32, u32)) -> (u32, u32) {
                 .copied()
                 .unwrap_or(max)
         }
-        Sizes::Range { min, max: top, step } => {
+        Sizes::Range {
+            min,
+            max: top,
+            step,
+        } => {
             let fit = |lo: u32, hi: u32, step: u32, cap: u32| {
                 if cap <= lo {
                     lo
@@ -499,7 +497,10 @@ mod tests {
     #[test]
     fn no_usable_format_lists_what_is_offered() {
         let e = choose(
-            &[offer(b"RGB3", webcam_sizes()), offer(b"NV12", webcam_sizes())],
+            &[
+                offer(b"RGB3", webcam_sizes()),
+                offer(b"NV12", webcam_sizes()),
+            ],
             (1280, 720),
         )
         .unwrap_err();
@@ -568,7 +569,11 @@ mod tests {
             (Op::Start, libc::EBUSY, "another program has it open"),
             (Op::Open, libc::EACCES, "video group"),
             (Op::Open, libc::EPERM, "device policy"),
-            (Op::Dequeue, libc::ENODEV, "was disconnected while reading a frame"),
+            (
+                Op::Dequeue,
+                libc::ENODEV,
+                "was disconnected while reading a frame",
+            ),
             (Op::Open, libc::ENOTTY, "not a V4L2 device"),
             (Op::Open, libc::EINVAL, "not a video capture device"),
             (Op::Dequeue, libc::EIO, "reading a frame"),

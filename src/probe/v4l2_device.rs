@@ -112,9 +112,9 @@ impl Opened {
             let desc = desc.map_err(at(Op::Query))?;
             let fourcc = desc.pixel_format().as_fourcc();
             let sizes = match self.device.frame_sizes(desc.pixel_format()) {
-                Ok(FrameSizes::Discrete(list)) => Sizes::Discrete(
-                    list.iter().map(|s| (s.width(), s.height())).collect(),
-                ),
+                Ok(FrameSizes::Discrete(list)) => {
+                    Sizes::Discrete(list.iter().map(|s| (s.width(), s.height())).collect())
+                }
                 Ok(FrameSizes::Stepwise(s) | FrameSizes::Continuous(s)) => Sizes::Range {
                     min: (s.min_width(), s.min_height()),
                     max: (s.max_width(), s.max_height()),

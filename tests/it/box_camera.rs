@@ -249,7 +249,10 @@ fn v4l2_failures_are_named() {
     let (o, _, _) = run(&v4l2_target("/dev/null"));
     let f = o.result.unwrap_err();
     assert_eq!(f.reason, Reason::Capture, "{f:?}");
-    assert!(f.message.contains("/dev/null is not a V4L2 device"), "{f:?}");
+    assert!(
+        f.message.contains("/dev/null is not a V4L2 device"),
+        "{f:?}"
+    );
 }
 
 /// The daemon monitors a `v4l2://` camera like any: one that is not
