@@ -422,8 +422,14 @@ impl Pacer {
         match self.next {
             Some(next) if now + slack < next => false,
             Some(next) => {
-                // Catch up after a pause rather than burst.
-                self.next = Some((next + self.interval).max(now));
+                // After a pause (a lagging thread draining queued buffers),
+                // the next frame is one interval from now, not at once.
+                let after = next + self.interval;
+                self.next = Some(if now >= after {
+                    now + self.interval
+                } else {
+                    after
+                });
                 true
             }
             None => {
@@ -603,5 +609,13 @@ mod tests {
             .filter(|i| p.due(t0 + Duration::from_millis(i * 1000 / 15)))
             .count();
         assert_eq!(kept, 30);
+        // Seen in QEMU: frames late, then a burst of queued ones 10 ms
+        // apart; the burst must not all go out (at 5 fps: one per 200 ms).
+        let mut p = Pacer::new(5);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert!(p.due(at(0)));
+        assert!(p.due(at(450)));
+        assert!(!p.due(at(460)) && !p.due(at(470)) && !p.due(at(600)));
+        assert!(p.due(at(650)));
     }
 }
