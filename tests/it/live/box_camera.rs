@@ -214,8 +214,9 @@ fn box_camera_live_stream_records_with_ffmpeg() {
 }
 
 /// A USB webcam (`v4l2://`) that is not plugged in: a viewer starts its
-/// live capture, which fails with the device's own message (reason shown
-/// in `/api/live`), as the probe does. This host has no V4L2 device; a real
+/// live capture, which fails with the device's own message, as the probe
+/// does: in `/api/live` while it retries, in the viewer's answer once it
+/// gave up (3 starts, which can come before the first poll here). This host has no V4L2 device; a real
 /// one is the `vivid` driver in a QEMU guest.
 #[test]
 fn missing_v4l2_camera_live_capture_names_the_device() {
@@ -225,11 +226,22 @@ fn missing_v4l2_camera_live_capture_names_the_device() {
          url: v4l2:///dev/video99\n",
         &[],
     );
-    let _viewer = Viewer::open(&app, "Webcam");
-    wait_until(Duration::from_secs(20), "the live capture failing", || {
-        let l = live_of(&app, "Webcam");
-        l["message"]
-            .as_str()
+    let viewer = Viewer::open(&app, "Webcam");
+    let mut last = serde_json::Value::Null;
+    let named = |v: &serde_json::Value| {
+        v.as_str()
             .is_some_and(|m| m.contains("no such device /dev/video99"))
-    });
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        last = live_of(&app, "Webcam");
+        if named(&last["message"]) || viewer.seen(|s| named(&s.error.clone().into())) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "the device is not named: /api/live {last:#}, viewer {}",
+        viewer.seen(|s| format!("{} {}", s.status, s.error))
+    );
 }
