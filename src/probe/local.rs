@@ -139,7 +139,14 @@ async fn probe_v4l2(
     let mut capturing = Capturing::start(path, cap)?;
     let started = match tokio::time::timeout_at(until.into(), capturing.next()).await {
         Ok(Ok(Event::Started(s))) => s,
-        Ok(Ok(other)) => unreachable!("the capture thread starts with Started, not {other:?}"),
+        // The capture thread says Started first; anything else is a bug
+        // worth a clear verdict rather than a panic in the daemon.
+        Ok(Ok(_)) => {
+            return Err(Failure::new(
+                Reason::Capture,
+                format!("{path}: the capture sent frames before saying its format"),
+            ))
+        }
         Ok(Err(f)) => return Err(f),
         Err(_) => {
             return Err(Failure::new(
