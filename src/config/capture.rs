@@ -1,5 +1,8 @@
-//! A `libcamera:` stream's `capture:` block: the picture asked of the box's
-//! own camera and the command that captures it (see `probe::capture`).
+//! A local camera's `capture:` block: the picture asked of the box's own
+//! camera and, for `libcamera:`, the command that captures it (see
+//! `probe::capture`). A `v4l2:///dev/videoN` camera is read directly
+//! (`probe::v4l2`): `width`, `height` and `framerate` cap the frame size
+//! chosen among those it offers and the JPEG rate; it has no command.
 //!
 //! The command is a template, split on whitespace (no shell, so no quoting)
 //! with `{width}`, `{height}`, `{framerate}` and `{camera}` (the index in
@@ -18,6 +21,7 @@
 
 use serde::Deserialize;
 
+use crate::probe::capture::Source;
 use crate::probe::Capture;
 
 /// The default capture command; see the module docs.
@@ -105,13 +109,7 @@ pub fn device(url: &url::Url) -> Result<Device, String> {
 }
 
 /// Validates `capture:` for `device`. The message starts with the key.
-pub fn from_raw(raw: Option<&RawCapture>, device: &Device) -> Result<Option<Capture>, String> {
-    let Device::Libcamera(camera) = device else {
-        return match raw {
-            Some(_) => Err("capture: only applies to libcamera: streams for now".into()),
-            None => Ok(None),
-        };
-    };
+pub fn from_raw(raw: Option<&RawCapture>, device: &Device) -> Result<Capture, String> {
     let empty = RawCapture::default();
     let raw = raw.unwrap_or(&empty);
     let width = raw.width.unwrap_or(DEFAULT_WIDTH);
@@ -132,6 +130,24 @@ pub fn from_raw(raw: Option<&RawCapture>, device: &Device) -> Result<Option<Capt
             "capture.framerate: must be 1 … 60 frames per second (got {framerate})"
         ));
     }
+    let camera = match device {
+        Device::Libcamera(camera) => *camera,
+        Device::V4l2(path) => {
+            if raw.command.is_some() {
+                return Err(
+                    "capture.command: applies to libcamera: streams only (a V4L2 \
+                            camera is read directly)"
+                        .into(),
+                );
+            }
+            return Ok(Capture {
+                source: Source::V4l2(path.clone()),
+                width,
+                height,
+                framerate,
+            });
+        }
+    };
     let template = raw.command.as_deref().unwrap_or(DEFAULT_COMMAND);
     let mut argv = Vec::new();
     for word in template.split_whitespace() {
@@ -160,12 +176,12 @@ pub fn from_raw(raw: Option<&RawCapture>, device: &Device) -> Result<Option<Capt
             ALLOWED_PROGRAMS.join(", ")
         ));
     }
-    Ok(Some(Capture {
-        argv,
+    Ok(Capture {
+        source: Source::Command(argv),
         width,
         height,
         framerate,
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -197,8 +213,11 @@ mod tests {
 
     #[test]
     fn default_command_is_rpicam_vid_with_the_numbers_filled_in() {
-        let c = from_raw(None, &Device::Libcamera(1)).unwrap().unwrap();
-        assert_eq!(c.argv[0], "rpicam-vid");
+        let c = from_raw(None, &Device::Libcamera(1)).unwrap();
+        assert!(
+            matches!(&c.source, Source::Command(argv) if argv[0] == "rpicam-vid"),
+            "{c:?}"
+        );
         let line = c.command_line();
         for want in [
             "--camera 1",
@@ -250,7 +269,25 @@ mod tests {
             "{e}"
         );
         let v = Device::V4l2("/dev/video0".into());
-        let e = from_raw(Some(&raw(640, 15, None)), &v).unwrap_err();
-        assert!(e.starts_with("capture:"), "{e}");
+        let e = from_raw(Some(&raw(640, 15, Some("rpicam-vid -o -"))), &v).unwrap_err();
+        assert!(e.starts_with("capture.command:"), "{e}");
+        let e = from_raw(Some(&raw(641, 15, None)), &v).unwrap_err();
+        assert!(e.starts_with("capture.width:"), "{e}");
+    }
+
+    #[test]
+    fn v4l2_cameras_take_the_caps_and_no_command() {
+        let v = Device::V4l2("/dev/video2".into());
+        let c = from_raw(None, &v).unwrap();
+        assert_eq!(c.source, Source::V4l2("/dev/video2".into()));
+        assert_eq!((c.width, c.height, c.framerate), (1280, 720, 15));
+        let raw = RawCapture {
+            width: Some(640),
+            height: Some(480),
+            framerate: Some(5),
+            command: None,
+        };
+        let c = from_raw(Some(&raw), &v).unwrap();
+        assert_eq!((c.width, c.height, c.framerate), (640, 480, 5));
     }
 }

@@ -449,9 +449,14 @@ streams:
             .expect("libcamera: has a capture command");
         assert_eq!((cap.width, cap.height, cap.framerate), (640, 480, 15));
         assert_eq!(c.streams[1].target.kind, Kind::Local);
-        assert!(
-            c.streams[1].target.capture.is_none(),
-            "V4L2: not captured yet"
+        let webcam = c.streams[1]
+            .target
+            .capture
+            .as_ref()
+            .expect("v4l2: is captured too");
+        assert_eq!(
+            webcam.source,
+            crate::probe::capture::Source::V4l2("/dev/video0".into())
         );
 
         let e = err("heartbeat_seconds: 20\nstreams:\n- name: a\n  url: 'libcamera:'\n  capture:\n    framerate: 0\n");

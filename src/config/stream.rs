@@ -126,10 +126,10 @@ pub(crate) fn stream_from_raw(s: &RawStream, heartbeat_secs: u32) -> Result<Stre
         if s.username.is_some() || s.password.is_some() {
             return Err("username: a camera on the box takes no credentials".into());
         }
-        capture::from_raw(s.capture.as_ref(), &device)?
+        Some(capture::from_raw(s.capture.as_ref(), &device)?)
     } else {
         if s.capture.is_some() {
-            return Err("capture: only applies to libcamera: streams".into());
+            return Err("capture: only applies to local cameras (libcamera:, v4l2://)".into());
         }
         None
     };

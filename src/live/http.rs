@@ -67,7 +67,8 @@ fn open(agent: &ureq::Agent, t: &Target, auth: &mut Option<String>) -> Result<Re
     }
 }
 
-fn publish(ch: &Arc<Channel>, hub: &Arc<Hub>, jpeg: Vec<u8>) {
+/// Offers one JPEG to the channel's viewers (and the thumbnail).
+pub(super) fn publish(ch: &Arc<Channel>, hub: &Arc<Hub>, jpeg: Vec<u8>) {
     let recv_ms = hub.clock.now_ms() as f64;
     let picture = ch.picture_wanted(&hub.thumbs).then(|| probe::Frame {
         codec: "jpeg".into(),

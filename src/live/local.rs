@@ -1,7 +1,8 @@
-//! The local-camera upstream of a live channel (`libcamera:` streams): one
+//! The local-camera upstream of a live channel: for `libcamera:` streams one
 //! capture command (`probe::capture`) for all the viewers, its H.264 Annex
 //! B split into pictures (`probe::annexb`) and wrapped into fragmented MP4
-//! like an RTSP camera's, on the daemon's tokio runtime. The command starts
+//! like an RTSP camera's ([`H264Publisher`]), on the daemon's tokio
+//! runtime; `v4l2://` streams are read in `v4l2.rs`, same rules. The command starts
 //! with the first viewer, is restarted (with backoff) if it dies while
 //! viewers remain, and is killed [`super::LINGER`] after the last one left;
 //! while it runs, the monitor's probes are answered from it
@@ -16,8 +17,9 @@ use std::time::Instant;
 
 use super::reconnect::Retry;
 use super::slot::Item;
-use super::{fmp4, Channel, Hub, Output};
+use super::{fmp4, v4l2, Channel, Hub, Output};
 use crate::probe::annexb::Splitter;
+use crate::probe::capture::Source;
 use crate::probe::{self, capture, local, Capture};
 
 /// The fMP4 timescale (the RTP video clock, as for RTSP cameras).
@@ -27,7 +29,7 @@ const TIMESCALE: u32 = 90_000;
 /// unchanged camera needs no new init segment) and the timeline (decode
 /// times go on rising across a restart, as MSE wants).
 #[derive(Default)]
-struct Timeline {
+pub(super) struct Timeline {
     params: Option<retina::codec::VideoParameters>,
     frames: u64,
     sequence: u32,
@@ -38,9 +40,12 @@ pub(super) async fn run(ch: Arc<Channel>, hub: Arc<Hub>) {
     let mut retry = Retry::new(&ch, &hub, "capture");
     let mut timeline = Timeline::default();
     while retry.start_session() {
-        let result = match &ch.target.capture {
-            Some(cap) => session(&ch, &hub, cap, &mut timeline).await,
-            None => Err("V4L2 capture is not supported yet (only libcamera: streams are)".into()),
+        let result = match ch.target.capture.as_ref().map(|c| (c, &c.source)) {
+            Some((cap, Source::Command(_))) => session(&ch, &hub, cap, &mut timeline).await,
+            Some((cap, Source::V4l2(path))) => {
+                v4l2::session(&ch, &hub, cap, path, &mut timeline).await
+            }
+            None => Err("no capture settings for this camera".into()),
         };
         for pause in retry.lost(result) {
             tokio::time::sleep(pause).await;
@@ -61,15 +66,11 @@ async fn session(
         m.codec = Some("h264".into());
         m.fps = Some(cap.framerate as f32);
     });
-    let duration = TIMESCALE / cap.framerate.max(1);
-    let mut splitter = Splitter::new(ch.target.max_frame_bytes);
+    let mut h264 = H264Publisher::new(ch.target.max_frame_bytes, cap.framerate as f32);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut aus = Vec::new();
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_data = Instant::now();
-    let mut pending_init: Option<Arc<Vec<u8>>> = None;
-    let mut started = false;
     loop {
         let n = tokio::select! {
             r = running.read(&mut buf) => r,
@@ -85,17 +86,60 @@ async fn session(
             Ok(n) => n,
         };
         last_data = Instant::now();
-        splitter.push(&buf[..n], &mut aus)?;
-        for au in aus.drain(..) {
+        h264.push(ch, hub, tl, &buf[..n])?;
+    }
+}
+
+/// Turns a camera's H.264 Annex B bytes (a capture command's output or a
+/// V4L2 camera's frames) into fMP4 fragments for the channel's viewers,
+/// starting at a key frame, timed at `fps`.
+pub(super) struct H264Publisher {
+    splitter: Splitter,
+    aus: Vec<crate::probe::annexb::AccessUnit>,
+    /// Decode-time ticks of one picture.
+    duration: u32,
+    /// An init segment to send in front of the next key frame (the
+    /// camera's parameters changed mid-stream).
+    pending_init: Option<Arc<Vec<u8>>>,
+    /// True once the first key frame went out (viewers start at one).
+    started: bool,
+}
+
+impl H264Publisher {
+    pub(super) fn new(max_frame_bytes: usize, fps: f32) -> H264Publisher {
+        H264Publisher {
+            splitter: Splitter::new(max_frame_bytes),
+            aus: Vec::new(),
+            duration: (TIMESCALE as f32 / fps.max(1.0)).round() as u32,
+            pending_init: None,
+            started: false,
+        }
+    }
+
+    /// Splits `bytes` and publishes every complete picture.
+    ///
+    /// # Errors
+    /// A picture over the byte cap, or parameters that do not parse.
+    pub(super) fn push(
+        &mut self,
+        ch: &Arc<Channel>,
+        hub: &Arc<Hub>,
+        tl: &mut Timeline,
+        bytes: &[u8],
+    ) -> Result<(), String> {
+        self.splitter.push(bytes, &mut self.aus)?;
+        let duration = self.duration;
+        for au in std::mem::take(&mut self.aus) {
             let key = au.is_idr();
-            let (Some(sps), Some(pps)) = (splitter.sps.clone(), splitter.pps.clone()) else {
+            let (Some(sps), Some(pps)) = (self.splitter.sps.clone(), self.splitter.pps.clone())
+            else {
                 continue;
             };
             // Viewers start at a key frame.
-            if !started && !key {
+            if !self.started && !key {
                 continue;
             }
-            started = true;
+            self.started = true;
             if key {
                 let now = local::h264_parameters(&sps, &pps)
                     .map_err(|m| format!("the camera's SPS/PPS: {m}"))?;
@@ -108,7 +152,7 @@ async fn session(
                     let (w, h) = now.pixel_dimensions();
                     let init = Arc::new(fmp4::init_segment(&entry, w, h, TIMESCALE));
                     // A change mid-stream goes out in front of this key frame.
-                    pending_init = tl.params.is_some().then(|| init.clone());
+                    self.pending_init = tl.params.is_some().then(|| init.clone());
                     ch.set_output(Output::Fmp4 {
                         init,
                         codec: now.rfc6381_codec().to_owned(),
@@ -131,7 +175,7 @@ async fn session(
             let sample = au.to_mp4_sample();
             let mut data = Vec::with_capacity(sample.len() + 200);
             if key {
-                if let Some(init) = pending_init.take() {
+                if let Some(init) = self.pending_init.take() {
                     data.extend_from_slice(&init);
                 }
             }
@@ -148,5 +192,6 @@ async fn session(
                 hub.release_stalled(ch, stalled);
             }
         }
+        Ok(())
     }
 }

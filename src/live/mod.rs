@@ -12,6 +12,8 @@
 //!   fall back on.
 //! * **The box's own camera** (`libcamera:`): a capture command's H.264
 //!   (`local.rs`), split into pictures and wrapped into fMP4 the same way.
+//!   A USB webcam (`v4l2://`, `v4l2.rs`): its H.264 the same way, its MJPEG
+//!   (or its YUYV, JPEG-encoded on the box) relayed like an MJPEG camera's.
 //!
 //! # One camera session per stream
 //!
@@ -68,6 +70,7 @@ mod reconnect;
 mod rtsp;
 pub mod slot;
 pub mod thumbs;
+mod v4l2;
 mod viewer;
 
 use std::time::Duration;

@@ -22,21 +22,36 @@ const STDERR_TAIL_BYTES: usize = 600;
 /// How a stream's local camera is captured (validated from `capture:`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capture {
-    /// The command and its arguments, placeholders filled in; never
-    /// through a shell.
-    pub argv: Vec<String>,
+    /// Where the pictures come from.
+    pub source: Source,
+    /// Pixels asked of the camera (`libcamera:`), or the most a V4L2
+    /// camera's frame size may have (its largest size within the cap).
     pub width: u32,
     pub height: u32,
-    /// Frames per second asked of the camera; also the live view's clock
-    /// (a raw H.264 stream carries no timestamps).
+    /// Frames per second asked of the camera (a V4L2 camera's JPEGs above
+    /// it are dropped); also the live view's clock (a raw H.264 stream
+    /// carries no timestamps).
     pub framerate: u32,
 }
 
+/// Where a local camera's pictures come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `libcamera:`: a command and its arguments, placeholders filled in,
+    /// never run through a shell; it writes H.264 Annex B.
+    Command(Vec<String>),
+    /// `v4l2:///dev/videoN`: the device, read directly (`probe::v4l2`).
+    V4l2(String),
+}
+
 impl Capture {
-    /// The command as one line, for messages (it holds no secrets: it is
-    /// the config's template with numbers filled in).
+    /// The command as one line (or the device path), for messages (it holds
+    /// no secrets: it is the config's template with numbers filled in).
     pub fn command_line(&self) -> String {
-        self.argv.join(" ")
+        match &self.source {
+            Source::Command(argv) => argv.join(" "),
+            Source::V4l2(path) => path.clone(),
+        }
     }
 }
 
@@ -51,10 +66,16 @@ pub struct Running {
 /// Starts `cap`'s command.
 ///
 /// # Errors
-/// `capture`: the program does not exist or cannot be run.
+/// `capture`: the program does not exist or cannot be run, or `cap` names
+/// a V4L2 device (no command).
 pub fn spawn(cap: &Capture) -> Result<Running, Failure> {
-    let (program, args) = cap
-        .argv
+    let Source::Command(argv) = &cap.source else {
+        return Err(Failure::new(
+            Reason::Capture,
+            "a V4L2 camera has no capture command",
+        ));
+    };
+    let (program, args) = argv
         .split_first()
         .ok_or_else(|| Failure::new(Reason::Capture, "the capture command is empty"))?;
     let mut child = Command::new(program)

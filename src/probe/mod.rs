@@ -35,6 +35,8 @@ mod outcome;
 pub mod rtsp;
 pub(crate) mod rtsp_session;
 mod transport;
+pub mod v4l2;
+mod v4l2_device;
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -60,10 +62,10 @@ pub enum Kind {
     Snapshot,
     /// The box's own camera: `libcamera:[index]` (the Pi camera, through a
     /// capture command such as `rpicam-vid` writing H.264 to its standard
-    /// output, [`Target::capture`]) or `v4l2:///dev/videoN` (a USB webcam;
-    /// validated, not captured yet). One kind for both: what differs is how
-    /// the bytes are got, and everything after (H.264 key frames, the
-    /// picture checks, the live view's fMP4) is the same.
+    /// output, [`Target::capture`]) or `v4l2:///dev/videoN` (a USB webcam,
+    /// read directly: its H.264 or MJPEG, or its YUYV encoded as JPEG on the
+    /// box). One kind for both: what differs is how the bytes are got; the
+    /// picture checks and the live view take H.264 or JPEG as for cameras.
     Local,
 }
 
@@ -125,8 +127,8 @@ pub struct Target {
     /// next one, to measure the key-frame interval and bitrate. The monitor
     /// asks for it now and then; the verdict does not depend on it.
     pub measure_keyframe_interval: bool,
-    /// [`Kind::Local`] `libcamera:` streams: the capture command and the
-    /// picture asked of it. None for every other stream (and `v4l2://`).
+    /// [`Kind::Local`] streams: the capture command or V4L2 device and the
+    /// picture asked of it. None for every other stream.
     pub capture: Option<Capture>,
 }
 

@@ -3,11 +3,14 @@
 //! the same options, real ffmpeg/x264 writing H.264 Annex B to standard
 //! output). No camera, Pi or libcamera is involved: what the real
 //! `rpicam-vid` does on a board is not tested here (docs/APPLIANCE.md).
-//! The live view of it is in `live/box_camera.rs`.
+//! The live view of it is in `live/box_camera.rs`. USB webcams
+//! (`v4l2://`): this host has no V4L2 device, so only their failures are
+//! tested here (a real device is the `vivid` driver in a QEMU guest).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use streampulse::probe::capture::Source;
 use streampulse::probe::{self, Capture, Kind, Reason, Target, Transport};
 
 use crate::app::App;
@@ -129,7 +132,7 @@ fn target(argv: &[&str], timeout: Duration) -> Target {
         max_frame_bytes: probe::DEFAULT_MAX_FRAME_BYTES,
         measure_keyframe_interval: false,
         capture: Some(Capture {
-            argv: argv.iter().map(|s| s.to_string()).collect(),
+            source: Source::Command(argv.iter().map(|s| s.to_string()).collect()),
             width: 320,
             height: 240,
             framerate: 15,
@@ -213,4 +216,64 @@ fn capture_failures_are_named() {
     assert_eq!(f.reason, Reason::NoFrame, "{f:?}");
     assert!(f.message.contains("no complete key frame"), "{f:?}");
     assert!(took < Duration::from_millis(2500), "{took:?}");
+}
+
+fn v4l2_target(path: &str) -> Target {
+    Target {
+        url: url::Url::parse(&format!("v4l2://{path}")).unwrap(),
+        capture: Some(Capture {
+            source: Source::V4l2(path.into()),
+            width: 640,
+            height: 480,
+            framerate: 5,
+        }),
+        ..target(&["unused"], Duration::from_secs(5))
+    }
+}
+
+/// A V4L2 camera that is not there, or a node that is no camera, fails at
+/// once with reason `capture` and words that say which.
+#[test]
+fn v4l2_failures_are_named() {
+    let (o, _, took) = run(&v4l2_target("/dev/video99"));
+    let f = o.result.unwrap_err();
+    assert_eq!(f.reason, Reason::Capture, "{f:?}");
+    assert!(
+        f.message.contains("no such device /dev/video99")
+            && f.message.contains("is the camera plugged in?"),
+        "{f:?}"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // /dev/null opens, but answers VIDIOC_QUERYCAP with ENOTTY.
+    let (o, _, _) = run(&v4l2_target("/dev/null"));
+    let f = o.result.unwrap_err();
+    assert_eq!(f.reason, Reason::Capture, "{f:?}");
+    assert!(
+        f.message.contains("/dev/null is not a V4L2 device"),
+        "{f:?}"
+    );
+}
+
+/// The daemon monitors a `v4l2://` camera like any: one that is not
+/// plugged in fails with reason `capture`, the message naming the
+/// device.
+#[test]
+fn missing_v4l2_camera_fails_with_reason_capture() {
+    let (app, _dir) = start(
+        "v4l2_missing",
+        "heartbeat_seconds: 5\nstreams:\n- name: Webcam\n  url: v4l2:///dev/video99\n  \
+         fail_threshold: 1\n  capture: {width: 640, height: 480, framerate: 5}\n",
+        &[],
+    );
+    let v = app.wait_status(Duration::from_secs(30), "the webcam failing", |v| {
+        v["Webcam"]["status"] == "fail"
+    });
+    let s = &v["Webcam"];
+    assert_eq!(s["reason"], "capture", "{s:#}");
+    let msg = s["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("/dev/video99") && msg.contains("no such device"),
+        "{s:#}"
+    );
 }

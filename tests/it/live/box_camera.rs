@@ -212,3 +212,36 @@ fn box_camera_live_stream_records_with_ffmpeg() {
     let facts = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
     assert_eq!(facts, "h264,320,240", "the recording: {facts}");
 }
+
+/// A USB webcam (`v4l2://`) that is not plugged in: a viewer starts its
+/// live capture, which fails with the device's own message, as the probe
+/// does: in `/api/live` while it retries, in the viewer's answer once it
+/// gave up (3 starts, which can come before the first poll here). This host has no V4L2 device; a real
+/// one is the `vivid` driver in a QEMU guest.
+#[test]
+fn missing_v4l2_camera_live_capture_names_the_device() {
+    let (app, _dir) = start(
+        "v4l2_live_missing",
+        "heartbeat_seconds: 3600\nlive:\n  max_viewers: 2\nstreams:\n- name: Webcam\n  \
+         url: v4l2:///dev/video99\n",
+        &[],
+    );
+    let viewer = Viewer::open(&app, "Webcam");
+    let mut last = serde_json::Value::Null;
+    let named = |v: &serde_json::Value| {
+        v.as_str()
+            .is_some_and(|m| m.contains("no such device /dev/video99"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        last = live_of(&app, "Webcam");
+        if named(&last["message"]) || viewer.seen(|s| named(&s.error.clone().into())) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "the device is not named: /api/live {last:#}, viewer {}",
+        viewer.seen(|s| format!("{} {}", s.status, s.error))
+    );
+}
