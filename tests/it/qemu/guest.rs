@@ -403,11 +403,12 @@ impl Guest {
         Some((status, r.body_mut().read_to_string().ok()?))
     }
 
-    /// GET `path` with the session as bytes (a download): status and body.
-    pub(super) fn session_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+    /// GET `path` with the session through the port forward (redirects
+    /// not followed, error statuses returned), within `timeout`.
+    fn session_get(&self, path: &str, timeout: Duration) -> ureq::http::Response<ureq::Body> {
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(120)))
+                .timeout_global(Some(timeout))
                 .http_status_as_error(false)
                 .max_redirects(0)
                 .build(),
@@ -416,9 +417,13 @@ impl Guest {
         if let Some(c) = &self.session {
             req = req.header("Cookie", c);
         }
-        let mut r = req
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path} through the port forward: {e}"));
+        req.call()
+            .unwrap_or_else(|e| panic!("GET {path} through the port forward: {e}"))
+    }
+
+    /// GET `path` with the session as bytes (a download): status and body.
+    pub(super) fn session_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let mut r = self.session_get(path, Duration::from_secs(120));
         let status = r.status().as_u16();
         let body = r
             .body_mut()
@@ -433,20 +438,7 @@ impl Guest {
     /// for a stream that never ends (a live view): status, content type,
     /// bytes (fewer if it ended or 90 s passed).
     pub(super) fn session_stream(&self, path: &str, n: u64) -> (u16, String, Vec<u8>) {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(90)))
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .build(),
-        );
-        let mut req = agent.get(&format!("{}{path}", self.http));
-        if let Some(c) = &self.session {
-            req = req.header("Cookie", c);
-        }
-        let mut r = req
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path} through the port forward: {e}"));
+        let mut r = self.session_get(path, Duration::from_secs(90));
         let status = r.status().as_u16();
         let content_type = r
             .headers()
