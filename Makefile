@@ -84,7 +84,7 @@ soak: deps
 
 # Box camera: glass-to-glass latency in Chromium and CPU per viewer, beside
 # pistreaming's pipeline (MPEG-1 -> websocket -> jsmpg.js), issue 21
-# (bench/live_latency.py, bench/LIVE-LATENCY.md); about 6 minutes, results in
+# (bench/live_latency.py, docs/PERFORMANCE.md "Box camera"); about 6 minutes, results in
 # bench/results/live-latency-*.json/.md. Needs only loopback. Installs, for
 # this target only: jsmpeg (npm, pinned in bench/live/package-lock.json) and
 # ws4py (PyPI) in a venv in target/bench-live-venv. BENCH_LIVE_ARGS passes
